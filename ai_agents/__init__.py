@@ -1,0 +1,33 @@
+"""ai_agents: persistent, provider-agnostic AI agents on your own PostgreSQL and Redis."""
+
+from ai_agents.config import Settings
+from ai_agents.definition import AgentDefinition
+from ai_agents.errors import (
+    AgentsError,
+    LimitExceeded,
+    NotFoundError,
+    ProviderError,
+    ThreadBusyError,
+    ValidationError,
+)
+from ai_agents.messages import Message, ToolCall
+from ai_agents.records import AgentRecord, Page, ThreadRecord, UsageTotals
+from ai_agents.store import AgentStore
+
+__all__ = [
+    "AgentDefinition",
+    "AgentRecord",
+    "AgentStore",
+    "AgentsError",
+    "LimitExceeded",
+    "Message",
+    "NotFoundError",
+    "Page",
+    "ProviderError",
+    "Settings",
+    "ThreadBusyError",
+    "ThreadRecord",
+    "ToolCall",
+    "UsageTotals",
+    "ValidationError",
+]

@@ -1,0 +1,1 @@
+"""PostgreSQL access: table definitions, engine, and driver-error translation."""

@@ -1,0 +1,141 @@
+"""Agent rows: create, read, update, list, deactivate, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ai_agents.db.scope import Scope
+from ai_agents.db.tables import agents
+from ai_agents.definition import AgentDefinition
+from ai_agents.errors import NotFoundError
+from ai_agents.records import AgentRecord, Page, decode_cursor, encode_cursor
+
+DEFINITION_FIELDS = ("name", "role", "goal", "constraints", "personality", "examples", "tools")
+CONFIG_FIELDS = (
+    "provider",
+    "model",
+    "fallbacks",
+    "memory_strategy",
+    "memory_config",
+    "settings",
+    "metadata",
+    "created_by",
+    "is_active",
+)
+
+
+def to_record(row: RowMapping) -> AgentRecord:
+    return AgentRecord(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        definition=AgentDefinition(
+            name=row["name"],
+            role=row["role"],
+            goal=row["goal"],
+            constraints=list(row["constraints"] or []),
+            personality=row["personality"],
+            examples=list(row["examples"] or []),
+            tools=list(row["tools"] or []),
+        ),
+        provider=row["provider"],
+        model=row["model"],
+        fallbacks=list(row["fallbacks"] or []),
+        memory_strategy=row["memory_strategy"],
+        memory_config=dict(row["memory_config"] or {}),
+        settings=dict(row["settings"] or {}),
+        metadata=dict(row["metadata"] or {}),
+        created_by=row["created_by"],
+        is_active=row["is_active"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def insert_agent(
+    conn: AsyncConnection, tenant_id: str, values: dict[str, Any]
+) -> AgentRecord:
+    row = (
+        (await conn.execute(insert(agents).values(tenant_id=tenant_id, **values).returning(agents)))
+        .mappings()
+        .one()
+    )
+    return to_record(row)
+
+
+async def get_agent(conn: AsyncConnection, scope: Scope, agent_id: UUID) -> AgentRecord:
+    row = (
+        (
+            await conn.execute(
+                select(agents).where(agents.c.id == agent_id, scope.visible(agents.c.tenant_id))
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFoundError("agent", agent_id)
+    return to_record(row)
+
+
+async def update_agent(
+    conn: AsyncConnection, scope: Scope, agent_id: UUID, values: dict[str, Any]
+) -> AgentRecord:
+    row = (
+        (
+            await conn.execute(
+                update(agents)
+                .where(agents.c.id == agent_id, scope.visible(agents.c.tenant_id))
+                .values(**values)
+                .returning(agents)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFoundError("agent", agent_id)
+    return to_record(row)
+
+
+async def delete_agent(conn: AsyncConnection, scope: Scope, agent_id: UUID) -> None:
+    result = await conn.execute(
+        delete(agents).where(agents.c.id == agent_id, scope.visible(agents.c.tenant_id))
+    )
+    if result.rowcount == 0:
+        raise NotFoundError("agent", agent_id)
+
+
+async def list_agents(
+    conn: AsyncConnection,
+    scope: Scope,
+    *,
+    limit: int,
+    cursor: str | None,
+    include_inactive: bool,
+) -> Page[AgentRecord]:
+    """Oldest first, keyset-paginated on (created_at, id)."""
+    query = select(agents).where(scope.visible(agents.c.tenant_id))
+    if not include_inactive:
+        query = query.where(agents.c.is_active.is_(True))
+    if cursor:
+        created, ident = decode_cursor(cursor, 2)
+        created_at = datetime.fromisoformat(created)
+        query = query.where(
+            or_(
+                agents.c.created_at > created_at,
+                and_(agents.c.created_at == created_at, agents.c.id > UUID(ident)),
+            )
+        )
+    query = query.order_by(agents.c.created_at, agents.c.id).limit(limit + 1)
+    rows = (await conn.execute(query)).mappings().all()
+    items = [to_record(r) for r in rows[:limit]]
+    next_cursor = (
+        encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit and items else None
+    )
+    return Page(items, next_cursor)

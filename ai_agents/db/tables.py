@@ -1,0 +1,190 @@
+"""Table definitions (SQLAlchemy Core). The migrations in ``alembic/versions`` create them.
+
+The store uses Core statements rather than the ORM: every hot-path read is one
+compiled, cached statement, and every write is one short transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+_NOW = text("now()")
+_UUID = text("gen_random_uuid()")
+
+
+def _ts(name: str, **kw: object) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=False, server_default=_NOW, **kw)  # type: ignore[arg-type]
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text),
+    Column("max_thread_bytes", BigInteger),
+    Column("max_user_bytes", BigInteger),
+    Column("max_total_bytes", BigInteger),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_UUID),
+    Column("tenant_id", Text, nullable=False, server_default="default"),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("goal", Text),
+    Column("constraints", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("personality", JSONB),
+    Column("examples", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("tools", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("provider", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("fallbacks", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("memory_strategy", Text, nullable=False, server_default="last_messages"),
+    Column("memory_config", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("settings", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_by", Text),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    _ts("created_at"),
+    _ts("updated_at"),
+    Index("ix_agents_tenant_created", "tenant_id", "created_at", "id"),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_UUID),
+    Column("tenant_id", Text, nullable=False, server_default="default"),
+    Column(
+        "agent_id", UUID(as_uuid=True), ForeignKey("agents.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("user_id", Text),
+    Column("title", Text),
+    Column("total_bytes", BigInteger, nullable=False, server_default="0"),
+    Column("message_count", Integer, nullable=False, server_default="0"),
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
+    Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cost", Float, nullable=False, server_default="0"),
+    _ts("created_at"),
+    _ts("updated_at"),
+    _ts("last_used_at"),
+    Column("provider_state", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("memory_state", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("archived", Boolean, nullable=False, server_default=text("false")),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("forked_from_id", UUID(as_uuid=True)),
+    Column("forked_at_seq", BigInteger),
+    Index("idx_threads_agent", "agent_id"),
+    Index("idx_threads_user", "user_id"),
+    Index("idx_threads_last_used", "last_used_at"),
+    Index(
+        "ix_threads_tenant_user_used",
+        "tenant_id",
+        "user_id",
+        text("last_used_at DESC"),
+        text("id DESC"),
+    ),
+    Index(
+        "ix_threads_tenant_agent_used",
+        "tenant_id",
+        "agent_id",
+        text("last_used_at DESC"),
+        text("id DESC"),
+    ),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_UUID),
+    Column(
+        "thread_id",
+        UUID(as_uuid=True),
+        ForeignKey("threads.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("seq", BigInteger, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("content", Text),
+    Column("tool_calls", JSONB),
+    Column("tool_call_id", Text),
+    Column("tool_name", Text),
+    _ts("created_at"),
+    Column("token_count", Integer),
+    Column("byte_size", Integer, nullable=False, server_default="0"),
+    Column("provider", Text),
+    Column("model", Text),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cost", Float),
+    Column("run_id", UUID(as_uuid=True)),
+    Column("idempotency_key", Text),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    UniqueConstraint("thread_id", "seq", name="uq_messages_thread_seq"),
+    CheckConstraint("role IN ('system', 'user', 'assistant', 'tool')", name="ck_messages_role"),
+    Index("idx_messages_created", "created_at"),
+    Index(
+        "uq_messages_thread_idempotency",
+        "thread_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+user_memory = Table(
+    "user_memory",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_UUID),
+    Column("tenant_id", Text, nullable=False, server_default="default"),
+    Column("user_id", Text, nullable=False),
+    Column("agent_id", UUID(as_uuid=True), ForeignKey("agents.id", ondelete="CASCADE")),
+    Column("key", Text, nullable=False),
+    Column("value", Text),
+    _ts("created_at"),
+    _ts("updated_at"),
+    UniqueConstraint(
+        "tenant_id",
+        "user_id",
+        "agent_id",
+        "key",
+        name="uq_user_memory_key",
+        postgresql_nulls_not_distinct=True,
+    ),
+    Index("idx_user_memory_user", "tenant_id", "user_id", "agent_id"),
+)
+
+user_usage = Table(
+    "user_usage",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    # '' stands for threads without a user.
+    Column("user_id", Text, primary_key=True),
+    Column("total_bytes", BigInteger, nullable=False, server_default="0"),
+    Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cost", Float, nullable=False, server_default="0"),
+)

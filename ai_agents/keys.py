@@ -1,0 +1,53 @@
+"""Every Redis key and stream name the platform uses, in one place.
+
+All keys start with a deployment prefix (``AI_AGENTS_REDIS_PREFIX``, default empty) so
+several deployments, or tests, can share one Redis without seeing each other's keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    prefix: str = ""
+
+    # --- rate limiting (sorted sets scored by time) -------------------------------
+    def rpm(self, provider: str, model: str) -> str:
+        return f"{self.prefix}ratelimit:{provider}:{model}:rpm"
+
+    def tpm(self, provider: str, model: str) -> str:
+        return f"{self.prefix}ratelimit:{provider}:{model}:tpm"
+
+    def scope_rpm(self, scope: str, ident: str) -> str:
+        """Per-user / per-tenant / per-API-key request windows (scope: user|tenant|key)."""
+        return f"{self.prefix}ratelimit:{scope}:{ident}:rpm"
+
+    def scope_tpm(self, scope: str, ident: str) -> str:
+        return f"{self.prefix}ratelimit:{scope}:{ident}:tpm"
+
+    # --- background jobs ----------------------------------------------------------
+    def job_stream(self, priority: str) -> str:
+        return f"{self.prefix}jobs:agent_runs:{priority}"
+
+    @property
+    def job_dead_letter(self) -> str:
+        return f"{self.prefix}jobs:agent_runs:dead"
+
+    def job_result(self, job_id: str) -> str:
+        return f"{self.prefix}jobs:results:{job_id}"
+
+    def job_cancel(self, job_id: str) -> str:
+        return f"{self.prefix}jobs:cancel:{job_id}"
+
+    # --- provider resilience ------------------------------------------------------
+    def breaker(self, provider: str, base_url: str) -> str:
+        return f"{self.prefix}breaker:{provider}:{base_url}"
+
+    def breaker_pattern(self) -> str:
+        return f"{self.prefix}breaker:*"
+
+    # --- caching ------------------------------------------------------------------
+    def cache_agent(self, agent_id: str) -> str:
+        return f"{self.prefix}cache:agent:{agent_id}"

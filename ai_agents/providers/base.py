@@ -1,0 +1,158 @@
+"""The provider contract: one request type, one response type, two methods.
+
+A provider is compute only. It receives the system prompt and the already-trimmed history
+in the internal message format (:mod:`ai_agents.messages`), converts them to its vendor's
+wire format, and answers with a :class:`ProviderResponse`. It never touches the database.
+
+The *adapter* (wire format: OpenAI chat completions, Anthropic messages, Ollama chat) is a
+class; the *vendor settings* (key, base URL, headers, timeout) are a
+:class:`ProviderSettings` value, so any OpenAI-compatible server is configuration.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from ai_agents.messages import Message, ToolCall
+
+FinishReason = Literal["stop", "tool_calls", "length", "content_filter", "error"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolSpec:
+    """A tool as the model sees it: name, description and JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderSettings:
+    """Where and how to reach a vendor. ``None`` values fall back to the SDK's env vars."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 120.0
+    # Name under which usage/limits/breakers are tracked (e.g. "groq" for an
+    # OpenAI-compatible adapter pointed at Groq).
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderRequest:
+    """Everything one model call needs. Built by the runner, read by adapters."""
+
+    model: str
+    system_prompt: str
+    messages: Sequence[Message]
+    tools: Sequence[ToolSpec] = ()
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    # "auto" | "none" | "required" | a tool name (force that tool)
+    tool_choice: str = "auto"
+    stop: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    # True when the vendor did not report usage and we counted ourselves.
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.estimated or other.estimated,
+        )
+
+
+@dataclass(slots=True, kw_only=True)
+class ProviderResponse:
+    """One model answer: text and/or tool calls, why it stopped, and what it cost."""
+
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: FinishReason = "stop"
+    usage: Usage = field(default_factory=Usage)
+    provider: str = ""
+    model: str = ""
+    raw_id: str | None = None
+
+
+# --- streaming events -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+    type: Literal["text_delta"] = "text_delta"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallReady:
+    """A complete tool call (arguments fully received and parsed)."""
+
+    call: ToolCall
+    type: Literal["tool_call"] = "tool_call"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    response: ProviderResponse
+    type: Literal["response_done"] = "response_done"
+
+
+StreamEvent = TextDelta | ToolCallReady | ResponseDone
+
+
+class Provider(ABC):
+    """Base of every adapter. Subclasses set the class flags and implement two methods."""
+
+    #: Adapter family name ("openai", "anthropic", "ollama", ...).
+    kind: ClassVar[str]
+    supports_native_tools: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True
+
+    def __init__(self, settings: ProviderSettings | None = None) -> None:
+        self.settings = settings or ProviderSettings()
+
+    @property
+    def name(self) -> str:
+        """Name used for limits, usage and breakers (settings.name or the adapter kind)."""
+        return self.settings.name or self.kind
+
+    def native_tools_for(self, model: str) -> bool:
+        """Whether *model* gets native tool calling (adapters may consult the registry)."""
+        return self.supports_native_tools
+
+    @abstractmethod
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        """Answer one request."""
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
+        """Yield text deltas and complete tool calls, then exactly one ResponseDone.
+
+        The default implementation calls :meth:`complete` and replays it.
+        """
+        response = await self.complete(request)
+        if response.content:
+            yield TextDelta(response.content)
+        for call in response.tool_calls:
+            yield ToolCallReady(call)
+        yield ResponseDone(response)
+
+    async def aclose(self) -> None:  # noqa: B027 - adapters without connections need nothing
+        """Release connections held by the adapter."""

@@ -1,0 +1,715 @@
+"""AgentStore: owns agents, threads, messages and user memory in PostgreSQL.
+
+    store = AgentStore()                      # env AI_AGENTS_DATABASE_URL / DATABASE_URL, REDIS_URL
+    async with store:
+        agent_id = await store.create_agent(definition=AgentDefinition(...), provider="openai",
+                                            model="gpt-4o")
+        thread_id = await store.create_thread(agent_id=agent_id, user_id="user_123")
+        response = await store.run(thread_id, "What's the checkout time?")
+
+One store holds one connection pool (and one Redis client) for its lifetime. It is
+scoped to a tenant (``settings.default_tenant`` unless given); :meth:`for_tenant`
+returns a view on another tenant sharing the same pools.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ai_agents.config import Settings
+from ai_agents.db import agents as agent_rows
+from ai_agents.db import memory as memory_rows
+from ai_agents.db import messages as message_rows
+from ai_agents.db import migrate as migrations
+from ai_agents.db import threads as thread_rows
+from ai_agents.db.engine import create_engine, parse_uuid, translate_errors
+from ai_agents.db.scope import Scope
+from ai_agents.db.tables import tenants, user_usage
+from ai_agents.definition import AgentDefinition
+from ai_agents.errors import ConfigurationError, LimitExceeded, UsageError, ValidationError
+from ai_agents.keys import RedisKeys
+from ai_agents.messages import Message, Role, ToolCall
+from ai_agents.records import AgentRecord, Page, ThreadRecord, UsageTotals
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+MAX_PAGE = 1000
+_TENANT_LIMITS_TTL = 30.0
+
+
+def _page_limit(limit: int) -> int:
+    if not isinstance(limit, int) or limit < 1 or limit > MAX_PAGE:
+        raise ValidationError(
+            f"limit must be an integer between 1 and {MAX_PAGE}", details={"field": "limit"}
+        )
+    return limit
+
+
+class _Shared:
+    """Pools and caches shared by every tenant view of one store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine | None = None
+        self.redis: Redis | None = None
+        self.tenant_limits: dict[str, tuple[float, message_rows.SizeLimits]] = {}
+        self.extensions: dict[str, Any] = {}
+
+
+class AgentStore:
+    """The data owner: CRUD for agents, threads, messages and user memory, plus runs."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        tenant_id: str | None = None,
+    ) -> None:
+        settings = settings or Settings.from_env()
+        settings = replace(
+            settings,
+            database_url=database_url or settings.database_url,
+            redis_url=redis_url or settings.redis_url,
+        )
+        self._shared = _Shared(settings)
+        self._scope = Scope(tenant_id or settings.default_tenant)
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self._shared.settings
+
+    @property
+    def tenant_id(self) -> str | None:
+        """The tenant this view acts for (``None``: the admin view of every tenant)."""
+        return self._scope.tenant_id
+
+    @property
+    def keys(self) -> RedisKeys:
+        return RedisKeys(self.settings.redis_prefix)
+
+    def for_tenant(self, tenant_id: str | None) -> AgentStore:
+        """A view of this store acting for *tenant_id* (``None``: admin, sees all tenants)."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._scope = Scope(tenant_id)
+        return view
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._shared.engine is None:
+            url = self.settings.database_url
+            if not url:
+                raise ConfigurationError(
+                    "no database configured: pass database_url or set AI_AGENTS_DATABASE_URL "
+                    "(or DATABASE_URL) to a PostgreSQL URL"
+                )
+            self._shared.engine = create_engine(url, self.settings)
+        return self._shared.engine
+
+    @property
+    def redis(self) -> Redis:
+        if self._shared.redis is None:
+            from redis.asyncio import Redis
+
+            url = self.settings.redis_url
+            if not url:
+                raise ConfigurationError(
+                    "no Redis configured: pass redis_url or set AI_AGENTS_REDIS_URL (or REDIS_URL)"
+                )
+            self._shared.redis = Redis.from_url(url, decode_responses=False)
+        return self._shared.redis
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """Per-store singletons of other components (runner, queue, ...), created lazily."""
+        return self._shared.extensions
+
+    async def __aenter__(self) -> AgentStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every pool and component the store opened. Safe to call twice."""
+        for ext in list(self._shared.extensions.values()):
+            closer = getattr(ext, "aclose", None)
+            if closer is not None:
+                await closer()
+        self._shared.extensions.clear()
+        if self._shared.redis is not None:
+            await self._shared.redis.aclose()
+            self._shared.redis = None
+        if self._shared.engine is not None:
+            await self._shared.engine.dispose()
+            self._shared.engine = None
+
+    async def migrate(self) -> None:
+        """Upgrade the database schema to the newest revision (a no-op when current)."""
+        if not self.settings.database_url:
+            raise ConfigurationError("no database configured: cannot migrate")
+        await migrations.upgrade_async(self.settings.database_url)
+
+    @asynccontextmanager
+    async def _tx(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        with translate_errors(operation):
+            async with self.engine.begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _read(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        with translate_errors(operation):
+            async with self.engine.connect() as conn:
+                yield conn
+
+    # --- agents -----------------------------------------------------------------------
+
+    async def create_agent(
+        self,
+        definition: AgentDefinition,
+        *,
+        provider: str,
+        model: str,
+        memory_strategy: str = "last_messages",
+        memory_config: dict[str, Any] | None = None,
+        tools: Sequence[str] | None = None,
+        fallbacks: Sequence[dict[str, Any]] | None = None,
+        settings: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_by: str | None = None,
+        tenant_id: str | None = None,
+    ) -> UUID:
+        """Create an agent; ``tools`` (if given) replaces ``definition.tools``."""
+        if not isinstance(definition, AgentDefinition):
+            raise ValidationError(
+                "definition must be an AgentDefinition", details={"field": "definition"}
+            )
+        if tools is not None:
+            definition = AgentDefinition.from_dict({**definition.to_dict(), "tools": list(tools)})
+        values: dict[str, Any] = {
+            **definition.to_dict(),
+            "provider": provider,
+            "model": model,
+            "memory_strategy": memory_strategy,
+            "memory_config": dict(memory_config or {}),
+            "fallbacks": [dict(f) for f in fallbacks or ()],
+            "settings": dict(settings or {}),
+            "metadata": dict(metadata or {}),
+            "created_by": created_by,
+        }
+        self._validate_agent_values(values)
+        owner = self._scope.owner(tenant_id, self.settings.default_tenant)
+        async with self._tx("create_agent") as conn:
+            record = await agent_rows.insert_agent(conn, owner, values)
+        return record.id
+
+    async def get_agent(self, agent_id: UUID | str) -> AgentRecord:
+        ident = parse_uuid(agent_id, "agent")
+        async with self._read("get_agent") as conn:
+            return await agent_rows.get_agent(conn, self._scope, ident)
+
+    async def update_agent(self, agent_id: UUID | str, **changes: Any) -> AgentRecord:
+        """Change any field of the definition or configuration; validated as on create."""
+        ident = parse_uuid(agent_id, "agent")
+        if "definition" in changes:
+            definition = changes.pop("definition")
+            if not isinstance(definition, AgentDefinition):
+                raise ValidationError(
+                    "definition must be an AgentDefinition", details={"field": "definition"}
+                )
+            changes = {**definition.to_dict(), **changes}
+        allowed = set(agent_rows.DEFINITION_FIELDS) | set(agent_rows.CONFIG_FIELDS)
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValidationError(
+                f"unknown agent field(s): {', '.join(sorted(unknown))}",
+                details={"fields": sorted(unknown), "allowed": sorted(allowed)},
+            )
+        if not changes:
+            return await self.get_agent(ident)
+        async with self._tx("update_agent") as conn:
+            current = await agent_rows.get_agent(conn, self._scope, ident)
+            merged_def = {**current.definition.to_dict()}
+            merged_def.update(
+                {k: v for k, v in changes.items() if k in agent_rows.DEFINITION_FIELDS}
+            )
+            definition = AgentDefinition.from_dict(merged_def)  # validates
+            values = {
+                "provider": current.provider,
+                "model": current.model,
+                "memory_strategy": current.memory_strategy,
+                "memory_config": current.memory_config,
+                "fallbacks": current.fallbacks,
+                "settings": current.settings,
+                **{k: v for k, v in changes.items() if k in agent_rows.CONFIG_FIELDS},
+                **definition.to_dict(),
+            }
+            self._validate_agent_values(values)
+            return await agent_rows.update_agent(conn, self._scope, ident, values)
+
+    async def list_agents(
+        self, *, limit: int = 50, cursor: str | None = None, include_inactive: bool = False
+    ) -> Page[AgentRecord]:
+        async with self._read("list_agents") as conn:
+            return await agent_rows.list_agents(
+                conn,
+                self._scope,
+                limit=_page_limit(limit),
+                cursor=cursor,
+                include_inactive=include_inactive,
+            )
+
+    async def deactivate_agent(self, agent_id: UUID | str) -> AgentRecord:
+        """Soft delete: the agent stays (with its threads) but cannot run."""
+        return await self.update_agent(agent_id, is_active=False)
+
+    async def delete_agent(self, agent_id: UUID | str) -> None:
+        """Delete the agent with all its threads, messages and agent-scoped memory."""
+        ident = parse_uuid(agent_id, "agent")
+        async with self._tx("delete_agent") as conn:
+            threads = await thread_rows.list_threads(
+                conn,
+                self._scope,
+                agent_id=ident,
+                user_id=None,
+                archived=None,
+                limit=MAX_PAGE,
+                cursor=None,
+            )
+            await agent_rows.get_agent(conn, self._scope, ident)
+            await self._delete_threads_of_agent(conn, ident, threads.items)
+            await agent_rows.delete_agent(conn, self._scope, ident)
+
+    async def _delete_threads_of_agent(
+        self, conn: AsyncConnection, agent_id: UUID, first_page: list[ThreadRecord]
+    ) -> None:
+        """Delete the agent's threads one by one so user byte totals stay exact."""
+        page = first_page
+        while page:
+            for thread in page:
+                await self._delete_thread_in(conn, thread.id)
+            page = (
+                await thread_rows.list_threads(
+                    conn,
+                    self._scope,
+                    agent_id=agent_id,
+                    user_id=None,
+                    archived=None,
+                    limit=MAX_PAGE,
+                    cursor=None,
+                )
+            ).items
+
+    def _validate_agent_values(self, values: dict[str, Any]) -> None:
+        for name in ("provider", "model", "memory_strategy"):
+            if not isinstance(values.get(name), str) or not values[name].strip():
+                raise ValidationError(f"{name} must be a non-empty string", details={"field": name})
+        for name in ("memory_config", "settings"):
+            if not isinstance(values.get(name), dict):
+                raise ValidationError(f"{name} must be a mapping", details={"field": name})
+        for i, fallback in enumerate(values.get("fallbacks") or ()):
+            if not isinstance(fallback, dict) or not {"provider", "model"} <= set(fallback):
+                raise ValidationError(
+                    f"fallbacks[{i}] must be a mapping with 'provider' and 'model'",
+                    details={"field": "fallbacks"},
+                )
+        for validator in self._shared.extensions.get("agent_validators", ()):
+            validator(values)
+
+    # --- threads ----------------------------------------------------------------------
+
+    async def create_thread(
+        self,
+        agent_id: UUID | str,
+        *,
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        title: str | None = None,
+    ) -> UUID:
+        ident = parse_uuid(agent_id, "agent")
+        if user_id is not None and (not isinstance(user_id, str) or not user_id):
+            raise ValidationError(
+                "user_id must be a non-empty string", details={"field": "user_id"}
+            )
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValidationError("metadata must be a mapping", details={"field": "metadata"})
+        async with self._tx("create_thread") as conn:
+            agent = await agent_rows.get_agent(conn, self._scope, ident)
+            record = await thread_rows.insert_thread(
+                conn,
+                {
+                    "tenant_id": agent.tenant_id,
+                    "agent_id": ident,
+                    "user_id": user_id,
+                    "title": title,
+                    "metadata": dict(metadata or {}),
+                },
+            )
+        return record.id
+
+    async def get_thread(self, thread_id: UUID | str) -> ThreadRecord:
+        ident = parse_uuid(thread_id, "thread")
+        async with self._read("get_thread") as conn:
+            return await thread_rows.get_thread(conn, self._scope, ident)
+
+    async def list_threads(
+        self,
+        *,
+        agent_id: UUID | str | None = None,
+        user_id: str | None = None,
+        archived: bool | None = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[ThreadRecord]:
+        """Threads most recently used first; ``archived=None`` lists both kinds."""
+        agent = parse_uuid(agent_id, "agent") if agent_id is not None else None
+        async with self._read("list_threads") as conn:
+            return await thread_rows.list_threads(
+                conn,
+                self._scope,
+                agent_id=agent,
+                user_id=user_id,
+                archived=archived,
+                limit=_page_limit(limit),
+                cursor=cursor,
+            )
+
+    async def update_thread(
+        self,
+        thread_id: UUID | str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        title: str | None = None,
+        provider_state: dict[str, Any] | None = None,
+        memory_state: dict[str, Any] | None = None,
+    ) -> ThreadRecord:
+        ident = parse_uuid(thread_id, "thread")
+        values: dict[str, Any] = {}
+        for name, value in (
+            ("metadata", metadata),
+            ("provider_state", provider_state),
+            ("memory_state", memory_state),
+        ):
+            if value is not None:
+                if not isinstance(value, dict):
+                    raise ValidationError(f"{name} must be a mapping", details={"field": name})
+                values[name] = value
+        if title is not None:
+            values["title"] = title
+        async with self._tx("update_thread") as conn:
+            if not values:
+                return await thread_rows.get_thread(conn, self._scope, ident)
+            return await thread_rows.update_thread(conn, self._scope, ident, values)
+
+    async def archive_thread(self, thread_id: UUID | str) -> ThreadRecord:
+        return await self._set_archived(thread_id, True)
+
+    async def unarchive_thread(self, thread_id: UUID | str) -> ThreadRecord:
+        return await self._set_archived(thread_id, False)
+
+    async def _set_archived(self, thread_id: UUID | str, archived: bool) -> ThreadRecord:
+        ident = parse_uuid(thread_id, "thread")
+        async with self._tx("archive_thread") as conn:
+            return await thread_rows.update_thread(conn, self._scope, ident, {"archived": archived})
+
+    async def delete_thread(self, thread_id: UUID | str) -> None:
+        ident = parse_uuid(thread_id, "thread")
+        async with self._tx("delete_thread") as conn:
+            await thread_rows.get_thread(conn, self._scope, ident)
+            await self._delete_thread_in(conn, ident)
+
+    async def _delete_thread_in(self, conn: AsyncConnection, thread_id: UUID) -> None:
+        record = await thread_rows.delete_thread(conn, self._scope, thread_id)
+        await conn.execute(
+            user_usage.update()
+            .where(
+                user_usage.c.tenant_id == record.tenant_id,
+                user_usage.c.user_id == (record.user_id or ""),
+            )
+            .values(total_bytes=user_usage.c.total_bytes - record.total_bytes)
+        )
+
+    async def fork_thread(
+        self,
+        thread_id: UUID | str,
+        *,
+        up_to_message_id: UUID | str | None = None,
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> UUID:
+        """Copy the thread's messages up to (and including) a message into a new thread.
+
+        The cut never separates a tool call from its results: it extends over the tool
+        results that follow it. The new thread records where it came from.
+        """
+        ident = parse_uuid(thread_id, "thread")
+        async with self._tx("fork_thread") as conn:
+            source = await thread_rows.get_thread(conn, self._scope, ident, for_update=True)
+            up_to = None
+            if up_to_message_id is not None:
+                up_to = await message_rows.seq_of(
+                    conn, ident, parse_uuid(up_to_message_id, "message")
+                )
+            cut = await thread_rows.fork_cut_seq(conn, source, up_to)
+            fork = await thread_rows.insert_thread(
+                conn,
+                {
+                    "tenant_id": source.tenant_id,
+                    "agent_id": source.agent_id,
+                    "user_id": user_id if user_id is not None else source.user_id,
+                    "title": source.title,
+                    "metadata": dict(metadata if metadata is not None else source.metadata),
+                    "forked_from_id": source.id,
+                    "forked_at_seq": cut,
+                },
+            )
+            count, size, last_seq = await thread_rows.copy_messages(conn, source.id, fork.id, cut)
+            limits = await self._limits(conn, source.tenant_id)
+            if size > limits.thread_bytes:
+                raise LimitExceeded("thread", limits.thread_bytes, 0, size)
+            await message_rows.charge_user(conn, fork.tenant_id, fork.user_id, size, limits)
+            await thread_rows.update_thread(
+                conn,
+                self._scope,
+                fork.id,
+                {"message_count": count, "total_bytes": size, "last_seq": last_seq},
+            )
+        return fork.id
+
+    # --- messages ---------------------------------------------------------------------
+
+    async def add_message(
+        self,
+        thread_id: UUID | str,
+        role: Role,
+        content: str | None = None,
+        *,
+        tool_calls: Sequence[ToolCall] | None = None,
+        tool_call_id: str | None = None,
+        tool_name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        """Append one message; counters and size limits are checked in the same transaction."""
+        message = Message(
+            role=role,
+            content=content,
+            tool_calls=list(tool_calls or ()),
+            tool_call_id=tool_call_id,
+            tool_name=tool_name,
+            metadata=dict(metadata or {}),
+        )
+        (saved,) = await self.add_messages(thread_id, [message])
+        return saved
+
+    async def add_messages(
+        self,
+        thread_id: UUID | str,
+        batch: Sequence[Message],
+        *,
+        run_id: UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> list[Message]:
+        """Append several messages atomically, in order (all or nothing)."""
+        ident = parse_uuid(thread_id, "thread")
+        if not batch:
+            return []
+        async with self._tx("add_messages") as conn:
+            tenant = await self._thread_tenant(conn, ident)
+            limits = await self._limits(conn, tenant)
+            return await message_rows.append(
+                conn,
+                self._scope,
+                ident,
+                batch,
+                limits,
+                run_id=run_id,
+                idempotency_key=idempotency_key,
+            )
+
+    async def _thread_tenant(self, conn: AsyncConnection, thread_id: UUID) -> str:
+        if self._scope.tenant_id is not None:
+            return self._scope.tenant_id
+        return (await thread_rows.get_thread(conn, self._scope, thread_id)).tenant_id
+
+    async def list_messages(
+        self,
+        thread_id: UUID | str,
+        *,
+        limit: int = 50,
+        after: int | None = None,
+        before: int | None = None,
+        order: str = "asc",
+    ) -> Page[Message]:
+        """Messages by seq. ``after``/``before`` are exclusive seq cursors (stable under appends)."""
+        ident = parse_uuid(thread_id, "thread")
+        if order not in ("asc", "desc"):
+            raise ValidationError("order must be 'asc' or 'desc'", details={"field": "order"})
+        for name, value in (("after", after), ("before", before)):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValidationError(f"{name} must be a non-negative seq", details={"field": name})
+        async with self._read("list_messages") as conn:
+            await self._check_thread_visible(conn, ident)
+            return await message_rows.page(
+                conn,
+                ident,
+                limit=_page_limit(limit),
+                after=after,
+                before=before,
+                order=order,  # type: ignore[arg-type]
+            )
+
+    async def last_messages(self, thread_id: UUID | str, n: int) -> list[Message]:
+        """The last *n* messages, oldest first (one index range scan, any thread length)."""
+        ident = parse_uuid(thread_id, "thread")
+        async with self._read("last_messages") as conn:
+            await self._check_thread_visible(conn, ident)
+            return await message_rows.last_n(conn, ident, _page_limit(n))
+
+    async def first_messages(self, thread_id: UUID | str, m: int) -> list[Message]:
+        ident = parse_uuid(thread_id, "thread")
+        async with self._read("first_messages") as conn:
+            await self._check_thread_visible(conn, ident)
+            return await message_rows.first_m(conn, ident, _page_limit(m))
+
+    async def _check_thread_visible(self, conn: AsyncConnection, thread_id: UUID) -> None:
+        await thread_rows.get_thread(conn, self._scope, thread_id)
+
+    # --- user memory ------------------------------------------------------------------
+
+    async def set_memory(
+        self, user_id: str, key: str, value: str, *, agent_id: UUID | str | None = None
+    ) -> None:
+        """Remember ``key = value`` for the user (per agent, or for all agents when None)."""
+        agent = await self._memory_scope(user_id, key, agent_id)
+        if not isinstance(value, str):
+            raise ValidationError("memory value must be a string", details={"field": "value"})
+        async with self._tx("set_memory") as conn:
+            await memory_rows.set_value(conn, self._owner(), user_id, agent, key, value)
+
+    async def get_memory(
+        self, user_id: str, key: str, *, agent_id: UUID | str | None = None
+    ) -> str | None:
+        agent = await self._memory_scope(user_id, key, agent_id)
+        async with self._read("get_memory") as conn:
+            return await memory_rows.get_value(conn, self._owner(), user_id, agent, key)
+
+    async def list_memory(
+        self, user_id: str, *, agent_id: UUID | str | None = None
+    ) -> dict[str, str]:
+        agent = await self._memory_scope(user_id, "_", agent_id)
+        async with self._read("list_memory") as conn:
+            return await memory_rows.list_values(conn, self._owner(), user_id, agent)
+
+    async def delete_memory(
+        self, user_id: str, key: str | None = None, *, agent_id: UUID | str | None = None
+    ) -> int:
+        """Delete one key (or, with ``key=None``, all of the user's memory for that agent)."""
+        agent = await self._memory_scope(user_id, key or "_", agent_id)
+        async with self._tx("delete_memory") as conn:
+            return await memory_rows.delete_value(conn, self._owner(), user_id, agent, key)
+
+    def _owner(self) -> str:
+        if self._scope.tenant_id is None:
+            raise UsageError("user memory needs a tenant: use store.for_tenant(tenant_id)")
+        return self._scope.tenant_id
+
+    async def _memory_scope(
+        self, user_id: str, key: str, agent_id: UUID | str | None
+    ) -> UUID | None:
+        if not isinstance(user_id, str) or not user_id:
+            raise ValidationError(
+                "user_id must be a non-empty string", details={"field": "user_id"}
+            )
+        if not isinstance(key, str) or not key:
+            raise ValidationError("memory key must be a non-empty string", details={"field": "key"})
+        if agent_id is None:
+            return None
+        agent = parse_uuid(agent_id, "agent")
+        await self.get_agent(agent)  # visible to this tenant?
+        return agent
+
+    # --- usage ------------------------------------------------------------------------
+
+    async def usage(
+        self, *, thread_id: UUID | str | None = None, user_id: str | None = None
+    ) -> UsageTotals:
+        """Token and cost totals of one thread or one user (kept exact on every write)."""
+        if (thread_id is None) == (user_id is None):
+            raise ValidationError("give exactly one of thread_id or user_id")
+        if thread_id is not None:
+            thread = await self.get_thread(thread_id)
+            return UsageTotals(
+                thread.input_tokens, thread.output_tokens, thread.cost, thread.message_count
+            )
+        async with self._read("usage") as conn:
+            row = (
+                await conn.execute(
+                    select(user_usage).where(
+                        user_usage.c.tenant_id == self._owner(), user_usage.c.user_id == user_id
+                    )
+                )
+            ).first()
+        if row is None:
+            return UsageTotals()
+        return UsageTotals(row.input_tokens, row.output_tokens, row.cost, 0)
+
+    # --- tenants and limits -----------------------------------------------------------
+
+    async def set_tenant_limits(
+        self,
+        tenant_id: str,
+        *,
+        max_thread_bytes: int | None = None,
+        max_user_bytes: int | None = None,
+        max_total_bytes: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Per-tenant size limits (None: the global default from settings)."""
+        values = {
+            "id": tenant_id,
+            "name": name,
+            "max_thread_bytes": max_thread_bytes,
+            "max_user_bytes": max_user_bytes,
+            "max_total_bytes": max_total_bytes,
+        }
+        stmt = pg_insert(tenants).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[tenants.c.id], set_={k: stmt.excluded[k] for k in values if k != "id"}
+        )
+        async with self._tx("set_tenant_limits") as conn:
+            await conn.execute(stmt)
+        self._shared.tenant_limits.pop(tenant_id, None)
+
+    async def _limits(self, conn: AsyncConnection, tenant_id: str) -> message_rows.SizeLimits:
+        cached = self._shared.tenant_limits.get(tenant_id)
+        now = time.monotonic()
+        if cached and now - cached[0] < _TENANT_LIMITS_TTL:
+            return cached[1]
+        row = (
+            await conn.execute(
+                select(
+                    tenants.c.max_thread_bytes, tenants.c.max_user_bytes, tenants.c.max_total_bytes
+                ).where(tenants.c.id == tenant_id)
+            )
+        ).first()
+        limits = message_rows.SizeLimits(
+            thread_bytes=(row and row.max_thread_bytes) or self.settings.max_thread_bytes,
+            user_bytes=(row and row.max_user_bytes) or self.settings.max_user_bytes,
+            tenant_bytes=row.max_total_bytes if row else None,
+        )
+        self._shared.tenant_limits[tenant_id] = (now, limits)
+        return limits

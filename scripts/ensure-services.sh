@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Start the local PostgreSQL and Redis that the integration tests use, if they are not
+# answering. Uses the machine's own packages (Debian's postgresql and redis-server).
+set -uo pipefail
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; }
+
+if ! pg_up; then
+  echo "PostgreSQL is not answering on 127.0.0.1:5432: starting it"
+  if ls /etc/postgresql >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+  fi
+  for _ in $(seq 1 60); do pg_up && break; sleep 0.5; done
+  pg_up || { echo "error: PostgreSQL did not start (install postgresql or set AI_AGENTS_TEST_DATABASE_URL)" >&2; exit 1; }
+fi
+
+if ! redis_up; then
+  echo "Redis is not answering on 127.0.0.1:6379: starting it"
+  mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+  for _ in $(seq 1 40); do redis_up && break; sleep 0.25; done
+  redis_up || { echo "error: Redis did not start (install redis-server or set AI_AGENTS_TEST_REDIS_URL)" >&2; exit 1; }
+fi
+echo "PostgreSQL and Redis are answering"

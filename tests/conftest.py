@@ -1,0 +1,127 @@
+"""Shared test fixtures.
+
+Integration tests get a fresh PostgreSQL database per test (cloned from a migrated
+template made once per session) and a unique Redis key prefix, so tests never see each
+other's rows or keys, even when several test runs share one server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from ai_agents.config import Settings
+from ai_agents.db import migrate
+from ai_agents.store import AgentStore
+
+ADMIN_URL = os.environ.get(
+    "AI_AGENTS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("AI_AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+_RUN = f"aat_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def db_url(name: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _drop_stale_databases() -> None:
+    """Drop databases left by test runs whose process is gone (killed sessions)."""
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        names = [r[0] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'aat\\_%'")]
+        for name in names:
+            try:
+                pid = int(name.split("_")[1])
+                os.kill(pid, 0)
+            except (ValueError, IndexError, ProcessLookupError):
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except PermissionError:
+                pass
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    name = f"{_RUN}_tmpl"
+    asyncio.run(_drop_stale_databases())
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    migrate.upgrade(db_url(name))
+    yield name
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def database_url(template_database: str) -> Iterator[str]:
+    """A fresh, migrated database for this test only."""
+    name = f"{_RUN}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
+    yield db_url(name)
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def empty_database_url() -> Iterator[str]:
+    """A fresh database with no schema at all (for migration tests)."""
+    name = f"{_RUN}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    yield db_url(name)
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"test:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+async def redis_cleanup(redis_prefix: str) -> AsyncIterator[None]:
+    yield
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{redis_prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    except OSError:
+        pass
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_prefix: str) -> Settings:
+    return Settings(database_url=database_url, redis_url=REDIS_URL, redis_prefix=redis_prefix)
+
+
+@pytest.fixture
+async def store(settings: Settings, redis_cleanup: None) -> AsyncIterator[AgentStore]:
+    s = AgentStore(settings=settings)
+    try:
+        yield s
+    finally:
+        with contextlib.suppress(Exception):
+            await s.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.integration)

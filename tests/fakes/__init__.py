@@ -1,0 +1,1 @@
+"""Local fake servers speaking the LLM vendors' real wire formats (for tests and benches)."""
