@@ -44,7 +44,12 @@ async def _drop_stale_databases() -> None:
     """Drop databases left by test runs whose process is gone (killed sessions)."""
     conn = await asyncpg.connect(ADMIN_URL)
     try:
-        names = [r[0] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'aat\\_%'")]
+        names = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'aat\\_%'"
+            )
+        ]
         for name in names:
             try:
                 pid = int(name.split("_")[1])

@@ -49,8 +49,14 @@ async def test_agent_round_trip(store: AgentStore) -> None:
     assert agent.created_at is not None
     assert agent.created_at.tzinfo is not None
 
-    updated = await store.update_agent(agent_id, provider="ollama", model="llama3.3:70b", goal="New goal")
-    assert (updated.provider, updated.model, updated.definition.goal) == ("ollama", "llama3.3:70b", "New goal")
+    updated = await store.update_agent(
+        agent_id, provider="ollama", model="llama3.3:70b", goal="New goal"
+    )
+    assert (updated.provider, updated.model, updated.definition.goal) == (
+        "ollama",
+        "llama3.3:70b",
+        "New goal",
+    )
     assert updated.definition.role == DEFINITION.role
     assert updated.updated_at is not None and agent.updated_at is not None
     assert updated.updated_at >= agent.updated_at
@@ -217,7 +223,9 @@ async def test_message_fields_round_trip(store: AgentStore) -> None:
     calls = [ToolCall("c1", "a", {"x": 1}), ToolCall("c2", "b", {"nested": {"y": [1, 2]}})]
     await store.add_message(thread_id, "system", "be nice")
     await store.add_message(thread_id, "assistant", "", tool_calls=calls, metadata={"k": "v"})
-    await store.add_message(thread_id, "tool", "boom", tool_call_id="c1", tool_name="a", metadata={"is_error": True})
+    await store.add_message(
+        thread_id, "tool", "boom", tool_call_id="c1", tool_name="a", metadata={"is_error": True}
+    )
     msgs = (await store.list_messages(thread_id)).items
     assert [m.seq for m in msgs] == [1, 2, 3]
     assert msgs[1].tool_calls == calls and msgs[1].metadata == {"k": "v"}
@@ -357,13 +365,17 @@ async def test_last_messages_is_one_index_range_scan(store: AgentStore) -> None:
         )
         await conn.execute(text("ANALYZE messages"))
         plan = (
-            await conn.execute(
-                text(
-                    "EXPLAIN SELECT * FROM messages WHERE thread_id = :t ORDER BY seq DESC LIMIT 50"
-                ),
-                {"t": thread_id},
+            (
+                await conn.execute(
+                    text(
+                        "EXPLAIN SELECT * FROM messages WHERE thread_id = :t ORDER BY seq DESC LIMIT 50"
+                    ),
+                    {"t": thread_id},
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     plan_text = "\n".join(plan)
     assert "Index Scan Backward using uq_messages_thread_seq" in plan_text, plan_text
     assert "Sort" not in plan_text and "Seq Scan" not in plan_text
