@@ -55,6 +55,8 @@ class Settings:
     db_max_overflow: int = 20
     #: Rate limiter behaviour when Redis is unreachable: fail (default) or proceed unlimited.
     rate_limit_fail_open: bool = False
+    #: Length of the sliding rate-limit windows in seconds (vendors count per minute).
+    rate_limit_window: float = 60.0
     #: Tool loop bound and per-tool timeout (seconds), defaults for agents that set none.
     max_tool_iterations: int = 10
     tool_timeout: float = 60.0
@@ -85,6 +87,7 @@ class Settings:
             "db_pool_size": _env("AI_AGENTS_DB_POOL_SIZE"),
             "db_max_overflow": _env("AI_AGENTS_DB_MAX_OVERFLOW"),
             "rate_limit_fail_open": _env("AI_AGENTS_RATE_LIMIT_FAIL_OPEN"),
+            "rate_limit_window": _env("AI_AGENTS_RATE_LIMIT_WINDOW"),
             "max_tool_iterations": _env("AI_AGENTS_MAX_TOOL_ITERATIONS"),
             "tool_timeout": _env("AI_AGENTS_TOOL_TIMEOUT"),
         }

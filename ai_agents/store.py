@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -42,6 +42,11 @@ from ai_agents.records import AgentRecord, Page, ThreadRecord, UsageTotals
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+    from ai_agents.providers.base import Provider
+    from ai_agents.response import AgentResponse, RunEvent
+    from ai_agents.runner import AgentRunner
+    from ai_agents.tools.registry import ToolRegistry
 
 MAX_PAGE = 1000
 _TENANT_LIMITS_TTL = 30.0
@@ -327,8 +332,99 @@ class AgentStore:
                     f"fallbacks[{i}] must be a mapping with 'provider' and 'model'",
                     details={"field": "fallbacks"},
                 )
-        for validator in self._shared.extensions.get("agent_validators", ()):
-            validator(values)
+        from ai_agents.memory import get_strategy
+        from ai_agents.providers.registry import get_registry
+
+        strategy = get_strategy(values["memory_strategy"])
+        strategy.validate_config(values["memory_config"])
+        runner = self.runner
+        for provider, model in [
+            (values["provider"], values["model"]),
+            *((f["provider"], f["model"]) for f in values.get("fallbacks") or ()),
+        ]:
+            if not runner.providers.known(provider):
+                raise ValidationError(
+                    f"unknown provider {provider!r}", details={"field": "provider"}
+                )
+            get_registry().get(provider, model)  # UnknownModelError names the fix
+        runner.tools.resolve(values.get("tools") or ())
+
+    # --- runs -------------------------------------------------------------------------
+
+    @property
+    def runner(self) -> AgentRunner:
+        """The store's runner (created on first use; holds provider clients and limiters)."""
+        runner = self._shared.extensions.get("runner")
+        if runner is None:
+            from ai_agents.runner import AgentRunner
+
+            runner = AgentRunner(self, tools=self._shared.extensions.get("tool_registry"))
+            self._shared.extensions["runner"] = runner
+        return runner  # type: ignore[no-any-return]
+
+    @property
+    def tools(self) -> ToolRegistry:
+        return self.runner.tools
+
+    def register_provider(self, name: str, provider: Provider) -> None:
+        """Use *provider* for agents whose ``provider`` is *name* (e.g. a test model)."""
+        from ai_agents.providers.registry import get_registry
+
+        registry = get_registry()
+        if name not in registry.providers():
+            registry.register_local_provider(name)
+        self.runner.providers.register(name, provider)
+
+    async def run(
+        self,
+        thread_id: UUID | str,
+        text: str,
+        *,
+        on_busy: str = "enqueue",
+        busy_timeout: float = 300.0,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> AgentResponse:
+        """Run one turn: the agent answers *text* on the thread; the whole turn is saved.
+
+        ``on_busy``: ``"enqueue"`` (default) waits for a run already on the thread to
+        finish; ``"reject"`` raises :class:`ThreadBusyError` at once.
+        """
+        from ai_agents.runner import RunOptions
+
+        options = RunOptions(
+            on_busy=_busy_policy(on_busy),
+            busy_timeout=busy_timeout,
+            idempotency_key=idempotency_key,
+            metadata=dict(metadata or {}),
+        )
+        return await self.runner.run(self._scope, thread_id, text, options)
+
+    async def stream(
+        self,
+        thread_id: UUID | str,
+        text: str,
+        *,
+        on_busy: str = "enqueue",
+        busy_timeout: float = 300.0,
+        metadata: dict[str, Any] | None = None,
+    ) -> AsyncIterator[RunEvent]:
+        """Like :meth:`run`, yielding text deltas, tool calls, tool results, then done.
+
+        The thread stays locked until the stream is exhausted or closed: consume it fully,
+        or wrap it in ``contextlib.aclosing`` when you may stop early.
+        """
+        from ai_agents.runner import RunOptions
+
+        options = RunOptions(
+            on_busy=_busy_policy(on_busy),
+            busy_timeout=busy_timeout,
+            metadata=dict(metadata or {}),
+            stream=True,
+        )
+        async with aclosing(self.runner.events(self._scope, thread_id, text, options)) as events:
+            async for event in events:
+                yield event
 
     # --- threads ----------------------------------------------------------------------
 
@@ -713,3 +809,9 @@ class AgentStore:
         )
         self._shared.tenant_limits[tenant_id] = (now, limits)
         return limits
+
+
+def _busy_policy(value: str) -> Any:
+    if value not in ("enqueue", "reject"):
+        raise ValidationError("on_busy must be 'enqueue' or 'reject'", details={"field": "on_busy"})
+    return value

@@ -301,3 +301,33 @@ async def seq_of(conn: AsyncConnection, thread_id: UUID, message_id: UUID) -> in
     if seq is None:
         raise NotFoundError("message", message_id)
     return int(seq)
+
+
+async def by_run(conn: AsyncConnection, thread_id: UUID, run_id: UUID) -> list[Message]:
+    rows = (
+        await conn.execute(
+            select(*_MESSAGE_COLUMNS)
+            .where(messages.c.thread_id == thread_id, messages.c.run_id == run_id)
+            .order_by(messages.c.seq)
+        )
+    ).all()
+    return [to_message(r) for r in rows]
+
+
+async def between(
+    conn: AsyncConnection, thread_id: UUID, after_seq: int, before_seq: int, limit: int
+) -> list[Message]:
+    """Messages with after_seq < seq < before_seq, oldest first (at most *limit*)."""
+    rows = (
+        await conn.execute(
+            select(*_MESSAGE_COLUMNS)
+            .where(
+                messages.c.thread_id == thread_id,
+                messages.c.seq > after_seq,
+                messages.c.seq < before_seq,
+            )
+            .order_by(messages.c.seq)
+            .limit(limit)
+        )
+    ).all()
+    return [to_message(r) for r in rows]

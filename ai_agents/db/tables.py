@@ -22,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL, UUID
 
 metadata = MetaData()
 
@@ -129,7 +129,7 @@ messages = Table(
     Column("seq", BigInteger, nullable=False),
     Column("role", Text, nullable=False),
     Column("content", Text),
-    Column("tool_calls", JSONB),
+    Column("tool_calls", JSONB(none_as_null=True)),
     Column("tool_call_id", Text),
     Column("tool_name", Text),
     _ts("created_at"),
@@ -187,4 +187,25 @@ user_usage = Table(
     Column("input_tokens", BigInteger, nullable=False, server_default="0"),
     Column("output_tokens", BigInteger, nullable=False, server_default="0"),
     Column("cost", Float, nullable=False, server_default="0"),
+)
+
+message_embeddings = Table(
+    "message_embeddings",
+    metadata,
+    Column(
+        "message_id",
+        UUID(as_uuid=True),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("embedder", Text, primary_key=True),
+    Column(
+        "thread_id",
+        UUID(as_uuid=True),
+        ForeignKey("threads.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("seq", BigInteger, nullable=False),
+    Column("embedding", ARRAY(REAL), nullable=False),
+    Index("ix_message_embeddings_thread_seq", "thread_id", "embedder", "seq"),
 )

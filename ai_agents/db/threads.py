@@ -10,10 +10,11 @@ from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ai_agents.db.agents import to_record as agent_record
 from ai_agents.db.scope import Scope
-from ai_agents.db.tables import messages, threads
+from ai_agents.db.tables import agents, messages, threads
 from ai_agents.errors import NotFoundError
-from ai_agents.records import Page, ThreadRecord, decode_cursor, encode_cursor
+from ai_agents.records import AgentRecord, Page, ThreadRecord, decode_cursor, encode_cursor
 
 _FIELDS = tuple(c.name for c in threads.columns)
 
@@ -165,3 +166,36 @@ async def copy_messages(
         )
     ).one()
     return int(row[0]), int(row[1]), int(row[2])
+
+
+async def get_thread_and_agent(
+    conn: AsyncConnection, scope: Scope, thread_id: UUID
+) -> tuple[ThreadRecord, AgentRecord]:
+    """Both rows in one round trip (the run's first read)."""
+    agent_cols = [c.label(f"agent__{c.name}") for c in agents.columns]
+    row = (
+        (
+            await conn.execute(
+                select(threads, *agent_cols)
+                .join(agents, agents.c.id == threads.c.agent_id)
+                .where(threads.c.id == thread_id, scope.visible(threads.c.tenant_id))
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFoundError("thread", thread_id)
+    agent_row = {c.name: row[f"agent__{c.name}"] for c in agents.columns}
+    return to_record(row), agent_record(agent_row)  # type: ignore[arg-type]
+
+
+async def find_turn(conn: AsyncConnection, thread_id: UUID, idempotency_key: str) -> UUID | None:
+    """The run id of a turn already saved under this idempotency key, if any."""
+    return (
+        await conn.execute(
+            select(messages.c.run_id).where(
+                messages.c.thread_id == thread_id, messages.c.idempotency_key == idempotency_key
+            )
+        )
+    ).scalar_one_or_none()

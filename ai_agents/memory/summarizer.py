@@ -1,0 +1,53 @@
+"""Folding messages that left the window into the thread's running summary."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ai_agents.messages import Message
+from ai_agents.providers.base import ProviderRequest
+from ai_agents.providers.registry import get_registry
+from ai_agents.records import AgentRecord
+
+if TYPE_CHECKING:
+    from ai_agents.runner import AgentRunner
+
+SUMMARY_PROMPT = (
+    "You maintain a running summary of a conversation between a user and an assistant. "
+    "Update the summary with the new messages. Keep every fact, decision, name, number and "
+    "open question the assistant may need later; drop pleasantries. Answer with the updated "
+    "summary only, in at most {words} words."
+)
+
+
+def transcript(messages: list[Message]) -> str:
+    lines = []
+    for m in messages:
+        if m.role == "tool":
+            lines.append(f"[tool {m.tool_name} result] {m.text}")
+        elif m.tool_calls:
+            calls = ", ".join(f"{c.name}({c.arguments})" for c in m.tool_calls)
+            lines.append(f"assistant (calls {calls}) {m.text}".rstrip())
+        else:
+            lines.append(f"{m.role}: {m.text}")
+    return "\n".join(lines)
+
+
+async def summarize(
+    runner: AgentRunner, agent: AgentRecord, previous: str | None, messages: list[Message]
+) -> str:
+    """New summary = old summary + these messages, by the agent's (or a cheaper) model."""
+    provider_name = agent.memory_config.get("summary_provider", agent.provider)
+    model = agent.memory_config.get("summary_model", agent.model)
+    provider = runner.providers.get(provider_name)
+    limits = get_registry().get(provider_name, model)
+    body = f"Current summary:\n{previous or '(none yet)'}\n\nNew messages:\n{transcript(messages)}"
+    request = ProviderRequest(
+        model=model,
+        system_prompt=SUMMARY_PROMPT.format(words=300),
+        messages=[Message(role="user", content=body)],
+        max_output_tokens=min(limits.max_output, 1024),
+        tool_choice="none",
+    )
+    response = await provider.complete(request)
+    return response.content.strip() or (previous or "")

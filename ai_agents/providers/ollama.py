@@ -1,0 +1,686 @@
+"""Ollama adapter: ``POST {base_url}/api/chat`` over one pooled :class:`httpx.AsyncClient`.
+
+Base URL: ``settings.base_url``, else ``OLLAMA_HOST`` (``host``, ``host:port`` or a URL;
+without a scheme the port defaults to 11434 like the ``ollama`` CLI), else
+``http://127.0.0.1:11434``. ``settings.timeout`` bounds connect/read/write of every
+request (for streams: the wait for each next line).
+
+Two tool modes, chosen per model by :meth:`OllamaProvider.native_tools_for` (the
+model-limits registry's ``supports_tools``):
+
+- **native**: tools go in the ``tools`` field (OpenAI function format); the model's calls
+  come back in ``message.tool_calls`` (arguments are an object, no ids: ids are
+  synthesized); results are sent as ``{"role": "tool", "content", "tool_name"}``.
+- **XML injection** (models without native tools): the tool instructions of
+  :func:`ai_agents.tools.parser.render_tool_instructions` are appended to the system
+  prompt; past calls are rendered as assistant text, results as one ``user`` message per
+  turn; the answer is parsed with :func:`~ai_agents.tools.parser.parse_tool_calls`.
+  Streaming holds back anything that may be a tool call (``<tool...``, ``<function...``
+  or a code fence containing one) so the user never sees raw XML; parsed calls are
+  yielded as :class:`ToolCallReady` at the end.
+
+``tool_choice``: ``"none"`` offers no tools; a tool name offers only that tool;
+``"required"`` (and a tool name) add a one-line instruction to the system prompt, since
+Ollama has no tool_choice parameter.
+
+Usage comes from ``prompt_eval_count``/``eval_count``; when the server leaves them out
+(e.g. a fully cached prompt) the missing side is counted with
+:func:`ai_agents.tokens.default_counter` and the usage is marked ``estimated``.
+
+Errors: 400/404/422 (e.g. model not pulled) -> :class:`ProviderBadRequest`, 401/403 ->
+:class:`ProviderAuthError` (auth proxies), 429 -> :class:`ProviderRateLimited`, 5xx ->
+:class:`ProviderOverloaded` (``Retry-After`` honoured when a proxy sends one), timeouts
+-> :class:`ProviderTimeout`, unreachable server -> :class:`ProviderConnectionError`. An
+``{"error": ...}`` line in the middle of a stream (the model runner crashed) ->
+:class:`ProviderOverloaded`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Protocol
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+import httpx
+
+from ai_agents.errors import (
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderOverloaded,
+    ProviderRateLimited,
+    ProviderTimeout,
+    UnknownModelError,
+)
+from ai_agents.messages import Message, ToolCall
+from ai_agents.providers.base import (
+    FinishReason,
+    Provider,
+    ProviderRequest,
+    ProviderResponse,
+    ProviderSettings,
+    ResponseDone,
+    StreamEvent,
+    TextDelta,
+    ToolCallReady,
+    ToolSpec,
+    Usage,
+)
+from ai_agents.providers.history import normalize_history
+from ai_agents.tokens import default_counter
+from ai_agents.tools.parser import (
+    ParsedOutput,
+    parse_tool_calls,
+    render_tool_call,
+    render_tool_instructions,
+    render_tool_result,
+)
+
+__all__ = ["DEFAULT_OLLAMA_HOST", "OllamaProvider", "ollama_base_url"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+_DEFAULT_PORT = 11434
+
+_FENCE = "```"
+
+
+class _Registry(Protocol):
+    def get(self, provider: str, model: str) -> Any: ...
+
+
+def ollama_base_url(value: str | None = None) -> str:
+    """The server URL from *value*, else ``OLLAMA_HOST``, else the local default."""
+    raw = (value or os.environ.get("OLLAMA_HOST") or "").strip()
+    if not raw:
+        return DEFAULT_OLLAMA_HOST
+    if "://" not in raw:
+        # The ollama CLI's convention: bare host[:port] means http and port 11434.
+        parts = urlsplit(f"http://{raw}")
+        host = parts.hostname or "127.0.0.1"
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        raw = f"http://{host}:{parts.port or _DEFAULT_PORT}{parts.path}"
+    return raw.rstrip("/")
+
+
+def _new_call_id() -> str:
+    return f"call_{uuid4().hex[:24]}"
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A request translated to Ollama's wire format, with what is needed to read the answer."""
+
+    body: dict[str, Any]
+    native: bool
+    # Tool names offered in XML mode (None: no XML tool parsing).
+    xml_tools: frozenset[str] | None
+    prompt_text: str = ""
+
+
+class OllamaProvider(Provider):
+    """Adapter for Ollama's ``/api/chat`` (native tools or XML tool injection per model)."""
+
+    kind: ClassVar[str] = "ollama"
+    supports_native_tools: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        settings: ProviderSettings | None = None,
+        *,
+        registry: _Registry | None = None,
+        native_tools: bool | Callable[[str], bool] | None = None,
+        options: Mapping[str, Any] | None = None,
+        keep_alive: str | float | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        """
+        :param registry: model-limits registry (default: the process-wide one).
+        :param native_tools: override the registry: ``True``/``False`` for every model, or
+            a function of the model name.
+        :param options: extra Ollama ``options`` sent with every request (``num_ctx``,
+            ``seed``, ...); request fields (temperature, max tokens, stop) win.
+        :param keep_alive: Ollama ``keep_alive`` (how long the model stays loaded).
+        :param client: an httpx client to use instead of creating one (not closed by
+            :meth:`aclose`).
+        """
+        super().__init__(settings)
+        self.base_url = ollama_base_url(self.settings.base_url)
+        self._registry = registry
+        self._native_override = native_tools
+        self._options = dict(options or {})
+        self._keep_alive = keep_alive
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(self.settings.timeout),
+            headers={"user-agent": "ai_agents", **self.settings.headers},
+        )
+
+    # --- capabilities -------------------------------------------------------------
+
+    def native_tools_for(self, model: str) -> bool:
+        """True when the registry says *model* supports native tool calling."""
+        override = self._native_override
+        if isinstance(override, bool):
+            return override
+        if override is not None:
+            return bool(override(model))
+        registry = self._registry
+        if registry is None:
+            from ai_agents.providers.registry import get_registry
+
+            registry = get_registry()
+        for provider in dict.fromkeys((self.name, self.kind)):
+            try:
+                limits = registry.get(provider, model)
+            except (UnknownModelError, LookupError):
+                continue
+            return bool(getattr(limits, "supports_tools", False))
+        return False
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    # --- request translation -------------------------------------------------------
+
+    def prepare(self, request: ProviderRequest, *, stream: bool) -> _Prepared:
+        """Translate *request* to the ``/api/chat`` body (public for inspection/tests)."""
+        native = self.native_tools_for(request.model)
+        offered, note = _offered_tools(request)
+        system_prompt = request.system_prompt
+        if offered and not native:
+            system_prompt = _join(system_prompt, render_tool_instructions(offered))
+        if note:
+            system_prompt = _join(system_prompt, note)
+
+        history = normalize_history(request.messages)
+        wire: list[dict[str, Any]] = []
+        if system_prompt:
+            wire.append({"role": "system", "content": system_prompt})
+        wire.extend(_native_messages(history) if native else _xml_messages(history))
+
+        body: dict[str, Any] = {"model": request.model, "messages": wire, "stream": stream}
+        if offered and native:
+            body["tools"] = [_tool_json(t) for t in offered]
+        options = dict(self._options)
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        if request.max_output_tokens is not None:
+            options["num_predict"] = request.max_output_tokens
+        if request.stop:
+            options["stop"] = list(request.stop)
+        if options:
+            body["options"] = options
+        if self._keep_alive is not None:
+            body["keep_alive"] = self._keep_alive
+        prompt_text = "\n".join(m.get("content", "") for m in wire)
+        if "tools" in body:
+            prompt_text += json.dumps(body["tools"])
+        xml_tools = frozenset(t.name for t in offered) if offered and not native else None
+        return _Prepared(body=body, native=native, xml_tools=xml_tools, prompt_text=prompt_text)
+
+    # --- complete -----------------------------------------------------------------
+
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        prepared = self.prepare(request, stream=False)
+        try:
+            response = await self._client.post("/api/chat", json=prepared.body)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, request.model) from exc
+        if response.status_code != 200:
+            raise self._http_error(
+                response.status_code, response.text, response.headers, request.model
+            )
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise ProviderError(
+                f"ollama returned invalid JSON: {response.text[:200]!r}",
+                provider=self.name,
+                status=response.status_code,
+            ) from exc
+        if not isinstance(data, dict):
+            raise ProviderError("ollama returned an unexpected body", provider=self.name)
+        if data.get("error"):
+            raise ProviderOverloaded(
+                f"ollama error: {data['error']}",
+                provider=self.name,
+                vendor_message=str(data["error"]),
+            )
+        message = data.get("message") or {}
+        content = str(message.get("content") or "")
+        tool_calls = [_read_tool_call(c) for c in message.get("tool_calls") or []]
+        if prepared.xml_tools is not None:
+            parsed = parse_tool_calls(content, known_tools=prepared.xml_tools)
+            _log_problems(parsed.problems, request.model)
+            content = parsed.text
+            tool_calls += _with_ids(parsed.calls)
+        return self._response(data, prepared, request, content, tool_calls)
+
+    def _response(
+        self,
+        final: Mapping[str, Any],
+        prepared: _Prepared,
+        request: ProviderRequest,
+        content: str,
+        tool_calls: list[ToolCall],
+    ) -> ProviderResponse:
+        output_text = content + (
+            json.dumps([c.to_json() for c in tool_calls]) if tool_calls else ""
+        )
+        return ProviderResponse(
+            content=content,
+            tool_calls=tool_calls,
+            finish_reason=_finish_reason(final.get("done_reason"), tool_calls),
+            usage=_usage(
+                final, prepared.prompt_text, output_text, provider=self.kind, model=request.model
+            ),
+            provider=self.name,
+            model=str(final.get("model") or request.model),
+            raw_id=None,
+        )
+
+    # --- stream -------------------------------------------------------------------
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
+        prepared = self.prepare(request, stream=True)
+        hold = _ProseFilter(prepared.xml_tools) if prepared.xml_tools is not None else None
+        content: list[str] = []
+        tool_calls: list[ToolCall] = []
+        final: dict[str, Any] | None = None
+        try:
+            async with self._client.stream("POST", "/api/chat", json=prepared.body) as resp:
+                if resp.status_code != 200:
+                    raw = await resp.aread()
+                    raise self._http_error(
+                        resp.status_code,
+                        raw.decode(errors="replace"),
+                        resp.headers,
+                        request.model,
+                    )
+                async for line in resp.aiter_lines():
+                    if not line.strip():
+                        continue
+                    try:
+                        chunk = json.loads(line)
+                    except ValueError as exc:
+                        raise ProviderError(
+                            f"ollama sent an invalid stream line: {line[:200]!r}",
+                            provider=self.name,
+                        ) from exc
+                    if not isinstance(chunk, dict):
+                        continue
+                    if chunk.get("error"):
+                        raise ProviderOverloaded(
+                            f"ollama error during stream: {chunk['error']}",
+                            provider=self.name,
+                            vendor_message=str(chunk["error"]),
+                        )
+                    message = chunk.get("message") or {}
+                    piece = str(message.get("content") or "")
+                    if piece:
+                        content.append(piece)
+                        visible = hold.feed(piece) if hold is not None else piece
+                        if visible:
+                            yield TextDelta(visible)
+                    for raw_call in message.get("tool_calls") or []:
+                        tool_call = _read_tool_call(raw_call)
+                        tool_calls.append(tool_call)
+                        yield ToolCallReady(tool_call)
+                    if chunk.get("done"):
+                        final = chunk
+                        break
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, request.model) from exc
+        if final is None:
+            raise ProviderConnectionError(
+                "ollama stream ended before its final (done) line", provider=self.name
+            )
+        text = "".join(content)
+        if hold is not None:
+            rest, parsed = hold.finish()
+            _log_problems(parsed.problems, request.model)
+            if rest:
+                yield TextDelta(rest)
+            text = parsed.text
+            xml_calls = _with_ids(parsed.calls)
+            for tool_call in xml_calls:
+                yield ToolCallReady(tool_call)
+            tool_calls += xml_calls
+        yield ResponseDone(self._response(final, prepared, request, text, tool_calls))
+
+    # --- errors -------------------------------------------------------------------
+
+    def _transport_error(self, exc: httpx.HTTPError, model: str) -> ProviderError:
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderTimeout(
+                f"ollama at {self.base_url} did not answer within {self.settings.timeout}s "
+                f"({type(exc).__name__}, model {model})",
+                provider=self.name,
+            )
+        return ProviderConnectionError(
+            f"cannot reach ollama at {self.base_url}: {exc or type(exc).__name__}",
+            provider=self.name,
+        )
+
+    def _http_error(
+        self, status: int, text: str, headers: Mapping[str, str], model: str
+    ) -> ProviderError:
+        vendor = _vendor_message(text)
+        retry_after = _retry_after(headers.get("retry-after"))
+        message = f"ollama returned HTTP {status}: {vendor or 'no message'}"
+        kwargs: dict[str, Any] = {
+            "provider": self.name,
+            "status": status,
+            "retry_after": retry_after,
+            "vendor_message": vendor,
+        }
+        if status == 404 and vendor and "not found" in vendor:
+            message = f"ollama model {model!r} not found (pull it: `ollama pull {model}`): {vendor}"
+        if status == 429:
+            return ProviderRateLimited(message, **kwargs)
+        if status in (401, 403):
+            return ProviderAuthError(message, **kwargs)
+        if status >= 500:
+            return ProviderOverloaded(message, **kwargs)
+        return ProviderBadRequest(message, **kwargs)
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def _join(*parts: str) -> str:
+    """Join non-blank parts with a blank line (each part kept verbatim inside)."""
+    kept = [p for p in parts if p and p.strip()]
+    last = len(kept) - 1
+    out: list[str] = []
+    for i, part in enumerate(kept):
+        if i > 0:
+            part = part.lstrip("\n")
+        if i < last:
+            part = part.rstrip("\n")
+        out.append(part)
+    return "\n\n".join(out)
+
+
+def _offered_tools(request: ProviderRequest) -> tuple[list[ToolSpec], str]:
+    tools = list(request.tools)
+    choice = request.tool_choice or "auto"
+    if not tools or choice == "none":
+        return [], ""
+    if choice == "auto":
+        return tools, ""
+    if choice == "required":
+        return tools, "You must answer with a tool call (use one of the tools)."
+    forced = [t for t in tools if t.name == choice]
+    if forced:
+        return forced, f"You must answer with a call of the tool `{choice}`."
+    return tools, ""
+
+
+def _tool_json(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        },
+    }
+
+
+def _result_text(message: Message) -> str:
+    text = message.text
+    if message.is_error and not text.lower().startswith("error"):
+        text = f"Error: {text}"
+    return text
+
+
+def _native_messages(history: Sequence[Message]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for message in history:
+        if message.role == "tool":
+            out.append(
+                {
+                    "role": "tool",
+                    "content": _result_text(message),
+                    "tool_name": message.tool_name or "",
+                }
+            )
+        elif message.role == "assistant":
+            item: dict[str, Any] = {"role": "assistant", "content": message.text}
+            if message.tool_calls:
+                item["tool_calls"] = [
+                    {"function": {"name": c.name, "arguments": dict(c.arguments)}}
+                    for c in message.tool_calls
+                ]
+            out.append(item)
+        else:
+            out.append({"role": message.role, "content": message.text})
+    return out
+
+
+def _xml_messages(history: Sequence[Message]) -> list[dict[str, Any]]:
+    """History for a model without native tools: calls and results become plain text."""
+    out: list[dict[str, Any]] = []
+
+    def add(role: str, text: str) -> None:
+        # Merge adjacent user (tool results + next user turn) / assistant messages: small
+        # models follow strictly alternating turns best.
+        if out and out[-1]["role"] == role and role in ("user", "assistant"):
+            out[-1]["content"] = _join(out[-1]["content"], text)
+        else:
+            out.append({"role": role, "content": text})
+
+    for message in history:
+        if message.role == "tool":
+            add(
+                "user",
+                render_tool_result(
+                    message.tool_name or "",
+                    message.tool_call_id or "",
+                    message.text,
+                    is_error=message.is_error,
+                ),
+            )
+        elif message.role == "assistant":
+            add(
+                "assistant",
+                _join(message.text, *(render_tool_call(c) for c in message.tool_calls)),
+            )
+        else:
+            add(message.role, message.text)
+    return out
+
+
+def _read_tool_call(raw: Any) -> ToolCall:
+    fn = raw.get("function") if isinstance(raw, dict) else None
+    if not isinstance(fn, dict):
+        fn = {}
+    args: Any = fn.get("arguments") or {}
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except ValueError:
+            args = {"_raw": args}
+    if not isinstance(args, dict):
+        args = {"_raw": args}
+    call_id = raw.get("id") if isinstance(raw, dict) else None
+    return ToolCall(
+        id=str(call_id or _new_call_id()), name=str(fn.get("name") or ""), arguments=args
+    )
+
+
+def _with_ids(calls: Sequence[ToolCall]) -> list[ToolCall]:
+    return [c if c.id else replace(c, id=_new_call_id()) for c in calls]
+
+
+def _finish_reason(done_reason: Any, tool_calls: Sequence[ToolCall]) -> FinishReason:
+    if tool_calls:
+        return "tool_calls"
+    if done_reason == "length":
+        return "length"
+    return "stop"
+
+
+def _usage(
+    final: Mapping[str, Any], prompt_text: str, output_text: str, *, provider: str, model: str
+) -> Usage:
+    prompt = final.get("prompt_eval_count")
+    output = final.get("eval_count")
+    estimated = False
+    if not isinstance(prompt, int) or isinstance(prompt, bool):
+        prompt = default_counter().count_text(prompt_text, provider=provider, model=model)
+        estimated = True
+    if not isinstance(output, int) or isinstance(output, bool):
+        output = default_counter().count_text(output_text, provider=provider, model=model)
+        estimated = True
+    return Usage(prompt, output, estimated=estimated)
+
+
+def _vendor_message(text: str) -> str | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:500]
+    if isinstance(data, dict) and data.get("error"):
+        error = data["error"]
+        if isinstance(error, dict):  # some proxies wrap errors OpenAI-style
+            return str(error.get("message") or error)
+        return str(error)
+    return text[:500]
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _log_problems(problems: Sequence[str], model: str) -> None:
+    for problem in problems:
+        log.info("ollama model %s: tool call parse note: %s", model, problem)
+
+
+class _ProseFilter:
+    """Streaming filter for XML tool mode: pass prose on, hold back possible tool calls.
+
+    Text before the first tag that may open a call (``<tool...``/``<function...``, the
+    tags :func:`parse_tool_calls` reads, including ``<tool_result>`` a model should not
+    write) is emitted as it arrives, minus trailing whitespace and a partial tag, held
+    until the next piece shows what they are. A code fence is held until it closes: a
+    fence containing a call holds everything to the end; any other code block is emitted
+    as prose. :meth:`finish` parses the full text and returns the prose not yet emitted.
+    """
+
+    def __init__(self, known_tools: frozenset[str]) -> None:
+        self.known_tools = known_tools
+        self.text = ""
+        self.pos = 0  # text[:pos] has been handled (emitted, or trailing space held)
+        self.sent = ""  # everything emitted so far
+        self.holding = False
+
+    def feed(self, piece: str) -> str:
+        self.text += piece
+        if self.holding:
+            return ""
+        out = self._advance()
+        if not self.sent:
+            out = out.lstrip()
+        self.sent += out
+        return out
+
+    def _emit_to(self, end: int) -> str:
+        # Trailing whitespace is held: emitted with the next prose, dropped before a call.
+        start = self.pos
+        while end > start and self.text[end - 1].isspace():
+            end -= 1
+        chunk = self.text[start:end]
+        self.pos = end
+        return chunk
+
+    def _advance(self) -> str:
+        out: list[str] = []
+        while True:
+            found = _MARKER_RE.search(self.text, self.pos)
+            if found is None:
+                end = len(self.text) - _partial_marker(self.text, self.pos)
+                out.append(self._emit_to(end))
+                return "".join(out)
+            index = found.start()
+            out.append(self._emit_to(index))
+            if found.group() != _FENCE:
+                self.holding = True
+                return "".join(out)
+            close = self.text.find(_FENCE, index + len(_FENCE))
+            if close < 0:
+                return "".join(out)  # wait for the fence to close
+            block_end = close + len(_FENCE)
+            block = self.text[index:block_end]
+            if _MARKER_RE.search(block, len(_FENCE)) or self._has_call(block):
+                self.holding = True
+                return "".join(out)
+            out.append(self.text[self.pos : block_end])
+            self.pos = block_end
+
+    def _has_call(self, block: str) -> bool:
+        return bool(parse_tool_calls(block, known_tools=self.known_tools).calls)
+
+    def finish(self) -> tuple[str, ParsedOutput]:
+        """(prose not yet emitted, the parse of the whole text)."""
+        parsed = parse_tool_calls(self.text, known_tools=self.known_tools)
+        final = parsed.text
+        sent = self.sent
+        if final.startswith(sent):
+            rest = final[len(sent) :]
+        elif final.lstrip().startswith(sent):
+            rest = final.lstrip()[len(sent) :]
+        else:  # the parser rewrote prose already streamed; ResponseDone has the truth
+            rest = ""
+        if not sent:
+            rest = rest.lstrip()
+        return rest, parsed
+
+
+# A tag that may open a tool call (the parser's spellings) or a code fence.
+_MARKER_RE = re.compile(r"<\s*(?:tool|function)|```", re.IGNORECASE)
+_MARKER_WORDS = ("tool", "function")
+
+
+def _partial_marker(text: str, start: int) -> int:
+    """Length of the tail of ``text[start:]`` that could be the start of a marker."""
+    tail = text[max(start, len(text) - 2) :]
+    ticks = len(tail) - len(tail.rstrip("`"))
+    lt = text.rfind("<", start)
+    if lt >= 0 and len(text) - lt <= 16:
+        rest = text[lt + 1 :].lstrip().lower()
+        if any(word.startswith(rest) for word in _MARKER_WORDS):
+            return max(len(text) - lt, ticks)
+    return ticks

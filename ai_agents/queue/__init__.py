@@ -1,0 +1,1 @@
+"""Cross-process coordination on Redis: the shared rate limiter and the background job queue."""

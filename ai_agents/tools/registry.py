@@ -1,0 +1,86 @@
+"""Tools by name. Agents refer to tools by name; unknown names fail at create/update time.
+
+Processes that run agents (API servers, workers) import the modules that define tools
+named in ``AI_AGENTS_TOOL_MODULES`` (comma-separated), so a tool defined once is
+available wherever its agent runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Iterable
+
+from ai_agents.errors import ConfigurationError, UnknownToolError, ValidationError
+from ai_agents.tools.decorator import Tool
+
+
+class ToolRegistry:
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+        self._lock = threading.Lock()
+
+    def register(self, tool: Tool, *, replace: bool = True) -> Tool:
+        with self._lock:
+            if not replace and tool.name in self._tools:
+                raise ValidationError(f"a tool named {tool.name!r} is already registered")
+            self._tools[tool.name] = tool
+        return tool
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._tools.pop(name, None)
+
+    def get(self, name: str) -> Tool:
+        try:
+            return self._tools[name]
+        except KeyError:
+            raise UnknownToolError(self._unknown_message([name])) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def resolve(self, names: Iterable[str]) -> list[Tool]:
+        """The tools for an agent's tool names; every unknown name is reported at once."""
+        names = list(names)
+        missing = [n for n in names if n not in self._tools]
+        if missing:
+            raise UnknownToolError(self._unknown_message(missing), details={"unknown": missing})
+        return [self._tools[n] for n in names]
+
+    def _unknown_message(self, missing: list[str]) -> str:
+        known = ", ".join(self.names()) or "none"
+        return (
+            f"unknown tool(s): {', '.join(missing)} (registered: {known}). Define them with "
+            "@tool, or list their modules in AI_AGENTS_TOOL_MODULES."
+        )
+
+
+_default: ToolRegistry | None = None
+_default_lock = threading.Lock()
+
+
+def default_registry() -> ToolRegistry:
+    """The process-wide registry that ``@tool`` uses; imports AI_AGENTS_TOOL_MODULES once."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = ToolRegistry()
+                _import_tool_modules()
+    return _default
+
+
+def _import_tool_modules() -> None:
+    modules = [m.strip() for m in os.environ.get("AI_AGENTS_TOOL_MODULES", "").split(",")]
+    for module in filter(None, modules):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"AI_AGENTS_TOOL_MODULES names {module!r}, which cannot be imported: {exc}"
+            ) from exc

@@ -1,0 +1,467 @@
+"""RedisRateLimiter against a real Redis: one process, several OS processes, Redis down.
+
+Every test uses its own random key prefix (the Redis is shared with other test runs) and
+deletes its keys afterwards; nothing here flushes the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import logging
+import math
+import os
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from redis import exceptions as redis_exceptions
+
+from ai_agents.errors import RateLimitTimeout, RateLimitUnavailable, ValidationError
+from ai_agents.keys import RedisKeys
+from ai_agents.queue.rate_limiter import (
+    RateLimits,
+    RedisRateLimiter,
+    RequestExceedsRateLimit,
+)
+
+pytestmark = pytest.mark.integration
+
+REDIS_URL = os.environ.get("AI_AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Single-process tests use a short window so waiting for it to slide stays cheap.
+WINDOW = 2.0
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aioredis.Redis]:
+    redis_client = aioredis.Redis.from_url(REDIS_URL)
+    yield redis_client
+    await redis_client.aclose()
+
+
+@pytest.fixture
+async def keys(client: aioredis.Redis) -> AsyncIterator[RedisKeys]:
+    prefix = f"test:ratelimiter:{uuid.uuid4().hex}:"
+    yield RedisKeys(prefix)
+    found = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+    if found:
+        await client.delete(*found)
+
+
+def make_limiter(
+    client: aioredis.Redis,
+    keys: RedisKeys,
+    *,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    window: float = WINDOW,
+    fail_open: bool = False,
+) -> RedisRateLimiter:
+    return RedisRateLimiter(
+        client,
+        keys,
+        provider="openai",
+        model="gpt-test",
+        limits=RateLimits(rpm=rpm, tpm=tpm),
+        window_seconds=window,
+        fail_open=fail_open,
+    )
+
+
+# --- single process -------------------------------------------------------------------
+
+
+async def test_rpm_sixth_request_waits_until_first_leaves_window(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    limiter = make_limiter(client, keys, rpm=5)
+    first_five = [await limiter.wait_if_needed(1) for _ in range(5)]
+    assert all(r.waited < 0.5 for r in first_five)
+    assert all(r.admitted_at is not None and not r.unlimited for r in first_five)
+
+    usage = await limiter.usage()
+    assert usage.requests == 5
+    assert usage.requests_remaining == 0
+    assert 0 < usage.reset_in <= WINDOW
+
+    sixth = await limiter.wait_if_needed(1)
+    # It waited for the first entry to leave the window: ~WINDOW minus the few ms the
+    # first five took. Generous slack for a loaded machine.
+    assert WINDOW - 0.5 <= sixth.waited <= WINDOW + 1.5
+    # Server-side timestamps are exact: never earlier than one window after the first.
+    assert first_five[0].admitted_at is not None
+    assert sixth.admitted_at is not None
+    assert sixth.admitted_at - first_five[0].admitted_at >= WINDOW
+
+    # Keys expire on their own (no leak when a provider goes idle).
+    for key in (keys.rpm("openai", "gpt-test"), keys.tpm("openai", "gpt-test")):
+        assert 0 < await client.pttl(key) <= (WINDOW + 1.0) * 1000 + 1
+
+
+async def test_try_acquire_is_non_blocking_and_reports_retry_time(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    limiter = make_limiter(client, keys, rpm=1)
+    reservation, retry = await limiter.try_acquire(0)
+    assert reservation is not None
+    assert retry == 0.0
+    started = time.monotonic()
+    refused, retry = await limiter.try_acquire(0)
+    assert refused is None
+    assert 0 < retry <= WINDOW
+    assert time.monotonic() - started < 0.5
+    # A refused attempt leaves no trace in the window.
+    assert (await limiter.usage()).requests == 1
+
+
+async def test_tpm_waits_for_tokens_to_leave_window(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    limiter = make_limiter(client, keys, tpm=100)
+    a = await limiter.wait_if_needed(60)
+    await asyncio.sleep(0.5)  # so b is still in the window when a leaves it
+    b = await limiter.wait_if_needed(40)
+    assert a.waited < 0.5
+    assert b.waited < 0.5
+    usage = await limiter.usage()
+    assert (usage.requests, usage.tokens, usage.tokens_remaining) == (2, 100, 0)
+
+    # 50 tokens need the 60-token entry (the oldest) to leave, not b: ~WINDOW - 0.5 s.
+    c = await limiter.wait_if_needed(50)
+    assert WINDOW - 1.0 <= c.waited <= WINDOW + 1.0
+    assert a.admitted_at is not None
+    assert b.admitted_at is not None
+    assert c.admitted_at is not None
+    assert a.admitted_at + WINDOW <= c.admitted_at < b.admitted_at + WINDOW
+    assert (await limiter.usage()).tokens == 90
+
+
+async def test_record_request_corrects_estimate_to_real_usage(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    limiter = make_limiter(client, keys, tpm=100)
+    reservation = await limiter.wait_if_needed(100)
+    refused, _ = await limiter.try_acquire(1)
+    assert refused is None  # the estimate fills the window
+
+    await limiter.record_request(reservation, 10)
+    assert reservation.tokens == 10
+    assert (await limiter.usage()).tokens == 10
+
+    more, retry = await limiter.try_acquire(90)
+    assert more is not None, f"90 tokens should fit after the correction (retry {retry})"
+    assert (await limiter.usage()).tokens == 100
+
+    # Correcting upward is reflected too (real usage above the estimate).
+    await limiter.record_request(more, 95)
+    assert (await limiter.usage()).tokens == 105
+    refused, _ = await limiter.try_acquire(0)
+    assert refused is None
+
+
+async def test_request_larger_than_limit_fails_immediately(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    limiter = make_limiter(client, keys, rpm=10, tpm=100)
+    started = time.monotonic()
+    with pytest.raises(RequestExceedsRateLimit, match="can never fit") as info:
+        await limiter.wait_if_needed(101)
+    assert time.monotonic() - started < 0.5
+    assert isinstance(info.value, ValidationError)
+    assert info.value.details["limit"] == 100
+
+    # A scope's TPM is checked the same way.
+    scoped = RedisRateLimiter(
+        client,
+        keys,
+        provider="openai",
+        model="gpt-test",
+        limits=RateLimits(rpm=10, tpm=1000),
+        scopes=[("user", "u1", RateLimits(rpm=None, tpm=50))],
+        window_seconds=WINDOW,
+    )
+    with pytest.raises(RequestExceedsRateLimit, match="user u1"):
+        await scoped.wait_if_needed(51)
+
+    with pytest.raises(ValidationError):
+        await limiter.wait_if_needed(-1)
+    assert (await limiter.usage()).requests == 0
+
+
+async def test_max_wait_raises_timeout_with_retry_after(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    limiter = make_limiter(client, keys, rpm=1)
+    await limiter.wait_if_needed(1)
+    started = time.monotonic()
+    with pytest.raises(RateLimitTimeout) as info:
+        await limiter.wait_if_needed(1, max_wait=0.2)
+    # It knows the room comes later than max_wait, so it does not sleep for nothing.
+    assert time.monotonic() - started < 0.5
+    assert 0.2 < info.value.retry_after <= WINDOW
+    assert info.value.details["retry_after"] == info.value.retry_after
+
+    # A max_wait that covers the wait is honoured.
+    reservation = await limiter.wait_if_needed(1, max_wait=WINDOW + 1.0)
+    assert reservation.waited > 0.2
+
+
+async def test_release_gives_the_slot_back(client: aioredis.Redis, keys: RedisKeys) -> None:
+    limiter = make_limiter(client, keys, rpm=1, tpm=50)
+    reservation = await limiter.wait_if_needed(50)
+    assert (await limiter.try_acquire(1))[0] is None
+
+    await limiter.release(reservation)
+    await limiter.release(reservation)  # idempotent
+    assert reservation.released
+    usage = await limiter.usage()
+    assert (usage.requests, usage.tokens) == (0, 0)
+
+    again = await limiter.wait_if_needed(50)
+    assert again.waited < 0.5
+    await limiter.record_request(reservation, 5)  # no-op on a released reservation
+    assert (await limiter.usage()).tokens == 50
+
+
+async def test_scopes_are_checked_atomically_with_model_limits(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    def for_user(user: str) -> RedisRateLimiter:
+        return RedisRateLimiter(
+            client,
+            keys,
+            provider="openai",
+            model="gpt-test",
+            limits=RateLimits(rpm=3, tpm=None),
+            scopes=[("user", user, RateLimits(rpm=2, tpm=None)), ("tenant", "t1", RateLimits())],
+            window_seconds=WINDOW,
+        )
+
+    alice, bob = for_user("alice"), for_user("bob")
+    assert (await alice.try_acquire(1))[0] is not None
+    assert (await alice.try_acquire(1))[0] is not None
+    refused, retry = await alice.try_acquire(1)
+    assert refused is None  # alice's own limit, although the model has room
+    assert 0 < retry <= WINDOW
+
+    usage = await alice.usage()
+    assert usage.requests == 2  # the refused request took nothing from the model window
+    assert usage.scopes[0].scope == "user"
+    assert usage.scopes[0].requests == 2
+    assert usage.scopes[1].requests is None  # tenant without limits: not tracked
+
+    assert (await bob.try_acquire(1))[0] is not None  # last model slot
+    refused, _ = await bob.try_acquire(1)
+    assert refused is None  # model limit now, although bob has room
+    bob_usage = await bob.usage()
+    assert bob_usage.requests == 3
+    assert bob_usage.scopes[0].requests == 1
+
+
+# --- across OS processes --------------------------------------------------------------
+
+# Each worker process admits requests as fast as it can until the Redis server clock
+# reaches `stop_at`, and prints the server timestamps (µs) at which it was admitted.
+# `admitted_at` is the TIME the Lua script read at the moment of admission, i.e. exactly
+# the score the limiter judged; the worker also reads `await client.time()` to decide
+# when to start and stop, so all processes share one clock.
+WORKER_SCRIPT = r"""
+import asyncio, json, sys
+
+import redis.asyncio as aioredis
+
+from ai_agents.errors import RateLimitTimeout
+from ai_agents.keys import RedisKeys
+from ai_agents.queue.rate_limiter import RateLimits, RedisRateLimiter
+
+
+async def server_now(client):
+    sec, usec = await client.time()
+    return sec + usec / 1e6
+
+
+async def main(cfg):
+    client = aioredis.Redis.from_url(cfg["url"])
+    limiter = RedisRateLimiter(
+        client,
+        RedisKeys(cfg["prefix"]),
+        provider="openai",
+        model="gpt-test",
+        limits=RateLimits(rpm=cfg["rpm"], tpm=cfg["tpm"]),
+        window_seconds=cfg["window"],
+    )
+    admitted = []
+    try:
+        await client.ping()
+        # Handshake: interpreter start-up varies a lot on a busy machine, so the parent
+        # only fixes the common start time once every worker is ready.
+        print("ready", flush=True)
+        timing = json.loads(sys.stdin.readline())
+        await asyncio.sleep(max(0.0, timing["start_at"] - await server_now(client)))
+        while True:
+            remaining = timing["stop_at"] - await server_now(client)
+            if remaining <= 0:
+                break
+            try:
+                reservation = await limiter.wait_if_needed(cfg["tokens"], max_wait=remaining)
+            except RateLimitTimeout:
+                break
+            admitted.append(round(reservation.admitted_at * 1_000_000))
+    finally:
+        await client.aclose()
+    print(json.dumps(admitted))
+
+
+asyncio.run(main(json.loads(sys.argv[1])))
+"""
+
+PROCESSES = 4
+CROSS_WINDOW = 3.0  # the 60 s acceptance test scaled down in time, same limit of 60
+RUN_WINDOWS = 2.5
+
+
+async def run_workers(
+    client: aioredis.Redis, keys: RedisKeys, *, rpm: int | None, tpm: int | None, tokens: int
+) -> tuple[list[int], int, int]:
+    """Run the worker processes; return sorted admission times (µs), start_at, stop_at."""
+    cfg = {
+        "url": REDIS_URL,
+        "prefix": keys.prefix,
+        "rpm": rpm,
+        "tpm": tpm,
+        "tokens": tokens,
+        "window": CROSS_WINDOW,
+    }
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        for _ in range(PROCESSES):
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-c",
+                    WORKER_SCRIPT,
+                    json.dumps(cfg),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=env,
+                    cwd=str(REPO_ROOT),
+                )
+            )
+        for proc in procs:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+            assert line.strip() == b"ready", line
+        sec, usec = await client.time()
+        start_us = sec * 1_000_000 + usec + 200_000
+        stop_us = start_us + round(RUN_WINDOWS * CROSS_WINDOW * 1_000_000)
+        timing = json.dumps({"start_at": start_us / 1e6, "stop_at": stop_us / 1e6})
+        outputs = await asyncio.wait_for(
+            asyncio.gather(*(p.communicate((timing + "\n").encode()) for p in procs)),
+            timeout=60,
+        )
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+    times: list[int] = []
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+        per_process = json.loads(out.decode().strip().splitlines()[-1])
+        assert per_process, f"a worker was never admitted: {err.decode()}"
+        times += per_process
+    return sorted(times), start_us, stop_us
+
+
+def max_in_any_window(times: list[int], window_us: int) -> int:
+    """Most admissions in any half-open window [t, t + window) starting at an admission.
+
+    Checking windows that start at an admission is enough: any window can be slid
+    forward to start at its first admission without losing any.
+    """
+    return max(bisect.bisect_left(times, t + window_us) - i for i, t in enumerate(times))
+
+
+def min_expected_admissions(times: list[int], stop_us: int, per_window: int) -> int:
+    """Lower bound on admissions for a limiter that never refuses a request that fits.
+
+    The workers always have a request waiting. The first `per_window` are admitted at
+    once at t0; the window then stays full until those entries leave it at t0 + W,
+    when the waiting processes (woken exactly at that expiry, plus <=10 ms jitter and a
+    round trip) refill it, and so on: batch k starts by t0 + k*(W + delta). With a
+    generous allowance of 1 s for all those delays together (they are milliseconds),
+    every batch starting before stop - 1 s is fully admitted before stop. For the
+    2.5-window run that is batches at ~0, ~W and ~2W, i.e. 3 * per_window.
+    """
+    elapsed = (stop_us - times[0]) / 1_000_000
+    assert elapsed >= 2 * CROSS_WINDOW + 1.0, "workers started too late to test anything"
+    return per_window * (math.floor((elapsed - 1.0) / CROSS_WINDOW) + 1)
+
+
+async def test_rpm_limit_holds_across_processes(client: aioredis.Redis, keys: RedisKeys) -> None:
+    times, _start, stop = await run_workers(client, keys, rpm=60, tpm=None, tokens=1)
+    window_us = round(CROSS_WINDOW * 1_000_000)
+    in_run = [t for t in times if t < stop]
+
+    assert max_in_any_window(times, window_us) <= 60
+    assert len(in_run) >= min_expected_admissions(in_run, stop, 60) == 180
+
+
+async def test_tpm_limit_holds_across_processes(client: aioredis.Redis, keys: RedisKeys) -> None:
+    # 10-token requests against 600 tokens per window: at most 60 per window.
+    times, _start, stop = await run_workers(client, keys, rpm=None, tpm=600, tokens=10)
+    window_us = round(CROSS_WINDOW * 1_000_000)
+    in_run = [t for t in times if t < stop]
+
+    assert max_in_any_window(times, window_us) * 10 <= 600
+    assert len(in_run) >= min_expected_admissions(in_run, stop, 60) == 180
+
+
+# --- Redis unreachable ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def dead_client() -> AsyncIterator[aioredis.Redis]:
+    # Port 1 is closed: connecting fails at once with "connection refused".
+    redis_client = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1.0)
+    yield redis_client
+    await redis_client.aclose()
+
+
+async def test_unreachable_redis_raises_unavailable(dead_client: aioredis.Redis) -> None:
+    limiter = make_limiter(dead_client, RedisKeys(f"test:{uuid.uuid4().hex}:"), rpm=5)
+    with pytest.raises(RateLimitUnavailable, match="cannot reach Redis") as info:
+        await limiter.wait_if_needed(10)
+    assert isinstance(info.value.__cause__, redis_exceptions.ConnectionError)
+    with pytest.raises(RateLimitUnavailable):
+        await limiter.usage()
+
+
+async def test_unreachable_redis_fail_open_proceeds_with_warning(
+    dead_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = make_limiter(
+        dead_client, RedisKeys(f"test:{uuid.uuid4().hex}:"), rpm=1, fail_open=True
+    )
+    with caplog.at_level(logging.WARNING, logger="ai_agents.queue.rate_limiter"):
+        first = await limiter.wait_if_needed(10)
+        second = await limiter.wait_if_needed(10)  # rpm=1 would refuse it: not limited
+    assert first.unlimited
+    assert second.unlimited
+    assert first.admitted_at is None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2  # loud every time, not once
+    assert "WITHOUT limits" in warnings[0].getMessage()
+
+    await limiter.record_request(first, 5)  # nothing to correct, no error
+    await limiter.release(second)
