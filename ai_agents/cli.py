@@ -17,6 +17,8 @@ from ai_agents.config import Settings
 from ai_agents.errors import AgentsError
 
 Handler = Callable[[argparse.Namespace], int]
+#: Modules that add subcommands with :func:`command` (each optional: a missing extra skips it).
+PLUGIN_MODULES = ("ai_agents.commands", "workers.cli", "api.cli", "ai_agents.rag.cli")
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
 
 
@@ -45,7 +47,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _load_plugins() -> None:
     """Import the modules that register more subcommands (each optional)."""
-    for module in ("ai_agents.commands",):
+    for module in PLUGIN_MODULES:
         try:
             __import__(module)
         except ModuleNotFoundError as exc:
