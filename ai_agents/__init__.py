@@ -1,5 +1,6 @@
 """ai_agents: persistent, provider-agnostic AI agents on your own PostgreSQL and Redis."""
 
+from ai_agents.agent import Agent
 from ai_agents.config import Settings
 from ai_agents.definition import AgentDefinition
 from ai_agents.errors import (
@@ -12,9 +13,15 @@ from ai_agents.errors import (
 )
 from ai_agents.messages import Message, ToolCall
 from ai_agents.records import AgentRecord, Page, ThreadRecord, UsageTotals
+from ai_agents.response import AgentResponse
 from ai_agents.store import AgentStore
+from ai_agents.tools.decorator import ToolContext, tool
 
 __all__ = [
+    "Agent",
+    "AgentResponse",
+    "ToolContext",
+    "tool",
     "AgentDefinition",
     "AgentRecord",
     "AgentStore",

@@ -179,9 +179,9 @@ class AgentRunner:
         def count(message: Message) -> int:
             return self.counter.count_message(message, provider=agent.provider, model=model)
 
-        fixed = self.counter.count_tools(
-            specs, provider=agent.provider, model=model
-        ) + self.counter.count_text(system_prompt, provider=agent.provider, model=model)
+        fixed = self.counter.count_request(
+            system_prompt, (), specs, provider=agent.provider, model=model
+        )
         max_output = int(agent.settings.get("max_output_tokens") or limits.max_output)
         budget = limits.context_window - max_output - fixed
         services = _Services(self, conn, thread, agent)
@@ -232,8 +232,9 @@ class AgentRunner:
                 max_output_tokens=agent.settings.get("max_output_tokens"),
             )
             await _check_cancel(options)
-            estimate = fixed + sum(count(m) for m in request.messages)
-            estimate += min(max_output, ESTIMATED_OUTPUT_CAP)
+            estimate = self.counter.count_request(
+                prompt, request.messages, specs, provider=agent.provider, model=model
+            ) + min(max_output, ESTIMATED_OUTPUT_CAP)
             limiter = self._limiter(agent, limits, thread)
             reservation = await limiter.wait_if_needed(estimate)
             waited += reservation.waited
