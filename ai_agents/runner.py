@@ -263,7 +263,14 @@ class AgentRunner:
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
                 cost=call_cost,
-                metadata={"finish_reason": response.finish_reason, "iteration": iteration},
+                metadata={
+                    "finish_reason": response.finish_reason,
+                    "iteration": iteration,
+                    "rate_limit": {
+                        "admitted_at": reservation.admitted_at,
+                        "waited": round(reservation.waited, 4),
+                    },
+                },
             )
             turn.append(assistant)
             if not assistant.tool_calls:

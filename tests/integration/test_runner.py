@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+
 import pytest
 
 from ai_agents import AgentDefinition, AgentStore
