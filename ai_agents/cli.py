@@ -51,7 +51,8 @@ def _load_plugins() -> None:
         try:
             __import__(module)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            # Skip a plugin whose module (or package) is absent; re-raise a broken one.
+            if exc.name is None or not (module + ".").startswith(exc.name + "."):
                 raise
 
 

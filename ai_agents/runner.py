@@ -22,8 +22,8 @@ import asyncio
 import logging
 import time
 import uuid
-from contextlib import aclosing
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -52,7 +52,7 @@ from ai_agents.providers.base import (
     Usage,
 )
 from ai_agents.providers.registry import ModelLimits, get_registry
-from ai_agents.queue.rate_limiter import RateLimits, RedisRateLimiter
+from ai_agents.queue.rate_limiter import RateLimits, RedisRateLimiter, WindowUsage
 from ai_agents.records import AgentRecord, ThreadRecord
 from ai_agents.response import (
     AgentResponse,
@@ -249,6 +249,8 @@ class AgentRunner:
             except BaseException:
                 await limiter.release(reservation)
                 raise
+            if not response.usage.total_tokens:
+                response.usage = self._estimate_usage(agent.provider, model, request, response)
             await limiter.record_request(reservation, response.usage.total_tokens)
             call_cost = limits.cost(response.usage.input_tokens, response.usage.output_tokens)
             total = total + response.usage
@@ -455,6 +457,38 @@ class AgentRunner:
             )
             self._limiters[key] = limiter
         return limiter
+
+    def _estimate_usage(
+        self, provider: str, model: str, request: ProviderRequest, response: ProviderResponse
+    ) -> Usage:
+        """Our own count when the vendor reported no usage (marked as an estimate)."""
+        answer = Message(role="assistant", content=response.content, tool_calls=response.tool_calls)
+        return Usage(
+            self.counter.count_request(
+                request.system_prompt,
+                request.messages,
+                request.tools,
+                provider=provider,
+                model=model,
+            ),
+            self.counter.count_message(answer, provider=provider, model=model),
+            estimated=True,
+        )
+
+    async def rate_window(self, provider: str, model: str) -> WindowUsage:
+        """Current use of the (provider, model) rate-limit window, for display."""
+        limits = get_registry().get(provider, model)
+        limiter = RedisRateLimiter(
+            self.store.redis,
+            self.store.keys,
+            provider=provider,
+            model=model,
+            limits=self.rate_limit_overrides.get(
+                (provider, model), RateLimits(rpm=limits.rpm, tpm=limits.tpm)
+            ),
+            window_seconds=self.store.settings.rate_limit_window,
+        )
+        return await limiter.usage()
 
 
 @dataclass(slots=True)
