@@ -4,6 +4,9 @@ The lock lives on the run's own connection, so it is released when the run ends,
 also when its process dies (the connection closes): a crashed run never wedges a thread.
 The run does all its database work on that same connection, so waiting runs never
 starve the lock holder of a pool connection.
+
+The connection is in autocommit mode: taking the lock, the run's reads and releasing
+the lock are one round trip each; the run opens an explicit transaction only to save.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ from ai_agents.errors import ThreadBusyError
 
 BusyPolicy = Literal["enqueue", "reject"]
 
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
+# set_config runs first (target lists are evaluated left to right), so the wait for the
+# lock is bounded by lock_timeout; the unlock statement puts the setting back.
+_LOCK = text("SELECT set_config('lock_timeout', :timeout, false), pg_advisory_lock(:k)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:k), set_config('lock_timeout', '0', false)")
+
 
 def lock_key(thread_id: UUID) -> int:
     """A signed 64-bit advisory-lock key derived from the thread id."""
@@ -32,36 +41,33 @@ def lock_key(thread_id: UUID) -> int:
 async def thread_lock(
     engine: AsyncEngine, thread_id: UUID, policy: BusyPolicy, *, wait_timeout: float
 ) -> AsyncIterator[AsyncConnection]:
-    """Hold the thread's run lock; yield the connection the run must use."""
+    """Hold the thread's run lock; yield the (autocommit) connection the run must use."""
     key = lock_key(thread_id)
     with translate_errors("thread lock"):
         conn = await engine.connect()
     try:
         with translate_errors("thread lock"):
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             if policy == "reject":
-                got = (
-                    await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
-                ).scalar()
-                await conn.commit()
-                if not got:
+                if not (await conn.execute(_TRY_LOCK, {"k": key})).scalar():
                     raise ThreadBusyError(thread_id)
             else:
-                await conn.execute(text(f"SET lock_timeout = '{int(wait_timeout * 1000)}ms'"))
                 try:
-                    await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                    await conn.execute(
+                        _LOCK, {"k": key, "timeout": f"{int(wait_timeout * 1000)}ms"}
+                    )
                 except DBAPIError as exc:
                     if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                        await conn.execute(text("SELECT set_config('lock_timeout', '0', false)"))
                         raise ThreadBusyError(thread_id) from exc
                     raise
-                await conn.execute(text("SET lock_timeout = 0"))
-                await conn.commit()
         try:
             yield conn
         finally:
             with translate_errors("thread unlock"):
                 if conn.in_transaction():
                     await conn.rollback()
-                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                await conn.commit()
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(_UNLOCK, {"k": key})
     finally:
         await conn.close()

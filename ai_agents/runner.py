@@ -161,7 +161,6 @@ class AgentRunner:
             history = await message_rows.last_n(conn, thread_id, plan.last) if plan.last else []
             first = await message_rows.first_m(conn, thread_id, plan.first) if plan.first else []
             facts = await self._user_facts(conn, agent, thread)
-            await conn.commit()
 
         provider = self.providers.get(agent.provider)
         model = agent.model
@@ -391,6 +390,10 @@ class AgentRunner:
         state: dict[str, Any] | None,
     ) -> list[Message]:
         with translate_errors("save turn"):
+            # The run's connection is in autocommit mode (its reads took no transaction);
+            # the save is one real transaction.
+            await conn.commit()
+            conn = await conn.execution_options(isolation_level="READ COMMITTED")
             async with conn.begin():
                 limits = await self.store._limits(conn, thread.tenant_id)
                 saved = await message_rows.append(
@@ -414,10 +417,8 @@ class AgentRunner:
         with translate_errors("idempotency check"):
             run_id = await thread_rows.find_turn(conn, thread_id, key)
             if run_id is None:
-                await conn.commit()
                 return None
             saved = await message_rows.by_run(conn, thread_id, run_id)
-            await conn.commit()
         return response_from_saved(thread_id, run_id, saved)
 
     async def _user_facts(
@@ -505,7 +506,6 @@ class _Services:
             rows = await message_rows.between(
                 self.conn, self.thread.id, after_seq, before_seq, limit
             )
-            await self.conn.commit()
         return rows
 
     async def summarize(self, previous: str | None, messages: list[Message]) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, Float, Text, func, insert, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,6 +26,10 @@ from ai_agents.messages import ROLES, Message, ToolCall
 from ai_agents.records import Page
 
 Order = Literal["asc", "desc"]
+
+_INSERT_RETURNING = insert(messages).returning(
+    messages.c.id, messages.c.created_at, sort_by_parameter_order=True
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,28 +122,16 @@ async def append(
     out_tokens = sum(m.output_tokens or 0 for m in batch)
     cost = sum(m.cost or 0.0 for m in batch)
     row = (
-        await conn.execute(
-            update(threads)
-            .where(threads.c.id == thread_id, scope.visible(threads.c.tenant_id))
-            .values(
-                last_seq=threads.c.last_seq + n,
-                message_count=threads.c.message_count + n,
-                total_bytes=threads.c.total_bytes + added,
-                input_tokens=threads.c.input_tokens + in_tokens,
-                output_tokens=threads.c.output_tokens + out_tokens,
-                cost=threads.c.cost + cost,
-                last_used_at=func.now(),
-            )
-            .returning(
-                threads.c.last_seq, threads.c.total_bytes, threads.c.tenant_id, threads.c.user_id
-            )
-        )
+        await conn.execute(_count_turn(scope, thread_id, n, added, in_tokens, out_tokens, cost))
     ).first()
     if row is None:
         raise NotFoundError("thread", thread_id)
     if row.total_bytes > limits.thread_bytes:
         raise LimitExceeded("thread", limits.thread_bytes, row.total_bytes - added, added)
-    await charge_user(conn, row.tenant_id, row.user_id, added, limits, in_tokens, out_tokens, cost)
+    if row.user_id and row.user_total > limits.user_bytes:
+        raise LimitExceeded("user", limits.user_bytes, row.user_total - added, added)
+    if limits.tenant_bytes is not None and added > 0:
+        await _check_tenant(conn, row.tenant_id, added, limits.tenant_bytes)
 
     first_seq = row.last_seq - n + 1
     values = [
@@ -164,11 +156,9 @@ async def append(
         }
         for i, m in enumerate(batch)
     ]
-    rows = (
-        await conn.execute(
-            pg_insert(messages).values(values).returning(messages.c.id, messages.c.created_at)
-        )
-    ).all()
+    # One cached statement for any batch size (SQLAlchemy batches the rows into a
+    # single INSERT ... VALUES ... RETURNING, in parameter order).
+    rows = (await conn.execute(_INSERT_RETURNING, values)).all()
     saved = []
     for m, (ident, created_at), seq in zip(
         batch, rows, range(first_seq, first_seq + n), strict=True
@@ -196,26 +186,61 @@ async def append(
     return saved
 
 
-async def charge_user(
-    conn: AsyncConnection,
-    tenant_id: str,
-    user_id: str | None,
-    added_bytes: int,
-    limits: SizeLimits,
-    input_tokens: int = 0,
-    output_tokens: int = 0,
-    cost: float = 0.0,
-) -> None:
-    """Add bytes/tokens to the user's running totals and enforce user and tenant limits."""
-    stmt = pg_insert(user_usage).values(
-        tenant_id=tenant_id,
-        user_id=user_id or "",
-        total_bytes=added_bytes,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost=cost,
+def _count_turn(
+    scope: Scope,
+    thread_id: UUID,
+    n: int,
+    added: int,
+    in_tokens: int,
+    out_tokens: int,
+    cost: float,
+) -> Any:
+    """Allocate seqs and bump the thread's and the user's counters in one statement.
+
+    The thread row lock (taken by the UPDATE) serializes writers of the thread; the
+    user_usage upsert keeps the per-user byte and token totals exact.
+    """
+    bumped = (
+        update(threads)
+        .where(threads.c.id == thread_id, scope.visible(threads.c.tenant_id))
+        .values(
+            last_seq=threads.c.last_seq + n,
+            message_count=threads.c.message_count + n,
+            total_bytes=threads.c.total_bytes + added,
+            input_tokens=threads.c.input_tokens + in_tokens,
+            output_tokens=threads.c.output_tokens + out_tokens,
+            cost=threads.c.cost + cost,
+            last_used_at=func.now(),
+        )
+        .returning(
+            threads.c.last_seq, threads.c.total_bytes, threads.c.tenant_id, threads.c.user_id
+        )
+        .cte("bumped")
     )
-    stmt = stmt.on_conflict_do_update(
+    charged = _charge_statement(
+        select(
+            bumped.c.tenant_id,
+            func.coalesce(bumped.c.user_id, ""),
+            literal(added, BigInteger),
+            literal(in_tokens, BigInteger),
+            literal(out_tokens, BigInteger),
+            literal(cost, Float),
+        )
+    ).cte("charged")
+    return select(
+        bumped.c.last_seq,
+        bumped.c.total_bytes,
+        bumped.c.tenant_id,
+        bumped.c.user_id,
+        charged.c.total_bytes.label("user_total"),
+    ).select_from(bumped.join(charged, true()))
+
+
+def _charge_statement(source: Any) -> Any:
+    stmt = pg_insert(user_usage).from_select(
+        ["tenant_id", "user_id", "total_bytes", "input_tokens", "output_tokens", "cost"], source
+    )
+    return stmt.on_conflict_do_update(
         index_elements=[user_usage.c.tenant_id, user_usage.c.user_id],
         set_={
             "total_bytes": user_usage.c.total_bytes + stmt.excluded.total_bytes,
@@ -224,23 +249,43 @@ async def charge_user(
             "cost": user_usage.c.cost + stmt.excluded.cost,
         },
     ).returning(user_usage.c.total_bytes)
-    user_total = (await conn.execute(stmt)).scalar_one()
+
+
+async def charge_user(
+    conn: AsyncConnection,
+    tenant_id: str,
+    user_id: str | None,
+    added_bytes: int,
+    limits: SizeLimits,
+) -> None:
+    """Add bytes copied into a thread (a fork) to the user's total; enforce the limits."""
+    source = select(
+        literal(tenant_id, Text),
+        literal(user_id or "", Text),
+        literal(added_bytes, BigInteger),
+        literal(0, BigInteger),
+        literal(0, BigInteger),
+        literal(0.0, Float),
+    )
+    user_total = (await conn.execute(_charge_statement(source))).scalar_one()
     if user_id and user_total > limits.user_bytes:
         raise LimitExceeded("user", limits.user_bytes, user_total - added_bytes, added_bytes)
     if limits.tenant_bytes is not None and added_bytes > 0:
-        # Tenants with a quota serialize their writes on the tenant row (exact total).
-        await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id).with_for_update())
-        tenant_total = (
-            await conn.execute(
-                select(func.coalesce(func.sum(user_usage.c.total_bytes), 0)).where(
-                    user_usage.c.tenant_id == tenant_id
-                )
+        await _check_tenant(conn, tenant_id, added_bytes, limits.tenant_bytes)
+
+
+async def _check_tenant(conn: AsyncConnection, tenant_id: str, added: int, limit: int) -> None:
+    """Tenants with a quota serialize their writes on the tenant row (exact total)."""
+    await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id).with_for_update())
+    total = (
+        await conn.execute(
+            select(func.coalesce(func.sum(user_usage.c.total_bytes), 0)).where(
+                user_usage.c.tenant_id == tenant_id
             )
-        ).scalar_one()
-        if tenant_total > limits.tenant_bytes:
-            raise LimitExceeded(
-                "tenant", limits.tenant_bytes, int(tenant_total) - added_bytes, added_bytes
-            )
+        )
+    ).scalar_one()
+    if total > limit:
+        raise LimitExceeded("tenant", limit, int(total) - added, added)
 
 
 async def page(

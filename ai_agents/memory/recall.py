@@ -48,7 +48,6 @@ async def similar_messages(
                 )
             )
         ).all()
-        await conn.commit()
     if not rows:
         return []
     (query,) = await embedder.embed([text])
@@ -58,7 +57,6 @@ async def similar_messages(
     with translate_errors("vector recall"):
         for seq in sorted(wanted):
             out.extend(await message_rows.between(conn, thread.id, seq - 1, seq + 1, 1))
-        await conn.commit()
     return out
 
 
