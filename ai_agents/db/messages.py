@@ -9,12 +9,24 @@ total is kept in ``user_usage`` in the same transaction. A write over a limit ra
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Float, Text, func, insert, literal, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -121,9 +133,17 @@ async def append(
     in_tokens = sum(m.input_tokens or 0 for m in batch)
     out_tokens = sum(m.output_tokens or 0 for m in batch)
     cost = sum(m.cost or 0.0 for m in batch)
-    row = (
-        await conn.execute(_count_turn(scope, thread_id, n, added, in_tokens, out_tokens, cost))
-    ).first()
+    # Parameter names must not collide with column names (UPDATE would SET them).
+    params = {
+        "p_thread": thread_id,
+        "p_tenant": scope.tenant_id,
+        "p_n": n,
+        "p_added": added,
+        "p_in": in_tokens,
+        "p_out": out_tokens,
+        "p_cost": cost,
+    }
+    row = (await conn.execute(_count_turn_statement(scope.is_admin), params)).first()
     if row is None:
         raise NotFoundError("thread", thread_id)
     if row.total_bytes > limits.thread_bytes:
@@ -186,30 +206,27 @@ async def append(
     return saved
 
 
-def _count_turn(
-    scope: Scope,
-    thread_id: UUID,
-    n: int,
-    added: int,
-    in_tokens: int,
-    out_tokens: int,
-    cost: float,
-) -> Any:
+@functools.cache
+def _count_turn_statement(admin: bool) -> Any:
     """Allocate seqs and bump the thread's and the user's counters in one statement.
 
     The thread row lock (taken by the UPDATE) serializes writers of the thread; the
-    user_usage upsert keeps the per-user byte and token totals exact.
+    user_usage upsert keeps the per-user byte and token totals exact. Built once (with
+    bind parameters) so SQLAlchemy compiles it once per process.
     """
+    where = [threads.c.id == bindparam("p_thread")]
+    if not admin:
+        where.append(threads.c.tenant_id == bindparam("p_tenant"))
     bumped = (
         update(threads)
-        .where(threads.c.id == thread_id, scope.visible(threads.c.tenant_id))
+        .where(*where)
         .values(
-            last_seq=threads.c.last_seq + n,
-            message_count=threads.c.message_count + n,
-            total_bytes=threads.c.total_bytes + added,
-            input_tokens=threads.c.input_tokens + in_tokens,
-            output_tokens=threads.c.output_tokens + out_tokens,
-            cost=threads.c.cost + cost,
+            last_seq=threads.c.last_seq + bindparam("p_n", type_=BigInteger),
+            message_count=threads.c.message_count + bindparam("p_n", type_=BigInteger),
+            total_bytes=threads.c.total_bytes + bindparam("p_added", type_=BigInteger),
+            input_tokens=threads.c.input_tokens + bindparam("p_in", type_=BigInteger),
+            output_tokens=threads.c.output_tokens + bindparam("p_out", type_=BigInteger),
+            cost=threads.c.cost + bindparam("p_cost", type_=Float),
             last_used_at=func.now(),
         )
         .returning(
@@ -221,10 +238,10 @@ def _count_turn(
         select(
             bumped.c.tenant_id,
             func.coalesce(bumped.c.user_id, ""),
-            literal(added, BigInteger),
-            literal(in_tokens, BigInteger),
-            literal(out_tokens, BigInteger),
-            literal(cost, Float),
+            bindparam("p_added", type_=BigInteger),
+            bindparam("p_in", type_=BigInteger),
+            bindparam("p_out", type_=BigInteger),
+            bindparam("p_cost", type_=Float),
         )
     ).cte("charged")
     return select(

@@ -50,7 +50,9 @@ def _copy(message: Message, **changes: object) -> Message:
 
 
 def normalize_history(messages: Sequence[Message]) -> list[Message]:
-    """Return a copy of *messages* that every vendor accepts as a tool-calling history.
+    """Return a new list of *messages* that every vendor accepts as a tool-calling history.
+
+    Inputs are never mutated: repaired messages are copies; unchanged ones are shared.
 
     Rules:
 
@@ -89,7 +91,7 @@ def normalize_history(messages: Sequence[Message]) -> list[Message]:
             index += 1  # orphan: not right after an assistant message with calls
             continue
         if message.role != "assistant" or not message.tool_calls:
-            out.append(_copy(message))
+            out.append(message)  # unchanged messages are shared, never mutated
             index += 1
             continue
 
@@ -246,5 +248,5 @@ def remap_tool_ids(messages: Sequence[Message], mapper: Callable[[str], str]) ->
             ]
         if message.tool_call_id is not None:
             changes["tool_call_id"] = mapper(message.tool_call_id)
-        out.append(_copy(message, **changes))
+        out.append(_copy(message, **changes) if changes else message)
     return out
