@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.db import memory as memory_rows
@@ -36,7 +35,6 @@ from ai_agents.db import messages as message_rows
 from ai_agents.db import threads as thread_rows
 from ai_agents.db.engine import parse_uuid, translate_errors
 from ai_agents.db.scope import Scope
-from ai_agents.db.tables import threads
 from ai_agents.embeddings import Embedder, HashingEmbedder
 from ai_agents.errors import RunCancelled, UsageError, ValidationError
 from ai_agents.locks import BusyPolicy, thread_lock
@@ -390,25 +388,18 @@ class AgentRunner:
         state: dict[str, Any] | None,
     ) -> list[Message]:
         with translate_errors("save turn"):
-            # The run's connection is in autocommit mode (its reads took no transaction);
-            # the save is one real transaction.
-            await conn.commit()
-            conn = await conn.execution_options(isolation_level="READ COMMITTED")
-            async with conn.begin():
-                limits = await self.store._limits(conn, thread.tenant_id)
-                saved = await message_rows.append(
-                    conn,
-                    scope,
-                    thread.id,
-                    turn,
-                    limits,
-                    run_id=run_id,
-                    idempotency_key=idempotency_key,
-                )
-                if state is not None:
-                    await conn.execute(
-                        update(threads).where(threads.c.id == thread.id).values(memory_state=state)
-                    )
+            limits = await self.store._limits(conn, thread.tenant_id)
+            # One transaction: the whole turn, its counters and the memory state.
+            saved = await message_rows.append(
+                conn,
+                scope,
+                thread.id,
+                turn,
+                limits,
+                run_id=run_id,
+                idempotency_key=idempotency_key,
+                memory_state=state,
+            )
         return saved
 
     async def _replay(

@@ -176,6 +176,13 @@ class AgentStore:
                 yield conn
 
     @asynccontextmanager
+    async def _autocommit(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        """A connection without a SQLAlchemy transaction (for statements that run their own)."""
+        with translate_errors(operation):
+            async with self.engine.connect() as conn:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
     async def _read(self, operation: str) -> AsyncIterator[AsyncConnection]:
         with translate_errors(operation):
             async with self.engine.connect() as conn:
@@ -623,7 +630,7 @@ class AgentStore:
         ident = parse_uuid(thread_id, "thread")
         if not batch:
             return []
-        async with self._tx("add_messages") as conn:
+        async with self._autocommit("add_messages") as conn:
             tenant = await self._thread_tenant(conn, ident)
             limits = await self._limits(conn, tenant)
             return await message_rows.append(

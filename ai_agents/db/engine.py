@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -39,7 +40,12 @@ def translate_errors(operation: str) -> Iterator[None]:
             f"database error during {operation}: {detail}",
             details={"operation": operation, "sqlstate": getattr(orig, "sqlstate", None)},
         ) from exc
-    except (SQLAlchemyError, OSError) as exc:
+    except asyncpg.PostgresError as exc:  # hot paths use the driver connection directly
+        raise StorageError(
+            f"database error during {operation}: {str(exc).splitlines()[0]}",
+            details={"operation": operation, "sqlstate": exc.sqlstate},
+        ) from exc
+    except (SQLAlchemyError, asyncpg.InterfaceError, OSError) as exc:
         raise StorageError(f"database unavailable during {operation}: {exc}") from exc
 
 

@@ -9,7 +9,7 @@ total is kept in ``user_usage`` in the same transaction. A write over a limit ra
 
 from __future__ import annotations
 
-import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,29 +19,97 @@ from sqlalchemy import (
     BigInteger,
     Float,
     Text,
-    bindparam,
     func,
-    insert,
     literal,
     select,
-    true,
-    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.db.scope import Scope
-from ai_agents.db.tables import messages, tenants, threads, user_usage
+from ai_agents.db.tables import messages, tenants, user_usage
 from ai_agents.errors import LimitExceeded, NotFoundError, ValidationError
 from ai_agents.messages import ROLES, Message, ToolCall
 from ai_agents.records import Page
 
 Order = Literal["asc", "desc"]
 
-_INSERT_RETURNING = insert(messages).returning(
-    messages.c.id, messages.c.created_at, sort_by_parameter_order=True
+_COLUMNS = (
+    "id, thread_id, seq, role, content, tool_calls, tool_call_id, tool_name, created_at, "
+    "token_count, provider, model, input_tokens, output_tokens, cost, metadata"
 )
+_LAST_N = f"SELECT {_COLUMNS} FROM messages WHERE thread_id = $1 ORDER BY seq DESC LIMIT $2"
+_FIRST_M = f"SELECT {_COLUMNS} FROM messages WHERE thread_id = $1 ORDER BY seq LIMIT $2"
+_BY_RUN = f"SELECT {_COLUMNS} FROM messages WHERE thread_id = $1 AND run_id = $2 ORDER BY seq"
+_BETWEEN = (
+    f"SELECT {_COLUMNS} FROM messages WHERE thread_id = $1 AND seq > $2 AND seq < $3 "
+    "ORDER BY seq LIMIT $4"
+)
+# Allocate the seq range and bump the thread's and the user's counters in one statement.
+# The UPDATE's row lock serializes writers of the thread ($7: the caller's tenant, or
+# NULL for the admin scope).
+_COUNT_TURN = """
+WITH bumped AS (
+    UPDATE threads
+    SET last_seq = last_seq + $2, message_count = message_count + $2,
+        total_bytes = total_bytes + $3, input_tokens = input_tokens + $4,
+        output_tokens = output_tokens + $5, cost = cost + $6, last_used_at = now()
+    WHERE id = $1 AND ($7::text IS NULL OR tenant_id = $7::text)
+    RETURNING last_seq, total_bytes, tenant_id, user_id
+), charged AS (
+    INSERT INTO user_usage AS u (tenant_id, user_id, total_bytes, input_tokens, output_tokens, cost)
+    SELECT tenant_id, coalesce(user_id, ''), $3, $4, $5, $6 FROM bumped
+    ON CONFLICT (tenant_id, user_id) DO UPDATE SET
+        total_bytes = u.total_bytes + excluded.total_bytes,
+        input_tokens = u.input_tokens + excluded.input_tokens,
+        output_tokens = u.output_tokens + excluded.output_tokens,
+        cost = u.cost + excluded.cost
+    RETURNING total_bytes
+)
+SELECT b.last_seq, b.total_bytes, b.tenant_id, b.user_id, c.total_bytes AS user_total
+FROM bumped b, charged c
+"""
+_INSERT_BATCH = """
+INSERT INTO messages (thread_id, run_id, seq, role, content, tool_calls, tool_call_id,
+    tool_name, token_count, byte_size, provider, model, input_tokens, output_tokens, cost,
+    idempotency_key, metadata)
+SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::text[],
+    $8::text[], $9::int[], $10::int[], $11::text[], $12::text[], $13::int[], $14::int[],
+    $15::float8[], $16::text[], $17::jsonb[])
+RETURNING id, seq, created_at
+"""
+_SET_MEMORY_STATE = "UPDATE threads SET memory_state = $2::jsonb WHERE id = $1"
+_LOCK_TENANT = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE"
+_TENANT_TOTAL = "SELECT coalesce(sum(total_bytes), 0) FROM user_usage WHERE tenant_id = $1"
+
+
+async def driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under *conn*, for the hot-path statements above."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+def record_to_message(r: Any) -> Message:
+    tool_calls = r[5]
+    return Message(
+        id=r[0],
+        thread_id=r[1],
+        seq=r[2],
+        role=r[3],
+        content=r[4],
+        tool_calls=[ToolCall.from_json(c) for c in tool_calls] if tool_calls else [],
+        tool_call_id=r[6],
+        tool_name=r[7],
+        created_at=r[8],
+        token_count=r[9],
+        provider=r[10],
+        model=r[11],
+        input_tokens=r[12],
+        output_tokens=r[13],
+        cost=r[14],
+        metadata=r[15] or {},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,66 +191,72 @@ async def append(
     *,
     run_id: UUID | None = None,
     idempotency_key: str | None = None,
+    memory_state: dict[str, Any] | None = None,
 ) -> list[Message]:
-    """Append *batch* in order; must run inside a transaction (the caller's ``begin()``)."""
+    """Append *batch* in order, atomically, with exact counters and size limits.
+
+    *conn* must be in autocommit mode (no SQLAlchemy transaction): the append runs its
+    own transaction on the driver connection: three statements, whatever the batch size.
+    ``memory_state`` (the summarize strategy's state) is saved in the same transaction.
+    """
     for message in batch:
         validate_message(message)
     sizes = [m.byte_size() for m in batch]
     added = sum(sizes)
     n = len(batch)
-    in_tokens = sum(m.input_tokens or 0 for m in batch)
-    out_tokens = sum(m.output_tokens or 0 for m in batch)
-    cost = sum(m.cost or 0.0 for m in batch)
-    # Parameter names must not collide with column names (UPDATE would SET them).
-    params = {
-        "p_thread": thread_id,
-        "p_tenant": scope.tenant_id,
-        "p_n": n,
-        "p_added": added,
-        "p_in": in_tokens,
-        "p_out": out_tokens,
-        "p_cost": cost,
-    }
-    row = (await conn.execute(_count_turn_statement(scope.is_admin), params)).first()
-    if row is None:
-        raise NotFoundError("thread", thread_id)
-    if row.total_bytes > limits.thread_bytes:
-        raise LimitExceeded("thread", limits.thread_bytes, row.total_bytes - added, added)
-    if row.user_id and row.user_total > limits.user_bytes:
-        raise LimitExceeded("user", limits.user_bytes, row.user_total - added, added)
-    if limits.tenant_bytes is not None and added > 0:
-        await _check_tenant(conn, row.tenant_id, added, limits.tenant_bytes)
-
-    first_seq = row.last_seq - n + 1
-    values = [
-        {
-            "thread_id": thread_id,
-            "seq": first_seq + i,
-            "role": m.role,
-            "content": m.content,
-            "tool_calls": [c.to_json() for c in m.tool_calls] if m.tool_calls else None,
-            "tool_call_id": m.tool_call_id,
-            "tool_name": m.tool_name,
-            "token_count": m.token_count,
-            "byte_size": sizes[i],
-            "provider": m.provider,
-            "model": m.model,
-            "input_tokens": m.input_tokens,
-            "output_tokens": m.output_tokens,
-            "cost": m.cost,
-            "run_id": run_id,
-            "idempotency_key": idempotency_key if i == 0 else None,
-            "metadata": m.metadata or {},
-        }
-        for i, m in enumerate(batch)
-    ]
-    # One cached statement for any batch size (SQLAlchemy batches the rows into a
-    # single INSERT ... VALUES ... RETURNING, in parameter order).
-    rows = (await conn.execute(_INSERT_RETURNING, values)).all()
+    apg = await driver(conn)
+    async with apg.transaction():
+        row = await apg.fetchrow(
+            _COUNT_TURN,
+            thread_id,
+            n,
+            added,
+            sum(m.input_tokens or 0 for m in batch),
+            sum(m.output_tokens or 0 for m in batch),
+            float(sum(m.cost or 0.0 for m in batch)),
+            scope.tenant_id,
+        )
+        if row is None:
+            raise NotFoundError("thread", thread_id)
+        if row["total_bytes"] > limits.thread_bytes:
+            raise LimitExceeded("thread", limits.thread_bytes, row["total_bytes"] - added, added)
+        if row["user_id"] and row["user_total"] > limits.user_bytes:
+            raise LimitExceeded("user", limits.user_bytes, row["user_total"] - added, added)
+        if limits.tenant_bytes is not None and added > 0:
+            await apg.execute(_LOCK_TENANT, row["tenant_id"])
+            total = await apg.fetchval(_TENANT_TOTAL, row["tenant_id"])
+            if total > limits.tenant_bytes:
+                raise LimitExceeded("tenant", limits.tenant_bytes, int(total) - added, added)
+        first_seq = row["last_seq"] - n + 1
+        inserted = await apg.fetch(
+            _INSERT_BATCH,
+            thread_id,
+            run_id,
+            list(range(first_seq, first_seq + n)),
+            [m.role for m in batch],
+            [m.content for m in batch],
+            [
+                json.dumps([c.to_json() for c in m.tool_calls]) if m.tool_calls else None
+                for m in batch
+            ],
+            [m.tool_call_id for m in batch],
+            [m.tool_name for m in batch],
+            [m.token_count for m in batch],
+            sizes,
+            [m.provider for m in batch],
+            [m.model for m in batch],
+            [m.input_tokens for m in batch],
+            [m.output_tokens for m in batch],
+            [m.cost for m in batch],
+            [idempotency_key if i == 0 else None for i in range(n)],
+            [json.dumps(m.metadata or {}) for m in batch],
+        )
+        if memory_state is not None:
+            await apg.execute(_SET_MEMORY_STATE, thread_id, json.dumps(memory_state))
+    by_seq = {r["seq"]: r for r in inserted}
     saved = []
-    for m, (ident, created_at), seq in zip(
-        batch, rows, range(first_seq, first_seq + n), strict=True
-    ):
+    for offset, m in enumerate(batch):
+        r = by_seq[first_seq + offset]
         saved.append(
             Message(
                 role=m.role,
@@ -191,10 +265,10 @@ async def append(
                 tool_call_id=m.tool_call_id,
                 tool_name=m.tool_name,
                 metadata=dict(m.metadata),
-                id=ident,
+                id=r["id"],
                 thread_id=thread_id,
-                seq=seq,
-                created_at=created_at,
+                seq=first_seq + offset,
+                created_at=r["created_at"],
                 token_count=m.token_count,
                 provider=m.provider,
                 model=m.model,
@@ -204,53 +278,6 @@ async def append(
             )
         )
     return saved
-
-
-@functools.cache
-def _count_turn_statement(admin: bool) -> Any:
-    """Allocate seqs and bump the thread's and the user's counters in one statement.
-
-    The thread row lock (taken by the UPDATE) serializes writers of the thread; the
-    user_usage upsert keeps the per-user byte and token totals exact. Built once (with
-    bind parameters) so SQLAlchemy compiles it once per process.
-    """
-    where = [threads.c.id == bindparam("p_thread")]
-    if not admin:
-        where.append(threads.c.tenant_id == bindparam("p_tenant"))
-    bumped = (
-        update(threads)
-        .where(*where)
-        .values(
-            last_seq=threads.c.last_seq + bindparam("p_n", type_=BigInteger),
-            message_count=threads.c.message_count + bindparam("p_n", type_=BigInteger),
-            total_bytes=threads.c.total_bytes + bindparam("p_added", type_=BigInteger),
-            input_tokens=threads.c.input_tokens + bindparam("p_in", type_=BigInteger),
-            output_tokens=threads.c.output_tokens + bindparam("p_out", type_=BigInteger),
-            cost=threads.c.cost + bindparam("p_cost", type_=Float),
-            last_used_at=func.now(),
-        )
-        .returning(
-            threads.c.last_seq, threads.c.total_bytes, threads.c.tenant_id, threads.c.user_id
-        )
-        .cte("bumped")
-    )
-    charged = _charge_statement(
-        select(
-            bumped.c.tenant_id,
-            func.coalesce(bumped.c.user_id, ""),
-            bindparam("p_added", type_=BigInteger),
-            bindparam("p_in", type_=BigInteger),
-            bindparam("p_out", type_=BigInteger),
-            bindparam("p_cost", type_=Float),
-        )
-    ).cte("charged")
-    return select(
-        bumped.c.last_seq,
-        bumped.c.total_bytes,
-        bumped.c.tenant_id,
-        bumped.c.user_id,
-        charged.c.total_bytes.label("user_total"),
-    ).select_from(bumped.join(charged, true()))
 
 
 def _charge_statement(source: Any) -> Any:
@@ -329,27 +356,13 @@ async def page(
 
 async def last_n(conn: AsyncConnection, thread_id: UUID, n: int) -> list[Message]:
     """The last *n* messages in chronological order: one backward index range scan."""
-    rows = (
-        await conn.execute(
-            select(*_MESSAGE_COLUMNS)
-            .where(messages.c.thread_id == thread_id)
-            .order_by(messages.c.seq.desc())
-            .limit(n)
-        )
-    ).all()
-    return [to_message(r) for r in reversed(rows)]
+    rows = await (await driver(conn)).fetch(_LAST_N, thread_id, n)
+    return [record_to_message(r) for r in reversed(rows)]
 
 
 async def first_m(conn: AsyncConnection, thread_id: UUID, m: int) -> list[Message]:
-    rows = (
-        await conn.execute(
-            select(*_MESSAGE_COLUMNS)
-            .where(messages.c.thread_id == thread_id)
-            .order_by(messages.c.seq.asc())
-            .limit(m)
-        )
-    ).all()
-    return [to_message(r) for r in rows]
+    rows = await (await driver(conn)).fetch(_FIRST_M, thread_id, m)
+    return [record_to_message(r) for r in rows]
 
 
 async def seq_of(conn: AsyncConnection, thread_id: UUID, message_id: UUID) -> int:
@@ -366,30 +379,13 @@ async def seq_of(conn: AsyncConnection, thread_id: UUID, message_id: UUID) -> in
 
 
 async def by_run(conn: AsyncConnection, thread_id: UUID, run_id: UUID) -> list[Message]:
-    rows = (
-        await conn.execute(
-            select(*_MESSAGE_COLUMNS)
-            .where(messages.c.thread_id == thread_id, messages.c.run_id == run_id)
-            .order_by(messages.c.seq)
-        )
-    ).all()
-    return [to_message(r) for r in rows]
+    rows = await (await driver(conn)).fetch(_BY_RUN, thread_id, run_id)
+    return [record_to_message(r) for r in rows]
 
 
 async def between(
     conn: AsyncConnection, thread_id: UUID, after_seq: int, before_seq: int, limit: int
 ) -> list[Message]:
     """Messages with after_seq < seq < before_seq, oldest first (at most *limit*)."""
-    rows = (
-        await conn.execute(
-            select(*_MESSAGE_COLUMNS)
-            .where(
-                messages.c.thread_id == thread_id,
-                messages.c.seq > after_seq,
-                messages.c.seq < before_seq,
-            )
-            .order_by(messages.c.seq)
-            .limit(limit)
-        )
-    ).all()
-    return [to_message(r) for r in rows]
+    rows = await (await driver(conn)).fetch(_BETWEEN, thread_id, after_seq, before_seq, limit)
+    return [record_to_message(r) for r in rows]

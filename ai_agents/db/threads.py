@@ -168,22 +168,23 @@ async def copy_messages(
     return int(row[0]), int(row[1]), int(row[2])
 
 
+_THREAD_AND_AGENT = (
+    "SELECT "
+    + ", ".join(f"t.{c.name}" for c in threads.columns)
+    + ", "
+    + ", ".join(f"a.{c.name} AS agent__{c.name}" for c in agents.columns)
+    + " FROM threads t JOIN agents a ON a.id = t.agent_id"
+    " WHERE t.id = $1 AND ($2::text IS NULL OR t.tenant_id = $2::text)"
+)
+
+
 async def get_thread_and_agent(
     conn: AsyncConnection, scope: Scope, thread_id: UUID
 ) -> tuple[ThreadRecord, AgentRecord]:
-    """Both rows in one round trip (the run's first read)."""
-    agent_cols = [c.label(f"agent__{c.name}") for c in agents.columns]
-    row = (
-        (
-            await conn.execute(
-                select(threads, *agent_cols)
-                .join(agents, agents.c.id == threads.c.agent_id)
-                .where(threads.c.id == thread_id, scope.visible(threads.c.tenant_id))
-            )
-        )
-        .mappings()
-        .first()
-    )
+    """Both rows in one round trip (the run's first read, on the driver connection)."""
+    from ai_agents.db.messages import driver
+
+    row = await (await driver(conn)).fetchrow(_THREAD_AND_AGENT, thread_id, scope.tenant_id)
     if row is None:
         raise NotFoundError("thread", thread_id)
     agent_row = {c.name: row[f"agent__{c.name}"] for c in agents.columns}
