@@ -74,7 +74,7 @@ def _demo_model(request: ProviderRequest) -> ProviderResponse:
 def choose_provider() -> tuple[str, str, str]:
     """(provider, model, description) for the demo agent."""
     if os.environ.get("OPENAI_API_KEY"):
-        return "openai", os.environ.get("AI_AGENTS_DEMO_MODEL", "gpt-4o-mini"), "OpenAI"
+        return "openai", os.environ.get("AI_AGENTS_DEMO_MODEL", "gpt-5.4-mini"), "OpenAI"
     if os.environ.get("ANTHROPIC_API_KEY"):
         return "anthropic", os.environ.get("AI_AGENTS_DEMO_MODEL", "claude-haiku-4-5"), "Anthropic"
     if os.environ.get("OLLAMA_HOST"):

@@ -12,7 +12,7 @@ if ! pg_up; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
   fi
   for _ in $(seq 1 60); do pg_up && break; sleep 0.5; done
-  pg_up || { echo "error: PostgreSQL did not start (install postgresql or set AI_AGENTS_TEST_DATABASE_URL)" >&2; exit 1; }
+  pg_up || { echo "error: PostgreSQL did not start (install Debian's postgresql package)" >&2; exit 1; }
 fi
 
 if ! redis_up; then
@@ -21,6 +21,6 @@ if ! redis_up; then
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
   for _ in $(seq 1 40); do redis_up && break; sleep 0.25; done
-  redis_up || { echo "error: Redis did not start (install redis-server or set AI_AGENTS_TEST_REDIS_URL)" >&2; exit 1; }
+  redis_up || { echo "error: Redis did not start (install Debian's redis-server package)" >&2; exit 1; }
 fi
 echo "PostgreSQL and Redis are answering"

@@ -173,7 +173,8 @@ _WITH_UPDATED_AT = ("tenants", "agents", "threads", "user_memory")
 
 
 def upgrade() -> None:
-    op.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")  # gen_random_uuid() before PG13
+    # Needs PostgreSQL 15+ (UNIQUE NULLS NOT DISTINCT on user_memory).
+    op.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
     for statement in _TABLES:
         op.execute(statement)
     op.execute(_UPDATED_AT_FUNCTION)
