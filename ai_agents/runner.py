@@ -49,8 +49,12 @@ from ai_agents.providers.base import (
     ToolCallReady,
     Usage,
 )
+from ai_agents.providers.breaker import BreakerConfig, CircuitBreakers
+from ai_agents.providers.fallback import Dispatched, Dispatcher, RoutingRecord, SkipTarget
 from ai_agents.providers.registry import ModelLimits, get_registry
-from ai_agents.queue.rate_limiter import RateLimits, RedisRateLimiter, WindowUsage
+from ai_agents.providers.retry import RetryPolicy
+from ai_agents.providers.routing import Plan, RoutingInput, Target, plan_run
+from ai_agents.queue.rate_limiter import RateLimits, RedisRateLimiter, Reservation, WindowUsage
 from ai_agents.records import AgentRecord, ThreadRecord
 from ai_agents.response import (
     AgentResponse,
@@ -105,6 +109,14 @@ class AgentRunner:
         self.rate_limit_overrides: dict[tuple[str, str], RateLimits] = {}
         self.embedder: Embedder = HashingEmbedder()
         self._limiters: dict[tuple[str, str, str | None, str | None], RedisRateLimiter] = {}
+        # Retries -> circuit breaker -> fallbacks for every model call (providers/fallback.py).
+        extra = store.settings.extra
+        self.breakers = CircuitBreakers(
+            lambda: store.redis, store.keys, BreakerConfig.from_sources(extra.get("breaker"))
+        )
+        self.dispatcher = Dispatcher(
+            self.providers, self.breakers, retry=RetryPolicy.from_mapping(extra.get("retry") or {})
+        )
 
     async def aclose(self) -> None:
         await self.providers.aclose()
@@ -160,10 +172,11 @@ class AgentRunner:
             first = await message_rows.first_m(conn, thread_id, plan.first) if plan.first else []
             facts = await self._user_facts(conn, agent, thread)
 
-        provider = self.providers.get(agent.provider)
-        model = agent.model
-        limits = get_registry().get(agent.provider, model)
         tools = self.tools.resolve(agent.definition.tools)
+        route = self._plan(agent, text, [*first, *history], bool(tools), options)
+        primary = route.targets[0]
+        provider_name, model = primary.provider, primary.model
+        limits = get_registry().get(provider_name, model)
         specs = [t.spec for t in tools]
         max_iterations = int(
             agent.settings.get("max_tool_iterations", self.store.settings.max_tool_iterations)
@@ -174,10 +187,10 @@ class AgentRunner:
             system_prompt += "\n\n# Known facts about this user\n" + facts
 
         def count(message: Message) -> int:
-            return self.counter.count_message(message, provider=agent.provider, model=model)
+            return self.counter.count_message(message, provider=provider_name, model=model)
 
         fixed = self.counter.count_request(
-            system_prompt, (), specs, provider=agent.provider, model=model
+            system_prompt, (), specs, provider=provider_name, model=model
         )
         max_output = int(agent.settings.get("max_output_tokens") or limits.max_output)
         budget = limits.context_window - max_output - fixed
@@ -186,6 +199,7 @@ class AgentRunner:
         user_message = Message(role="user", content=text, metadata=dict(options.metadata))
         turn: list[Message] = [user_message]
         records: list[ToolCallRecord] = []
+        routes: list[RoutingRecord] = []
         total = Usage()
         cost = 0.0
         waited = 0.0
@@ -229,47 +243,78 @@ class AgentRunner:
                 max_output_tokens=agent.settings.get("max_output_tokens"),
             )
             await _check_cancel(options)
-            estimate = self.counter.count_request(
-                prompt, request.messages, specs, provider=agent.provider, model=model
-            ) + min(max_output, ESTIMATED_OUTPUT_CAP)
-            limiter = self._limiter(agent, limits, thread)
-            reservation = await limiter.wait_if_needed(estimate)
+
+            async def admit(target: Target, request: ProviderRequest = request) -> _Admission:
+                # The rate limits of the provider/model actually called (fallbacks too).
+                t_limits = (
+                    limits
+                    if target == primary
+                    else get_registry().get(target.provider, target.model)
+                )
+                reserve = min(max_output, ESTIMATED_OUTPUT_CAP)
+                estimate = self.counter.count_request(
+                    request.system_prompt,
+                    request.messages,
+                    specs,
+                    provider=target.provider,
+                    model=target.model,
+                )
+                if target != primary and estimate + reserve > t_limits.context_window:
+                    raise SkipTarget("context_window")
+                limiter = self._limiter(target.provider, target.model, t_limits, agent, thread)
+                reservation = await limiter.wait_if_needed(estimate + reserve)
+                return _Admission(limiter, reservation, t_limits)
+
+            dispatched: Dispatched[_Admission] | None = None
+            async for event in self.dispatcher.dispatch(
+                route,
+                request,
+                call=lambda p, r: self._call(p, r, options.stream),
+                admit=admit,
+                release=_release,
+                retry=agent.settings.get("retry"),
+            ):
+                if isinstance(event, Dispatched):
+                    dispatched = event
+                else:
+                    yield event
+            assert dispatched is not None
+            response, answered = dispatched.response, dispatched.target
+            admission = dispatched.admission
+            reservation = admission.reservation
             waited += reservation.waited
-            try:
-                response = None
-                async for event in self._call(provider, request, options.stream):
-                    if isinstance(event, ResponseDone):
-                        response = event.response
-                    else:
-                        yield event
-                assert response is not None
-            except BaseException:
-                await limiter.release(reservation)
-                raise
+            routes.append(dispatched.record)
             if not response.usage.total_tokens:
-                response.usage = self._estimate_usage(agent.provider, model, request, response)
-            await limiter.record_request(reservation, response.usage.total_tokens)
-            call_cost = limits.cost(response.usage.input_tokens, response.usage.output_tokens)
+                response.usage = self._estimate_usage(
+                    answered.provider, answered.model, request, response
+                )
+            await admission.limiter.record_request(reservation, response.usage.total_tokens)
+            call_cost = admission.limits.cost(
+                response.usage.input_tokens, response.usage.output_tokens
+            )
             total = total + response.usage
             cost += call_cost
             final = response
+            metadata: dict[str, Any] = {
+                "finish_reason": response.finish_reason,
+                "iteration": iteration,
+                "rate_limit": {
+                    "admitted_at": reservation.admitted_at,
+                    "waited": round(reservation.waited, 4),
+                },
+            }
+            if dispatched.record.eventful or route.decision:
+                metadata["routing"] = _routing_metadata(dispatched.record, route)
             assistant = Message(
                 role="assistant",
                 content=response.content or None,
                 tool_calls=_with_ids(response.tool_calls),
-                provider=response.provider or provider.name,
-                model=response.model or model,
+                provider=answered.provider,
+                model=response.model or answered.model,
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
                 cost=call_cost,
-                metadata={
-                    "finish_reason": response.finish_reason,
-                    "iteration": iteration,
-                    "rate_limit": {
-                        "admitted_at": reservation.admitted_at,
-                        "waited": round(reservation.waited, 4),
-                    },
-                },
+                metadata=metadata,
             )
             turn.append(assistant)
             if not assistant.tool_calls:
@@ -317,10 +362,11 @@ class AgentRunner:
             tool_calls=records,
             usage=total,
             cost=cost,
-            provider=final.provider or provider.name,
-            model=final.model or model,
+            provider=routes[-1].provider,
+            model=final.model or routes[-1].model,
             message_ids=[m.id for m in saved if m.id],
             rate_limit_wait=waited,
+            routing=_run_routing(routes, route),
         )
         log.info(
             "run finished",
@@ -330,12 +376,51 @@ class AgentRunner:
                 "provider": response_obj.provider,
                 "model": response_obj.model,
                 "finish_reason": finish,
+                "routing_factors": response_obj.routing.get("factors"),
                 "input_tokens": total.input_tokens,
                 "output_tokens": total.output_tokens,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
         yield DoneEvent(response_obj)
+
+    def _plan(
+        self,
+        agent: AgentRecord,
+        text: str,
+        loaded: list[Message],
+        tools_required: bool,
+        options: RunOptions,
+    ) -> Plan:
+        """Targets of this run: primary + fallbacks, or the auto-routing decision."""
+        registry = get_registry()
+
+        def routing_input() -> RoutingInput:
+            # Only called for auto-routed agents: a rough count is enough for a budget rule.
+            p, m = agent.provider, agent.model
+            tokens = self.counter.count_text(text, provider=p, model=m) + sum(
+                msg.token_count or self.counter.count_text(msg.text, provider=p, model=m)
+                for msg in loaded
+            )
+            overrides = options.metadata.get("routing")
+            force = overrides.get("force_provider") if isinstance(overrides, dict) else None
+            return RoutingInput(
+                text=text,
+                history=[msg.text for msg in loaded],
+                tools_required=tools_required,
+                estimated_tokens=tokens,
+                force_provider=force,
+            )
+
+        return plan_run(
+            agent.provider,
+            agent.model,
+            agent.fallbacks,
+            agent.settings,
+            routing_input,
+            native_tools=lambda t: self.providers.get(t.provider).native_tools_for(t.model),
+            is_local=registry.is_local,
+        )
 
     async def _call(
         self, provider: Provider, request: ProviderRequest, stream: bool
@@ -423,16 +508,21 @@ class AgentRunner:
         return "\n".join(f"- {k}: {v}" for k, v in facts.items())
 
     def _limiter(
-        self, agent: AgentRecord, limits: ModelLimits, thread: ThreadRecord
+        self,
+        provider: str,
+        model: str,
+        limits: ModelLimits,
+        agent: AgentRecord,
+        thread: ThreadRecord,
     ) -> RedisRateLimiter:
         user_rpm = agent.settings.get("user_rpm")
         user_tpm = agent.settings.get("user_tpm")
         scoped_user = thread.user_id if (user_rpm or user_tpm) else None
-        key = (agent.provider, agent.model, scoped_user, thread.tenant_id)
+        key = (provider, model, scoped_user, thread.tenant_id)
         limiter = self._limiters.get(key)
         if limiter is None:
             model_limits = self.rate_limit_overrides.get(
-                (agent.provider, agent.model), RateLimits(rpm=limits.rpm, tpm=limits.tpm)
+                (provider, model), RateLimits(rpm=limits.rpm, tpm=limits.tpm)
             )
             scopes = []
             if scoped_user:
@@ -440,8 +530,8 @@ class AgentRunner:
             limiter = RedisRateLimiter(
                 self.store.redis,
                 self.store.keys,
-                provider=agent.provider,
-                model=agent.model,
+                provider=provider,
+                model=model,
                 limits=model_limits,
                 scopes=scopes,
                 fail_open=self.store.settings.rate_limit_fail_open,
@@ -543,6 +633,48 @@ def response_from_saved(thread_id: UUID, run_id: UUID, saved: list[Message]) -> 
         message_ids=[m.id for m in saved if m.id],
         replayed=True,
     )
+
+
+@dataclass(slots=True)
+class _Admission:
+    """A rate-limit reservation on the provider/model a call actually went to."""
+
+    limiter: RedisRateLimiter
+    reservation: Reservation
+    limits: ModelLimits
+
+
+async def _release(admission: _Admission) -> None:
+    await admission.limiter.release(admission.reservation)
+
+
+def _routing_metadata(record: RoutingRecord, plan: Plan) -> dict[str, Any]:
+    """What the saved assistant message keeps about how its call was routed."""
+    out = record.to_json()
+    if plan.decision:
+        out["decision"] = plan.decision
+    return out
+
+
+def _run_routing(routes: list[RoutingRecord], plan: Plan) -> dict[str, Any]:
+    """``AgentResponse.routing``: who answered, every skip and retry, and the decision."""
+    last = routes[-1]
+    skipped: list[dict[str, Any]] = []
+    for record in routes:
+        for skip in record.skipped:
+            entry = skip.to_json()
+            if entry not in skipped:
+                skipped.append(entry)
+    factors = list(dict.fromkeys(f for record in routes for f in record.factors))
+    return {
+        "provider": last.provider,
+        "model": last.model,
+        "attempts": sum(r.attempts for r in routes),
+        "skipped": skipped,
+        "factors": factors,
+        "decision": plan.decision,
+        "calls": [r.to_json() for r in routes],
+    }
 
 
 def _finish(reason: str) -> RunFinish:

@@ -4,7 +4,9 @@ Built-in names: ``openai``, ``anthropic``, ``ollama``, ``local`` (in-process lla
 and the OpenAI-compatible presets ``deepseek``, ``groq``, ``vllm``, ``llamacpp``,
 ``openai_compatible``. More are configuration: ``AI_AGENTS_PROVIDERS`` holds JSON like
 ``{"lmstudio": {"adapter": "openai", "base_url": "http://127.0.0.1:1234/v1",
-"api_key_env": "LMSTUDIO_KEY"}}``. Instances can also be registered directly
+"api_key_env": "LMSTUDIO_KEY"}}``; ``"base_urls": [...]`` instead of ``base_url`` builds
+a :class:`~ai_agents.providers.pool.NodePool` (health-checked, least-busy, failover).
+Instances can also be registered directly
 (``store.register_provider(name, provider)``), which is how tests plug in
 :class:`ai_agents.testing.ScriptedProvider`.
 """
@@ -49,6 +51,36 @@ def _adapter(kind: str) -> Callable[..., Provider]:
     raise ConfigurationError(
         f"unknown provider adapter {kind!r} (openai, anthropic, ollama, local)"
     )
+
+
+def _pool(name: str, kind: str, cfg: dict[str, Any]) -> Provider:
+    """A :class:`~ai_agents.providers.pool.NodePool` from a ``"base_urls"`` entry."""
+    from ai_agents.providers.pool import NodePool
+
+    urls = cfg.pop("base_urls")
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+        raise ConfigurationError(f"provider {name!r}: base_urls must be a non-empty list of URLs")
+    api_key = cfg.pop("api_key", None) or _env_value(
+        f"env:{cfg.pop('api_key_env')}" if "api_key_env" in cfg else None
+    )
+    options: dict[str, Any] = {
+        "name": name,
+        "timeout": float(cfg.pop("timeout", 120.0)),
+        "headers": dict(cfg.pop("headers", {})),
+    }
+    for key, option in (
+        ("health_interval", "interval"),
+        ("check_timeout", "check_timeout"),
+        ("retry_after", "retry_after"),
+        ("max_retry_after", "max_retry_after"),
+    ):
+        if key in cfg:
+            options[option] = float(cfg.pop(key))
+    if kind == "ollama":
+        return NodePool.ollama(urls, adapter_options=cfg, **options)
+    if kind == "openai":
+        return NodePool.openai_compatible(urls, api_key=api_key, adapter_options=cfg, **options)
+    raise ConfigurationError(f"provider {name!r}: base_urls needs adapter ollama or openai")
 
 
 def _env_value(spec: str | None) -> str | None:
@@ -104,6 +136,8 @@ class ProviderFactory:
         if name in self._configured:
             cfg = dict(self._configured[name])
             kind = cfg.pop("adapter", "openai")
+            if "base_urls" in cfg:
+                return _pool(name, kind, cfg)
             api_key = cfg.pop("api_key", None) or _env_value(
                 f"env:{cfg.pop('api_key_env')}" if "api_key_env" in cfg else None
             )

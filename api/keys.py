@@ -1,0 +1,251 @@
+"""API key storage: create (secret shown once), list, revoke, authenticate.
+
+A key is ``aak_`` followed by 43 url-safe characters (256 random bits). Only its hash is
+stored: SHA-256, or HMAC-SHA256 with a server pepper when ``AI_AGENTS_API_KEY_PEPPER``
+is set. A slow password hash is not needed because the secret is random and long: there
+is nothing to brute-force, and a fast hash keeps authentication a single indexed lookup.
+
+Authentication results are cached in-process for a few seconds (``key_cache_ttl``) so a
+request costs no database round trip; revoking through this process drops the entry at
+once, other processes see a revocation within the TTL. ``last_used_at`` is written at
+most once a minute per key, not on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ai_agents.db.engine import parse_uuid, translate_errors
+from ai_agents.errors import NotFoundError, ValidationError
+from ai_agents.store import AgentStore
+from api.tables import api_keys
+
+KEY_PREFIX = "aak_"
+#: Scopes a key may carry. ``admin`` manages keys and sees every tenant.
+SCOPES = frozenset({"admin"})
+_TOUCH_EVERY = 60.0
+_MAX_CACHE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored key (never the secret)."""
+
+    id: UUID
+    tenant_id: str
+    name: str
+    prefix: str
+    scopes: tuple[str, ...] = ()
+    rate_limit_rpm: int | None = None
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    """A new key and its secret: the only time the secret is available."""
+
+    key: ApiKey
+    secret: str
+
+
+@dataclass(slots=True)
+class _Cached:
+    key: ApiKey | None
+    fetched: float
+    touched: float = field(default=0.0)
+
+
+def _to_key(row: RowMapping) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        scopes=tuple(row["scopes"] or ()),
+        rate_limit_rpm=row["rate_limit_rpm"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
+    )
+
+
+def validate_key_fields(
+    tenant_id: Any, name: Any, scopes: Sequence[str], rate_limit_rpm: Any
+) -> None:
+    """Clear errors for fields a caller (CLI or admin endpoint) gives a new key."""
+    if not isinstance(tenant_id, str) or not tenant_id.strip():
+        raise ValidationError(
+            "tenant_id must be a non-empty string", details={"field": "tenant_id"}
+        )
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("name must be a non-empty string", details={"field": "name"})
+    unknown = sorted(set(scopes) - SCOPES)
+    if unknown:
+        raise ValidationError(
+            f"unknown scope(s): {', '.join(unknown)} (known: {', '.join(sorted(SCOPES))})",
+            details={"field": "scopes", "unknown": unknown},
+        )
+    if rate_limit_rpm is not None and (
+        isinstance(rate_limit_rpm, bool)
+        or not isinstance(rate_limit_rpm, int)
+        or rate_limit_rpm < 0
+    ):
+        raise ValidationError(
+            "rate_limit_rpm must be a non-negative integer (0: unlimited) or null",
+            details={"field": "rate_limit_rpm"},
+        )
+
+
+class KeyStore:
+    """API keys in PostgreSQL, sharing the store's connection pool."""
+
+    def __init__(
+        self, store: AgentStore, *, pepper: str | None = None, cache_ttl: float = 5.0
+    ) -> None:
+        self._store = store
+        self._pepper = pepper.encode() if pepper else None
+        self._ttl = cache_ttl
+        self._cache: dict[str, _Cached] = {}
+
+    @property
+    def _engine(self) -> AsyncEngine:
+        # Resolved on use: the pool is created in the event loop that serves requests.
+        return self._store.engine
+
+    def hash(self, secret: str) -> str:
+        data = secret.encode()
+        if self._pepper is not None:
+            return hmac.new(self._pepper, data, hashlib.sha256).hexdigest()
+        return hashlib.sha256(data).hexdigest()
+
+    async def create(
+        self,
+        *,
+        tenant_id: str,
+        name: str,
+        scopes: Sequence[str] = (),
+        rate_limit_rpm: int | None = None,
+    ) -> CreatedKey:
+        scopes = sorted(set(scopes))
+        validate_key_fields(tenant_id, name, scopes, rate_limit_rpm)
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        values = {
+            "tenant_id": tenant_id,
+            "name": name,
+            "prefix": secret[: len(KEY_PREFIX) + 6],
+            "key_hash": self.hash(secret),
+            "scopes": scopes,
+            "rate_limit_rpm": rate_limit_rpm,
+        }
+        with translate_errors("create api key"):
+            async with self._engine.begin() as conn:
+                row = (
+                    (await conn.execute(insert(api_keys).values(**values).returning(api_keys)))
+                    .mappings()
+                    .one()
+                )
+        return CreatedKey(_to_key(row), secret)
+
+    async def get(self, key_id: UUID | str) -> ApiKey:
+        ident = parse_uuid(key_id, "key")
+        with translate_errors("get api key"):
+            async with self._engine.connect() as conn:
+                row = (
+                    (await conn.execute(select(api_keys).where(api_keys.c.id == ident)))
+                    .mappings()
+                    .first()
+                )
+        if row is None:
+            raise NotFoundError("api key", ident)
+        return _to_key(row)
+
+    async def list_keys(
+        self, *, tenant_id: str | None = None, include_revoked: bool = True
+    ) -> list[ApiKey]:
+        query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        if tenant_id is not None:
+            query = query.where(api_keys.c.tenant_id == tenant_id)
+        if not include_revoked:
+            query = query.where(api_keys.c.revoked_at.is_(None))
+        with translate_errors("list api keys"):
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query)).mappings().all()
+        return [_to_key(r) for r in rows]
+
+    async def revoke(self, key_id: UUID | str) -> ApiKey:
+        """Revoke a key (idempotent: revoking twice keeps the first time)."""
+        ident = parse_uuid(key_id, "key")
+        with translate_errors("revoke api key"):
+            async with self._engine.begin() as conn:
+                row = (
+                    (
+                        await conn.execute(
+                            update(api_keys)
+                            .where(api_keys.c.id == ident)
+                            .values(revoked_at=func.coalesce(api_keys.c.revoked_at, func.now()))
+                            .returning(api_keys)
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+        if row is None:
+            raise NotFoundError("api key", ident)
+        self._cache = {h: c for h, c in self._cache.items() if c.key is None or c.key.id != ident}
+        return _to_key(row)
+
+    async def authenticate(self, secret: str) -> ApiKey | None:
+        """The active key with this secret, or None (unknown, malformed or revoked)."""
+        if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+            return None
+        digest = self.hash(secret)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is None or now - cached.fetched > self._ttl:
+            with translate_errors("authenticate"):
+                async with self._engine.connect() as conn:
+                    row = (
+                        (await conn.execute(select(api_keys).where(api_keys.c.key_hash == digest)))
+                        .mappings()
+                        .first()
+                    )
+            key = _to_key(row) if row is not None else None
+            if key is not None and not key.active:
+                key = None
+            if len(self._cache) >= _MAX_CACHE:
+                self._cache.clear()
+            cached = _Cached(key, now, cached.touched if cached else 0.0)
+            self._cache[digest] = cached
+        if cached.key is not None and now - cached.touched > _TOUCH_EVERY:
+            cached.touched = now
+            await self._touch(cached.key.id)
+        return cached.key
+
+    async def _touch(self, key_id: UUID) -> None:
+        with translate_errors("touch api key"):
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=func.now())
+                )

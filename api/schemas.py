@@ -1,0 +1,533 @@
+"""Request and response bodies (msgspec structs: validated on decode, documented in OpenAPI).
+
+Request structs forbid unknown fields, so a misspelled field is a 400 naming it instead of
+being silently ignored. Response structs are built from the store's records by the
+``*_out`` functions below, so what is sent always matches the published schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from ai_agents.messages import Message
+from ai_agents.queue.job_records import JobRecord
+from ai_agents.records import AgentRecord, ThreadRecord, UsageTotals
+from api.keys import ApiKey
+
+NonEmpty = Annotated[str, Meta(min_length=1, max_length=10_000)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Text = Annotated[str, Meta(max_length=100_000)]
+Json = dict[str, Any]
+MAX_INPUT_CHARS = 1_000_000
+
+
+class In(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of request bodies."""
+
+
+class Out(msgspec.Struct, kw_only=True):
+    """Base of response bodies."""
+
+
+# --- errors -----------------------------------------------------------------------
+
+
+class ErrorBody(Out):
+    """The one error schema."""
+
+    code: str
+    message: str
+    details: Json
+    retry_after: float | None = None
+
+
+# --- agents -----------------------------------------------------------------------
+
+
+class Example(In):
+    user: Text
+    assistant: Text
+
+
+class Fallback(In):
+    provider: Name
+    model: Name
+
+
+class AgentCreate(In):
+    name: Name
+    role: Annotated[str, Meta(min_length=1, max_length=100_000)]
+    provider: Name
+    model: Name
+    goal: Text | None = None
+    constraints: list[Text] = msgspec.field(default_factory=list)
+    personality: dict[str, Text] | None = None
+    examples: list[Example] = msgspec.field(default_factory=list)
+    tools: list[Name] = msgspec.field(default_factory=list)
+    fallbacks: list[Fallback] = msgspec.field(default_factory=list)
+    memory_strategy: Name = "last_messages"
+    memory_config: Json = msgspec.field(default_factory=dict)
+    settings: Json = msgspec.field(default_factory=dict)
+    metadata: Json = msgspec.field(default_factory=dict)
+    #: Admin keys only: the tenant that owns the new agent (default: the key's tenant).
+    tenant_id: Name | None = None
+
+
+class AgentUpdate(In):
+    """Every field optional; only the fields sent change (validated as on create)."""
+
+    name: Name | UnsetType = UNSET
+    role: Annotated[str, Meta(min_length=1, max_length=100_000)] | UnsetType = UNSET
+    provider: Name | UnsetType = UNSET
+    model: Name | UnsetType = UNSET
+    goal: Text | None | UnsetType = UNSET
+    constraints: list[Text] | UnsetType = UNSET
+    personality: dict[str, Text] | None | UnsetType = UNSET
+    examples: list[Example] | UnsetType = UNSET
+    tools: list[Name] | UnsetType = UNSET
+    fallbacks: list[Fallback] | UnsetType = UNSET
+    memory_strategy: Name | UnsetType = UNSET
+    memory_config: Json | UnsetType = UNSET
+    settings: Json | UnsetType = UNSET
+    metadata: Json | UnsetType = UNSET
+    is_active: bool | UnsetType = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that were sent, as plain values for ``store.update_agent``."""
+        out: dict[str, Any] = {}
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is not UNSET:
+                out[name] = msgspec.to_builtins(value)
+        return out
+
+
+class AgentOut(Out):
+    id: UUID
+    tenant_id: str
+    name: str
+    role: str
+    goal: str | None
+    constraints: list[str]
+    personality: dict[str, str] | None
+    examples: list[dict[str, str]]
+    tools: list[str]
+    provider: str
+    model: str
+    fallbacks: list[Json]
+    memory_strategy: str
+    memory_config: Json
+    settings: Json
+    metadata: Json
+    created_by: str | None
+    is_active: bool
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class AgentPage(Out):
+    data: list[AgentOut]
+    next_cursor: str | None
+    has_more: bool
+
+
+def agent_out(record: AgentRecord) -> AgentOut:
+    d = record.definition
+    return AgentOut(
+        id=record.id,
+        tenant_id=record.tenant_id,
+        name=d.name,
+        role=d.role,
+        goal=d.goal,
+        constraints=list(d.constraints),
+        personality=dict(d.personality) if d.personality is not None else None,
+        examples=[dict(e) for e in d.examples],
+        tools=list(d.tools),
+        provider=record.provider,
+        model=record.model,
+        fallbacks=list(record.fallbacks),
+        memory_strategy=record.memory_strategy,
+        memory_config=record.memory_config,
+        settings=record.settings,
+        metadata=record.metadata,
+        created_by=record.created_by,
+        is_active=record.is_active,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+# --- threads ----------------------------------------------------------------------
+
+
+class ThreadCreate(In):
+    agent_id: UUID
+    user_id: Name | None = None
+    title: Text | None = None
+    metadata: Json = msgspec.field(default_factory=dict)
+
+
+class ThreadUpdate(In):
+    title: Text | UnsetType = UNSET
+    metadata: Json | UnsetType = UNSET
+    #: Archive (true) or unarchive (false) the thread.
+    archived: bool | UnsetType = UNSET
+
+
+class ThreadFork(In):
+    #: Copy up to and including this message (default: the whole thread).
+    up_to_message_id: UUID | None = None
+    user_id: Name | None = None
+    metadata: Json | None = None
+
+
+class ThreadOut(Out):
+    id: UUID
+    tenant_id: str
+    agent_id: UUID
+    user_id: str | None
+    title: str | None
+    archived: bool
+    metadata: Json
+    message_count: int
+    total_bytes: int
+    last_seq: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    forked_from_id: UUID | None
+    forked_at_seq: int | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ThreadPage(Out):
+    data: list[ThreadOut]
+    next_cursor: str | None
+    has_more: bool
+
+
+def thread_out(record: ThreadRecord) -> ThreadOut:
+    return ThreadOut(
+        id=record.id,
+        tenant_id=record.tenant_id,
+        agent_id=record.agent_id,
+        user_id=record.user_id,
+        title=record.title,
+        archived=record.archived,
+        metadata=record.metadata,
+        message_count=record.message_count,
+        total_bytes=record.total_bytes,
+        last_seq=record.last_seq,
+        input_tokens=record.input_tokens,
+        output_tokens=record.output_tokens,
+        cost=record.cost,
+        forked_from_id=record.forked_from_id,
+        forked_at_seq=record.forked_at_seq,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        last_used_at=record.last_used_at,
+    )
+
+
+# --- messages ---------------------------------------------------------------------
+
+
+class ToolCallIn(In):
+    id: Name
+    name: Name
+    arguments: Json = msgspec.field(default_factory=dict)
+
+
+class ToolCallOut(Out):
+    id: str
+    name: str
+    arguments: Json
+
+
+class MessageCreate(In):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: Annotated[str, Meta(max_length=MAX_INPUT_CHARS)] | None = None
+    tool_calls: list[ToolCallIn] = msgspec.field(default_factory=list)
+    tool_call_id: Name | None = None
+    tool_name: Name | None = None
+    metadata: Json = msgspec.field(default_factory=dict)
+
+
+class MessageOut(Out):
+    id: UUID | None
+    thread_id: UUID | None
+    seq: int | None
+    role: str
+    content: str | None
+    tool_calls: list[ToolCallOut]
+    tool_call_id: str | None
+    tool_name: str | None
+    metadata: Json
+    created_at: datetime | None
+    token_count: int | None
+    provider: str | None
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
+
+
+class MessagePage(Out):
+    data: list[MessageOut]
+    #: For ``order=asc`` pass it back as ``after``; for ``order=desc`` as ``before``.
+    next_cursor: str | None
+    has_more: bool
+
+
+def message_out(m: Message) -> MessageOut:
+    return MessageOut(
+        id=m.id,
+        thread_id=m.thread_id,
+        seq=m.seq,
+        role=m.role,
+        content=m.content,
+        tool_calls=[ToolCallOut(id=c.id, name=c.name, arguments=c.arguments) for c in m.tool_calls],
+        tool_call_id=m.tool_call_id,
+        tool_name=m.tool_name,
+        metadata=m.metadata,
+        created_at=m.created_at,
+        token_count=m.token_count,
+        provider=m.provider,
+        model=m.model,
+        input_tokens=m.input_tokens,
+        output_tokens=m.output_tokens,
+        cost=m.cost,
+    )
+
+
+# --- runs and jobs ----------------------------------------------------------------
+
+
+class RunCreate(In):
+    input: Annotated[str, Meta(min_length=1, max_length=MAX_INPUT_CHARS)]
+    #: Answer with Server-Sent Events (text_delta, tool_call, tool_result, done, error).
+    stream: bool = False
+    #: Queue the run for a worker and answer 202 with the job at once.
+    background: bool = False
+    #: Another run holds the thread: wait for it ("enqueue") or answer 409 ("reject").
+    on_busy: Literal["enqueue", "reject"] = "enqueue"
+    #: Seconds to wait for a busy thread (default: the server's AI_AGENTS_API_BUSY_TIMEOUT).
+    busy_timeout: Annotated[float, Meta(gt=0, le=3600)] | None = None
+    #: A retried request with the same key returns the saved answer instead of running
+    #: again (synchronous runs only; also accepted as the Idempotency-Key header).
+    idempotency_key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    #: Background runs: the job queue priority.
+    priority: Literal["high", "normal", "low"] = "normal"
+    #: Stored on the user message of the turn (and on the job).
+    metadata: Json = msgspec.field(default_factory=dict)
+
+
+class RunUsage(Out):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class RunToolCall(Out):
+    id: str
+    name: str
+    arguments: Json
+    result: str
+    is_error: bool
+
+
+class RunOut(Out):
+    """What ``AgentResponse.to_json()`` holds (the ``done`` event carries the same)."""
+
+    content: str
+    thread_id: UUID
+    run_id: UUID
+    finish_reason: str
+    tool_calls: list[RunToolCall]
+    usage: RunUsage
+    cost: float
+    provider: str
+    model: str
+    message_ids: list[UUID]
+    rate_limit_wait: float
+    routing: Json
+    replayed: bool
+
+
+class JobErrorOut(Out):
+    code: str
+    message: str
+
+
+class JobOut(Out):
+    id: UUID
+    tenant_id: str
+    thread_id: UUID
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    priority: str
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    metadata: Json
+    #: ``succeeded``: the run, as a synchronous run returns it.
+    result: Json | None
+    #: ``failed``/``cancelled``: why; ``queued`` after a failed attempt: the error retried.
+    error: JobErrorOut | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def job_out(job: JobRecord) -> JobOut:
+    return JobOut(
+        id=job.id,
+        tenant_id=job.tenant_id,
+        thread_id=job.thread_id,
+        status=job.status,
+        priority=job.priority,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        cancel_requested=job.cancel_requested,
+        metadata=job.metadata,
+        result=job.result,
+        error=JobErrorOut(code=job.error.code, message=job.error.message) if job.error else None,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+# --- memory, usage, models ----------------------------------------------------------
+
+
+class MemoryValue(In):
+    value: Annotated[str, Meta(max_length=100_000)]
+
+
+class MemoryPut(In):
+    """Keys to set (upsert); keys not named are kept."""
+
+    values: Annotated[
+        dict[Name, Annotated[str, Meta(max_length=100_000)]], Meta(min_length=1, max_length=100)
+    ]
+
+
+class MemoryOut(Out):
+    user_id: str
+    agent_id: UUID | None
+    values: dict[str, str]
+
+
+class MemoryEntryOut(Out):
+    user_id: str
+    agent_id: UUID | None
+    key: str
+    value: str
+
+
+class DeletedOut(Out):
+    deleted: int
+
+
+class UsageOut(Out):
+    thread_id: UUID | None
+    user_id: str | None
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost: float
+    messages: int
+
+
+def usage_out(totals: UsageTotals, thread_id: UUID | None, user_id: str | None) -> UsageOut:
+    return UsageOut(
+        thread_id=thread_id,
+        user_id=user_id,
+        input_tokens=totals.input_tokens,
+        output_tokens=totals.output_tokens,
+        total_tokens=totals.total_tokens,
+        cost=totals.cost,
+        messages=totals.messages,
+    )
+
+
+class ModelOut(Out):
+    provider: str
+    model: str
+    context_window: int
+    max_output: int
+    rpm: int
+    tpm: int
+    supports_tools: bool
+    supports_vision: bool
+    cost_per_1m_input: float
+    cost_per_1m_output: float
+    deprecated: bool
+
+
+class ModelList(Out):
+    data: list[ModelOut]
+
+
+class HealthCheck(Out):
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+class HealthOut(Out):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, HealthCheck]
+
+
+# --- API keys ---------------------------------------------------------------------
+
+
+class KeyCreate(In):
+    name: Name
+    tenant_id: Name
+    scopes: list[Literal["admin"]] = msgspec.field(default_factory=list)
+    #: Requests per minute (null: the server default, 0: unlimited).
+    rate_limit_rpm: Annotated[int, Meta(ge=0, le=1_000_000_000)] | None = None
+
+
+class KeyOut(Out):
+    id: UUID
+    tenant_id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    rate_limit_rpm: int | None
+    created_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    #: The secret: shown this once, store it now (only its hash is kept).
+    key: str
+
+
+class KeyList(Out):
+    data: list[KeyOut]
+
+
+def key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(
+        id=key.id,
+        tenant_id=key.tenant_id,
+        name=key.name,
+        prefix=key.prefix,
+        scopes=list(key.scopes),
+        rate_limit_rpm=key.rate_limit_rpm,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+        last_used_at=key.last_used_at,
+    )

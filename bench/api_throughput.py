@@ -1,0 +1,287 @@
+"""Issue 7, acceptance 4: REST API throughput and latency under load from a second process.
+
+Serves, with the same uvicorn setup (one process, asyncio loop), on loopback:
+
+1. a bare Litestar app whose one endpoint returns a constant (the framework's ceiling);
+2. the real API (auth with an API key and its Redis rate limit, tenant scoping, metrics).
+
+Then a load generator in a *separate process* (this file with ``--load``: an asyncio
+loop of keep-alive HTTP/1.1 connections, written on raw sockets so the client is not
+what gets measured) drives, one after the other:
+
+- ``GET /const`` on the bare app,
+- ``GET /api/v1/threads/{id}/messages?limit=20`` on a thread of 1,000 messages,
+- ``POST /api/v1/threads/{id}/runs`` with an instant in-process model (each connection
+  on its own thread, so runs do not queue on the thread lock),
+
+and prints requests/s, p50 and p99 latency for each, in the same run.
+
+Environment: ``BENCH_DURATION`` (seconds per target, default 8), ``BENCH_CONCURRENCY``
+(connections, default 32), ``BENCH_WARMUP`` (seconds, default 2). The API's database
+pool is sized to the concurrency (``db_pool_size``), as a deployment should be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DURATION = float(os.environ.get("BENCH_DURATION", "8"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+WARMUP = float(os.environ.get("BENCH_WARMUP", "2"))
+PREFILL = 1_000
+
+
+# --- the load generator (second process) ----------------------------------------------
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+        elif name.strip().lower() == b"transfer-encoding":
+            raise RuntimeError("chunked responses are not supported by this load generator")
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _connection(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    start: float,
+    stop: float,
+    latencies: list[float],
+    errors: list[int],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    i = 0
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= stop:
+                return
+            writer.write(requests[i % len(requests)])
+            i += 1
+            status = await _read_response(reader)
+            done = time.perf_counter()
+            if now >= start:  # after the warm-up
+                latencies.append(done - now)
+                if status >= 400:
+                    errors.append(status)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def _load(args: argparse.Namespace) -> dict[str, Any]:
+    host, _, port = args.host.partition(":")
+    headers = f"Host: {args.host}\r\nConnection: keep-alive\r\n"
+    if args.token:
+        headers += f"Authorization: Bearer {args.token}\r\n"
+    threads = args.threads.split(",") if args.threads else [""]
+    paths = [args.path.replace("{thread}", t) for t in threads]
+
+    def request(path: str) -> bytes:
+        if args.method == "GET":
+            return f"GET {path} HTTP/1.1\r\n{headers}\r\n".encode()
+        body: bytes = args.body.encode()
+        return (
+            f"{args.method} {path} HTTP/1.1\r\n{headers}Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    latencies: list[float] = []
+    errors: list[int] = []
+    start = time.perf_counter() + args.warmup
+    stop = start + args.duration
+    # Each connection gets its own path (its own thread for runs) when several are given.
+    await asyncio.gather(
+        *(
+            _connection(
+                host,
+                int(port),
+                [request(paths[c % len(paths)])],
+                start,
+                stop,
+                latencies,
+                errors,
+            )
+            for c in range(args.concurrency)
+        )
+    )
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "requests": n,
+        "errors": len(errors),
+        "error_statuses": sorted(set(errors)),
+        "rps": n / args.duration,
+        "p50_ms": statistics.median(latencies) * 1000 if n else float("nan"),
+        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
+    }
+
+
+def load_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--load", action="store_true")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--body", default="")
+    parser.add_argument("--token", default="")
+    parser.add_argument("--threads", default="")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument("--duration", type=float, default=DURATION)
+    parser.add_argument("--warmup", type=float, default=WARMUP)
+    print(json.dumps(asyncio.run(_load(parser.parse_args(argv)))))
+
+
+# --- the servers and the orchestration (this process) ---------------------------------
+
+
+def _generate(host: str, method: str, path: str, **extra: str) -> dict[str, Any]:
+    """Run the load generator in its own process and return its figures."""
+    cmd = [sys.executable, __file__, "--load", "--host", host, "--method", method, "--path", path]
+    for name, value in extra.items():
+        cmd += [f"--{name}", value]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed:\n{out.stderr}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def _prepare(store: Any, threads: int) -> tuple[str, list[str]]:
+    """An agent on the instant model, one prefilled thread and one thread per connection."""
+    from sqlalchemy import text
+
+    from ai_agents import AgentDefinition
+
+    agent = await store.create_agent(
+        AgentDefinition(name="Bench", role="You answer."), provider="instant", model="instant"
+    )
+    reading = await store.create_thread(agent, user_id="bench")
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO messages (thread_id, seq, role, content, byte_size, token_count) "
+                "SELECT :t, g, CASE WHEN g % 2 = 1 THEN 'user' ELSE 'assistant' END, "
+                "'Earlier message number ' || g || ' about the booking.', 40, 12 "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"t": reading, "n": PREFILL},
+        )
+        await conn.execute(
+            text(
+                "UPDATE threads SET last_seq = :n, message_count = :m, total_bytes = :b "
+                "WHERE id = :t"
+            ),
+            {"t": reading, "n": PREFILL, "m": PREFILL, "b": 40 * PREFILL},
+        )
+        await conn.execute(text("ANALYZE messages"))
+    # One user per thread, as concurrent runs usually are: the runs of one user all update
+    # that user's usage row, so they would queue on its row lock.
+    running = [str(await store.create_thread(agent, user_id=f"bench-{i}")) for i in range(threads)]
+    return str(reading), running
+
+
+def main() -> None:
+    from _common import REDIS_URL, bench_database
+    from litestar import Litestar, get
+
+    from ai_agents.config import Settings
+    from ai_agents.store import AgentStore
+    from ai_agents.testing import FunctionProvider
+    from api.app import create_app
+    from api.config import ApiConfig
+    from api.testing import serve_api
+
+    @get("/const", sync_to_thread=False)
+    def const() -> dict[str, str]:
+        return {"status": "ok"}
+
+    bare = Litestar([const], logging_config=None)
+    prefix = f"bench:api:{os.getpid()}:"
+    results: dict[str, dict[str, Any]] = {}
+    with bench_database() as url:
+        # A pool as large as the load's concurrency: connections past the pool size are
+        # opened and closed per checkout, which would measure PostgreSQL's connect time.
+        settings = Settings(
+            database_url=url,
+            redis_url=REDIS_URL,
+            redis_prefix=prefix,
+            db_pool_size=CONCURRENCY + 4,
+        )
+        store = AgentStore(settings=settings)
+        store.register_provider("instant", FunctionProvider(lambda request: "ok"))
+        app = create_app(store, config=ApiConfig(default_rpm=0))
+        with serve_api(bare) as bare_server, serve_api(app) as api:
+            # The key has a (very high) limit, so every request pays the Redis check.
+            token = api.create_key("bench", rate_limit_rpm=1_000_000_000)
+            tenant_store = api.store.for_tenant("bench")
+            reading, running = api.call(_prepare(tenant_store, CONCURRENCY), timeout=120)
+            bare_host = bare_server.url.removeprefix("http://")
+            host = api.url.removeprefix("http://")
+            results["bare Litestar GET /const"] = _generate(bare_host, "GET", "/const")
+            results["GET /threads/{id}/messages?limit=20"] = _generate(
+                host,
+                "GET",
+                f"/api/v1/threads/{reading}/messages?limit=20",
+                token=token,
+            )
+            results["POST /threads/{id}/runs (instant model)"] = _generate(
+                host,
+                "POST",
+                "/api/v1/threads/{thread}/runs",
+                token=token,
+                body=json.dumps({"input": "What's the checkout time?"}),
+                threads=",".join(running),
+            )
+            api.call(_cleanup(api.store, prefix))
+
+    print(
+        f"load: {CONCURRENCY} keep-alive connections from a second process, "
+        f"{DURATION:g} s per target after {WARMUP:g} s warm-up; servers: uvicorn, 1 process; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"{'endpoint':<42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, r in results.items():
+        print(
+            f"{name:<42} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>7}"
+        )
+    base = results["bare Litestar GET /const"]["rps"]
+    for name, r in list(results.items())[1:]:
+        print(f"{name}: {r['rps'] / base:.1%} of the bare endpoint's throughput")
+    if any(r["errors"] for r in results.values()):
+        raise SystemExit("some requests failed: " + json.dumps(results))
+
+
+async def _cleanup(store: Any, prefix: str) -> None:
+    keys = [k async for k in store.redis.scan_iter(match=f"{prefix}*", count=1000)]
+    if keys:
+        await store.redis.delete(*keys)
+
+
+if __name__ == "__main__":
+    if "--load" in sys.argv:
+        load_main(sys.argv[1:])
+    else:
+        main()
