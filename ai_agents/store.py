@@ -44,11 +44,13 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from ai_agents.providers.base import Provider
+    from ai_agents.queue.job_records import JobRecord
     from ai_agents.response import AgentResponse, RunEvent
     from ai_agents.runner import AgentRunner
     from ai_agents.tools.registry import ToolRegistry
 
 MAX_PAGE = 1000
+_VENDOR_PROVIDERS = frozenset({"openai", "anthropic", "google", "deepseek"})
 _TENANT_LIMITS_TTL = 30.0
 
 
@@ -341,12 +343,19 @@ class AgentStore:
                 )
         from ai_agents.memory import get_strategy
         from ai_agents.providers.registry import get_registry
+        from ai_agents.providers.routing import validate_agent_routing
 
         strategy = get_strategy(values["memory_strategy"])
         strategy.validate_config(values["memory_config"])
         runner = self.runner
         for provider, model in [
-            (values["provider"], values["model"]),
+            # provider="auto" / settings["routing"]: the policy's targets instead
+            *validate_agent_routing(
+                values["provider"],
+                values["model"],
+                values["settings"],
+                is_local=get_registry().is_local,
+            ),
             *((f["provider"], f["model"]) for f in values.get("fallbacks") or ()),
         ]:
             if not runner.providers.known(provider):
@@ -378,7 +387,10 @@ class AgentStore:
         from ai_agents.providers.registry import get_registry
 
         registry = get_registry()
-        if name not in registry.providers():
+        # A directly registered provider (a test model, an in-house server) gets the
+        # documented local defaults for models the registry does not list; the
+        # vendors' own names keep their strict lookups.
+        if name not in _VENDOR_PROVIDERS and not registry.is_local(name):
             registry.register_local_provider(name)
         self.runner.providers.register(name, provider)
 
@@ -816,6 +828,35 @@ class AgentStore:
         )
         self._shared.tenant_limits[tenant_id] = (now, limits)
         return limits
+
+    # --- background jobs (docs/jobs.md) -----------------------------------------------
+
+    async def enqueue_run(
+        self,
+        thread_id: UUID | str,
+        text: str,
+        *,
+        priority: str = "normal",
+        metadata: dict[str, Any] | None = None,
+    ) -> UUID:
+        """Queue a run of *text* on the thread for the workers; returns the job id at once."""
+        from ai_agents.queue.jobs import job_queue
+
+        return await job_queue(self).enqueue(
+            thread_id, text, priority=priority, metadata=metadata, scope=self._scope
+        )
+
+    async def get_job(self, job_id: UUID | str) -> JobRecord:
+        """A background job: status, attempts, timings, and its answer or error."""
+        from ai_agents.queue.jobs import job_queue
+
+        return await job_queue(self).get_job(job_id, scope=self._scope)
+
+    async def cancel_job(self, job_id: UUID | str) -> JobRecord:
+        """Cancel a job: a queued one never starts, a running one stops at a safe point."""
+        from ai_agents.queue.jobs import job_queue
+
+        return await job_queue(self).cancel(job_id, scope=self._scope)
 
 
 def _busy_policy(value: str) -> Any:

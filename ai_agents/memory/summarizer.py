@@ -37,9 +37,19 @@ async def summarize(
     runner: AgentRunner, agent: AgentRecord, previous: str | None, messages: list[Message]
 ) -> str:
     """New summary = old summary + these messages, by the agent's (or a cheaper) model."""
+    from ai_agents.errors import ConfigurationError
+    from ai_agents.providers.routing import Target
+
     provider_name = agent.memory_config.get("summary_provider", agent.provider)
     model = agent.memory_config.get("summary_model", agent.model)
-    provider = runner.providers.get(provider_name)
+    if provider_name == "auto":
+        raise ConfigurationError(
+            "the summarize strategy with provider='auto' needs memory_config.summary_provider "
+            "and summary_model"
+        )
+    targets = [Target(provider_name, model)]
+    if "summary_provider" not in agent.memory_config:
+        targets += [Target(f["provider"], f["model"]) for f in agent.fallbacks]
     limits = get_registry().get(provider_name, model)
     body = f"Current summary:\n{previous or '(none yet)'}\n\nNew messages:\n{transcript(messages)}"
     request = ProviderRequest(
@@ -49,5 +59,6 @@ async def summarize(
         max_output_tokens=min(limits.max_output, 1024),
         tool_choice="none",
     )
-    response = await provider.complete(request)
-    return response.content.strip() or (previous or "")
+    # Through the dispatcher: retries, circuit breakers and the agent's fallbacks apply.
+    dispatched = await runner.dispatcher.complete(targets, request)
+    return dispatched.response.content.strip() or (previous or "")
