@@ -138,8 +138,12 @@ class ProviderFactory:
             kind = cfg.pop("adapter", "openai")
             if "base_urls" in cfg:
                 return _pool(name, kind, cfg)
-            api_key = cfg.pop("api_key", None) or _env_value(
-                f"env:{cfg.pop('api_key_env')}" if "api_key_env" in cfg else None
+            # Never fall back to the vendor SDK's own env var (OPENAI_API_KEY): that key
+            # would be sent to this provider's base URL.
+            api_key = (
+                cfg.pop("api_key", None)
+                or _env_value(f"env:{cfg.pop('api_key_env')}" if "api_key_env" in cfg else None)
+                or "not-needed"
             )
             settings = ProviderSettings(
                 api_key=api_key,

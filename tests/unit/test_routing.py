@@ -415,3 +415,17 @@ def test_retry_settings_are_validated() -> None:
         )
     with pytest.raises(ValidationError, match="unknown retry"):
         validate_agent_routing("openai", "gpt-4o", {"retry": {"tries": 2}}, is_local=is_local)
+
+
+def test_configured_provider_never_borrows_the_vendor_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider from AI_AGENTS_PROVIDERS without a key must not get OPENAI_API_KEY."""
+    from ai_agents.providers.factory import ProviderFactory
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-of-openai")
+    monkeypatch.setenv(
+        "AI_AGENTS_PROVIDERS",
+        '{"together": {"adapter": "openai", "base_url": "http://127.0.0.1:9/v1"}}',
+    )
+    provider = ProviderFactory().get("together")
+    assert provider.settings.api_key == "not-needed"
+    assert provider.client.api_key == "not-needed"  # type: ignore[attr-defined]
