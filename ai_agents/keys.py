@@ -41,6 +41,22 @@ class RedisKeys:
     def job_cancel(self, job_id: str) -> str:
         return f"{self.prefix}jobs:cancel:{job_id}"
 
+    # (job queue refinements, see docs/jobs.md)
+    @property
+    def job_delayed(self) -> str:
+        """Sorted set of jobs waiting out a retry backoff (score: due time in ms)."""
+        return f"{self.prefix}jobs:agent_runs:delayed"
+
+    @property
+    def job_done_channel(self) -> str:
+        """Pub/sub channel announcing finished job ids (wakes ``get_result`` waiters)."""
+        return f"{self.prefix}jobs:done"
+
+    @property
+    def job_transport_marker(self) -> str:
+        """Set by workers; its absence means Redis lost its data and must be rebuilt."""
+        return f"{self.prefix}jobs:transport"
+
     # --- provider resilience ------------------------------------------------------
     def breaker(self, provider: str, base_url: str) -> str:
         return f"{self.prefix}breaker:{provider}:{base_url}"

@@ -1,0 +1,424 @@
+"""Job rows: every change of a job's state is one conditional statement on its row.
+
+The conditions are what make at-least-once delivery safe: a worker may run a job only
+after moving it from ``queued`` (or ``running`` with a stale heartbeat: its worker died)
+to ``running`` under its own name, and may finish it only while it still owns it. Two
+deliveries of one job therefore never both count, whatever Redis does.
+
+Jobs of one thread run one after the other, in the order they were enqueued: only the
+*head* of a thread (its oldest unfinished job) is ever in a stream. Enqueueing publishes
+the new job only when it is the head; finishing a job publishes the next head. Both take
+a transaction-scoped advisory lock per thread (a key space apart from the runner's thread
+lock), so a job enqueued while its predecessor finishes is never left unpublished.
+
+The statements of the hot path (enqueue, claim, finish) are built once, with bound
+parameters, and each does its work in one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+from uuid import UUID
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ai_agents.db.scope import Scope
+from ai_agents.db.tables import threads
+from ai_agents.errors import NotFoundError
+from ai_agents.queue.job_records import JobError, JobRecord, Priority
+from ai_agents.queue.job_tables import FINISHED, jobs
+
+ClaimVerdict = Literal["run", "missing", "finished", "busy", "blocked", "cancelled", "failed"]
+#: A job to put into its stream: (id, priority).
+Head = tuple[UUID, Priority]
+
+_CANCELLED = JobError("cancelled", "the job was cancelled")
+_CHAIN_LOCK_CLASS = 0x4A_4F_42  # "JOB": two-key advisory locks never meet the runner's
+_LOCK = text("SELECT pg_advisory_xact_lock(:cls, :key)")
+_JSON = JSONB(none_as_null=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a worker holding a delivery of the job should do with it."""
+
+    verdict: ClaimVerdict
+    job: JobRecord | None = None
+    #: The thread's next job to publish, when this claim found the job finished.
+    next_head: Head | None = None
+
+
+def _unfinished(status: Any) -> ColumnElement[bool]:
+    # Literal constants (not parameters), so plans can use the partial index on them.
+    return cast(
+        ColumnElement[bool],
+        status.in_([literal_column("'queued'"), literal_column("'running'")]),
+    )
+
+
+def _visible(tenant_column: Any) -> ColumnElement[bool]:
+    """The ``p_tenant`` parameter's scope: ``NULL`` is the admin scope (every tenant)."""
+    tenant = bindparam("p_tenant", type_=Text)
+    return or_(tenant.is_(None), tenant_column == tenant)
+
+
+def _older_unfinished() -> ColumnElement[bool]:
+    """An unfinished job of the same thread enqueued before this one."""
+    older = jobs.alias("older")
+    return exists().where(
+        older.c.thread_id == jobs.c.thread_id,
+        _unfinished(older.c.status),
+        tuple_(older.c.created_at, older.c.id) < tuple_(jobs.c.created_at, jobs.c.id),
+    )
+
+
+def _with_next_head(changed: Any) -> Any:
+    """SELECT the changed row plus its thread's oldest *other* unfinished job (lateral).
+
+    The lateral query reads the snapshot before the change, where the changed job is
+    still unfinished: hence ``id <> changed.id``.
+    """
+    other = jobs.alias("other")
+    head = (
+        select(
+            other.c.id.label("next_id"),
+            other.c.priority.label("next_priority"),
+            other.c.status.label("next_status"),
+        )
+        .where(
+            other.c.thread_id == changed.c.thread_id,
+            _unfinished(other.c.status),
+            other.c.id != changed.c.id,
+        )
+        .order_by(other.c.created_at, other.c.id)
+        .limit(1)
+        .lateral("head")
+    )
+    return select(changed, head).select_from(changed.outerjoin(head, true()))
+
+
+def _head_of(row: RowMapping) -> Head | None:
+    if row["next_status"] != "queued":
+        return None
+    return row["next_id"], cast(Priority, row["next_priority"])
+
+
+_STALE = jobs.c.heartbeat_at < func.now() - func.make_interval(
+    0, 0, 0, 0, 0, 0, bindparam("p_visibility", type_=Float)
+)
+_TAKEABLE = or_(jobs.c.status == "queued", and_(jobs.c.status == "running", _STALE))
+_START: dict[str, Any] = {
+    "status": "running",
+    "attempts": jobs.c.attempts + 1,
+    "started_at": func.coalesce(jobs.c.started_at, func.now()),
+    "heartbeat_at": func.now(),
+    "worker": bindparam("p_worker", type_=Text),
+}
+_OWNED = and_(
+    jobs.c.id == bindparam("p_id", type_=PG_UUID(as_uuid=True)),
+    jobs.c.worker == bindparam("p_worker", type_=Text),
+    jobs.c.status == "running",
+)
+
+_INSERTED = (
+    insert(jobs)
+    .from_select(
+        ["tenant_id", "thread_id", "input", "priority", "max_attempts", "metadata", "created_at"],
+        select(
+            threads.c.tenant_id,
+            threads.c.id,
+            bindparam("p_input", type_=Text),
+            bindparam("p_priority", type_=Text),
+            bindparam("p_max_attempts", type_=Integer),
+            bindparam("p_metadata", type_=JSONB),
+            func.clock_timestamp(),  # the order of enqueues, taken under the chain lock
+        ).where(threads.c.id == bindparam("p_thread"), _visible(threads.c.tenant_id)),
+    )
+    .returning(jobs)
+    .cte("inserted")
+)
+_INSERT = _with_next_head(_INSERTED)
+_GET = select(jobs).where(jobs.c.id == bindparam("p_id"), _visible(jobs.c.tenant_id))
+_CLAIM = (
+    update(jobs)
+    .where(
+        jobs.c.id == bindparam("p_id", type_=PG_UUID(as_uuid=True)),
+        _TAKEABLE,
+        ~jobs.c.cancel_requested,
+        jobs.c.attempts < jobs.c.max_attempts,
+        ~_older_unfinished(),
+    )
+    .values(**_START)
+    .returning(jobs)
+)
+_FINISH = _with_next_head(
+    update(jobs)
+    .where(_OWNED)
+    .values(
+        status=bindparam("p_status", type_=Text),
+        finished_at=func.now(),
+        result=bindparam("p_result", type_=_JSON),
+        error=bindparam("p_error", type_=_JSON),
+    )
+    .returning(jobs)
+    .cte("finished")
+)
+_RETRY = (
+    update(jobs)
+    .where(_OWNED)
+    .values(
+        status="queued", worker=None, heartbeat_at=None, error=bindparam("p_error", type_=_JSON)
+    )
+    .returning(jobs)
+)
+_HAND_BACK = (
+    update(jobs)
+    .where(_OWNED)
+    .values(
+        status="queued",
+        worker=None,
+        heartbeat_at=None,
+        attempts=case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0),
+    )
+    .returning(jobs)
+)
+_HEARTBEAT = (
+    update(jobs)
+    .where(
+        jobs.c.id == any_(bindparam("p_ids", type_=ARRAY(PG_UUID(as_uuid=True)))),
+        jobs.c.worker == bindparam("p_worker", type_=Text),
+        jobs.c.status == "running",
+    )
+    .values(heartbeat_at=func.now())
+    .returning(jobs.c.id, jobs.c.cancel_requested)
+)
+
+
+async def lock_chain(conn: AsyncConnection, thread_id: UUID) -> None:
+    """Serialize changes to the thread's chain of jobs until the transaction ends."""
+    key = int.from_bytes(thread_id.bytes[:4], "big", signed=True)
+    await conn.execute(_LOCK, {"cls": _CHAIN_LOCK_CLASS, "key": key})
+
+
+async def insert_job(
+    conn: AsyncConnection, scope: Scope, thread_id: UUID, values: dict[str, Any]
+) -> tuple[JobRecord, bool]:
+    """Insert a queued job for a thread the caller can see (the job takes its tenant).
+
+    Answers the job and whether it is the thread's head (to be published now).
+    """
+    await lock_chain(conn, thread_id)
+    params = {f"p_{k}": v for k, v in values.items()}
+    row = (
+        (
+            await conn.execute(
+                _INSERT, {**params, "p_thread": thread_id, "p_tenant": scope.tenant_id}
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFoundError("thread", thread_id)
+    return JobRecord.from_row(row), row["next_id"] is None
+
+
+async def withdraw_job(conn: AsyncConnection, job: JobRecord) -> Head | None:
+    """Delete a job that could not be published; answers the thread's next head."""
+    await lock_chain(conn, job.thread_id)
+    await conn.execute(delete(jobs).where(jobs.c.id == job.id))
+    return await next_head(conn, job.thread_id)
+
+
+async def next_head(conn: AsyncConnection, thread_id: UUID) -> Head | None:
+    """The thread's oldest unfinished job, if it waits for a worker (call under the lock)."""
+    row = (
+        await conn.execute(
+            select(jobs.c.id, jobs.c.priority, jobs.c.status)
+            .where(jobs.c.thread_id == thread_id, _unfinished(jobs.c.status))
+            .order_by(jobs.c.created_at, jobs.c.id)
+            .limit(1)
+        )
+    ).first()
+    if row is None or row.status != "queued":
+        return None
+    return row.id, cast(Priority, row.priority)
+
+
+async def get_job(
+    conn: AsyncConnection, scope: Scope, job_id: UUID, *, for_update: bool = False
+) -> JobRecord:
+    query = _GET.with_for_update() if for_update else _GET
+    params = {"p_id": job_id, "p_tenant": scope.tenant_id}
+    row = (await conn.execute(query, params)).mappings().first()
+    if row is None:
+        raise NotFoundError("job", job_id)
+    return JobRecord.from_row(row)
+
+
+async def _set(
+    conn: AsyncConnection, job_id: UUID, condition: Any, values: dict[str, Any]
+) -> JobRecord | None:
+    """A one-off conditional update (the rare paths; the hot ones are prebuilt)."""
+    stmt = update(jobs).where(jobs.c.id == job_id, condition).values(**values).returning(jobs)
+    row = (await conn.execute(stmt)).mappings().first()
+    return JobRecord.from_row(row) if row is not None else None
+
+
+async def request_cancel(conn: AsyncConnection, scope: Scope, job_id: UUID) -> JobRecord:
+    """Cancel a queued job at once; flag a running one (it stops at its next safe point).
+
+    A cancelled head still has its stream entry: the worker that reads it finds the job
+    finished and publishes the next one, so cancelling never needs Redis to succeed.
+    """
+    job = await get_job(conn, scope, job_id, for_update=True)
+    if job.status == "queued":
+        values = {
+            "status": "cancelled",
+            "cancel_requested": True,
+            "finished_at": func.now(),
+            "error": _CANCELLED.to_json(),
+        }
+    elif job.status == "running":
+        values = {"cancel_requested": True}
+    else:
+        return job  # already finished: nothing to cancel
+    changed = await _set(conn, job_id, jobs.c.status == job.status, values)
+    assert changed is not None  # the row is locked
+    return changed
+
+
+async def claim(
+    conn: AsyncConnection, job_id: UUID, worker: str, visibility: float
+) -> JobRecord | None:
+    """Take the job for *worker* if it simply can be (one statement; autocommit is fine)."""
+    params = {"p_id": job_id, "p_worker": worker, "p_visibility": visibility}
+    row = (await conn.execute(_CLAIM, params)).mappings().first()
+    return JobRecord.from_row(row) if row is not None else None
+
+
+async def claim_slowly(
+    conn: AsyncConnection, job_id: UUID, worker: str, visibility: float
+) -> Claim:
+    """Why the job cannot simply start, and what to do, under the chain and row locks."""
+    thread_id = (
+        await conn.execute(select(jobs.c.thread_id).where(jobs.c.id == job_id))
+    ).scalar_one_or_none()
+    if thread_id is None:
+        return Claim("missing")
+    await lock_chain(conn, thread_id)
+    query = select(jobs, _TAKEABLE.label("takeable"), _older_unfinished().label("blocked"))
+    query = query.where(jobs.c.id == job_id).with_for_update(of=jobs)
+    row = (await conn.execute(query, {"p_visibility": visibility})).mappings().first()
+    if row is None:
+        return Claim("missing")
+    job = JobRecord.from_row(row)
+    if job.status in FINISHED:
+        return Claim("finished", job, await next_head(conn, thread_id))
+    if not row["takeable"]:
+        return Claim("busy", job)  # running, and its worker is alive
+    if row["blocked"]:
+        return Claim("blocked", job)  # published again when the older job finishes
+    ending: dict[str, Any] = {"finished_at": func.now(), "worker": worker}
+    if job.cancel_requested:
+        ending.update(status="cancelled", error=_CANCELLED.to_json())
+    elif job.attempts >= job.max_attempts:
+        lost = JobError(
+            "worker_lost",
+            f"the worker running attempt {job.attempts} of {job.max_attempts} stopped "
+            "heartbeating (it died or lost its connections)",
+        )
+        ending.update(status="failed", error=(job.error or lost).to_json())
+    else:  # it became takeable in between: start it
+        started = await _set(conn, job_id, true(), {**_START, "worker": worker})
+        assert started is not None  # the row is locked
+        return Claim("run", started)
+    done = await _set(conn, job_id, true(), ending)
+    assert done is not None  # the row is locked
+    return Claim(cast(ClaimVerdict, done.status), done, await next_head(conn, thread_id))
+
+
+async def heartbeat(
+    conn: AsyncConnection, worker: str, job_ids: Sequence[UUID]
+) -> dict[UUID, bool]:
+    """Refresh the worker's running jobs; answers {job id still owned: cancel requested}."""
+    rows = await conn.execute(_HEARTBEAT, {"p_ids": list(job_ids), "p_worker": worker})
+    return {row.id: row.cancel_requested for row in rows}
+
+
+async def finish(
+    conn: AsyncConnection,
+    job: JobRecord,
+    worker: str,
+    status: Literal["succeeded", "failed", "cancelled"],
+    *,
+    result: dict[str, Any] | None = None,
+    error: JobError | None = None,
+) -> tuple[JobRecord | None, Head | None]:
+    """Record the outcome and find the thread's next job; ``None`` if *worker* lost it."""
+    await lock_chain(conn, job.thread_id)
+    params = {
+        "p_id": job.id,
+        "p_worker": worker,
+        "p_status": status,
+        "p_result": result,
+        "p_error": error.to_json() if error else None,
+    }
+    row = (await conn.execute(_FINISH, params)).mappings().first()
+    if row is None:
+        return None, None
+    return JobRecord.from_row(row), _head_of(row)
+
+
+async def requeue(
+    conn: AsyncConnection, job_id: UUID, worker: str, *, error: JobError | None
+) -> JobRecord | None:
+    """Put a running job back to ``queued`` (it stays its thread's head).
+
+    With an *error*: a failed attempt to be retried (the attempt counts). Without: the
+    worker is shutting down and hands the job back (the attempt does not count).
+    """
+    params: dict[str, Any] = {"p_id": job_id, "p_worker": worker}
+    if error is not None:
+        stmt, params["p_error"] = _RETRY, error.to_json()
+    else:
+        stmt = _HAND_BACK
+    row = (await conn.execute(stmt, params)).mappings().first()
+    return JobRecord.from_row(row) if row is not None else None
+
+
+async def heads(conn: AsyncConnection) -> list[Head]:
+    """The oldest unfinished job of every thread that has one (queue rebuild)."""
+    rows = await conn.execute(
+        select(jobs.c.id, jobs.c.priority)
+        .where(_unfinished(jobs.c.status))
+        .order_by(jobs.c.thread_id, jobs.c.created_at, jobs.c.id)
+        .ext(distinct_on(jobs.c.thread_id))
+    )
+    return [(row.id, cast(Priority, row.priority)) for row in rows]

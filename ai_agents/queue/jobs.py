@@ -1,0 +1,422 @@
+"""RedisJobQueue: background agent runs (design section 9), durable in PostgreSQL.
+
+    job_id = await store.enqueue_run(thread_id, "Summarize the week", priority="high")
+    record = await job_queue(store).get_result(job_id, timeout=60)   # waits; JobRecord
+    record.status, record.attempts, record.response, record.error
+
+Producers call :meth:`RedisJobQueue.enqueue`, :meth:`get_job`, :meth:`get_result` and
+:meth:`cancel`; workers (``workers/``) call :meth:`claim`, :meth:`settle`,
+:meth:`hand_back` and :meth:`heartbeat`. PostgreSQL (the ``jobs`` table) is the record of
+every job; Redis streams are only the transport (see :mod:`ai_agents.queue.job_transport`),
+so a flushed Redis loses no finished result and no queued job. Every job runs its turn
+with the idempotency key ``job:<id>``: a job delivered twice saves its turn once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal
+from uuid import UUID
+
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ai_agents.db.engine import parse_uuid, translate_errors
+from ai_agents.db.scope import Scope
+from ai_agents.errors import (
+    AgentsError,
+    ConfigurationError,
+    LimitExceeded,
+    NotFoundError,
+    ProviderError,
+    RunCancelled,
+    StorageError,
+    UsageError,
+    ValidationError,
+)
+from ai_agents.queue import job_rows as rows
+from ai_agents.queue.job_announcements import RECHECK_SECONDS, Announcements
+from ai_agents.queue.job_records import JobError, JobRecord, JobTimeout, Priority
+from ai_agents.queue.job_tables import PRIORITIES
+from ai_agents.queue.job_transport import Delivery, StreamTransport
+from ai_agents.response import AgentResponse
+
+if TYPE_CHECKING:
+    from ai_agents.store import AgentStore
+
+__all__ = ["JobError", "JobRecord", "JobTimeout", "QueueConfig", "RedisJobQueue", "job_queue"]
+
+log = logging.getLogger("ai_agents.jobs")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """Deployment-wide queue settings; producers and every worker must agree on them."""
+
+    #: How long finished records stay in the Redis result cache (PostgreSQL keeps them).
+    result_ttl: float = 86_400.0
+    #: Attempts per job before it fails for good (dead-letter stream).
+    max_attempts: int = 3
+    #: A job whose worker stopped heartbeating this long is taken over by another.
+    visibility_timeout: float = 60.0
+    #: Retry backoff: ``retry_backoff * 2**(attempt - 1)`` seconds (jittered), capped.
+    retry_backoff: float = 2.0
+    retry_backoff_max: float = 300.0
+    #: Polling weights of the high, normal and low streams (low still gets 1 read in 10).
+    weights: tuple[int, int, int] = (6, 3, 1)
+
+    def __post_init__(self) -> None:
+        for name in ("result_ttl", "visibility_timeout", "retry_backoff_max"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"queue setting {name} must be > 0")
+        if self.retry_backoff < 0:
+            raise ConfigurationError("queue setting retry_backoff must be >= 0")
+        if self.max_attempts < 1:
+            raise ConfigurationError("queue setting max_attempts must be >= 1")
+        if len(self.weights) != len(PRIORITIES) or min(self.weights) < 1:
+            raise ConfigurationError(
+                "queue weights must be three integers >= 1 (high, normal, low)"
+            )
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> QueueConfig:
+        """Defaults <- ``AI_AGENTS_JOB_<SETTING>`` environment variables <- *overrides*."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"AI_AGENTS_JOB_{f.name.upper()}")
+            if raw:
+                try:
+                    if f.name == "weights":
+                        values[f.name] = tuple(int(w) for w in raw.split(","))
+                    else:
+                        values[f.name] = type(getattr(cls(), f.name))(raw)
+                except ValueError as exc:
+                    raise ConfigurationError(
+                        f"AI_AGENTS_JOB_{f.name.upper()}={raw!r} is not valid"
+                    ) from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """How a worker's attempt ended, as recorded (``lost``: another worker owns the job)."""
+
+    outcome: Literal["succeeded", "failed", "cancelled", "retrying", "lost"]
+    job: JobRecord | None
+    retry_in: float | None = None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether another attempt may succeed: vendor hiccups and infrastructure, not mistakes."""
+    if isinstance(exc, ProviderError):
+        return exc.retryable
+    # Retried: storage, rate-limit waits, busy threads, and unexpected exceptions.
+    return not isinstance(exc, UsageError | NotFoundError | LimitExceeded | RunCancelled)
+
+
+def job_queue(store: AgentStore) -> RedisJobQueue:
+    """The store's queue, acting for the store's tenant view.
+
+    One queue per store (created on first use, kept in ``store.extensions["jobs"]``) is
+    shared by every tenant view; each view gets it bound to its own tenant.
+    """
+    queue = store.extensions.get("jobs")
+    if queue is None:
+        queue = RedisJobQueue(store)
+        store.extensions["jobs"] = queue
+    return queue.bound_to(store)  # type: ignore[no-any-return]
+
+
+class RedisJobQueue:
+    """Background runs on Redis streams, recorded in PostgreSQL."""
+
+    def __init__(self, store: AgentStore, config: QueueConfig | None = None) -> None:
+        self.store = store
+        self.config = config or QueueConfig.from_env()
+        self.transport = StreamTransport(store.redis, store.keys, result_ttl=self.config.result_ttl)
+        self._announcements = Announcements(store.redis, store.keys.job_done_channel)
+
+    def bound_to(self, store: AgentStore) -> RedisJobQueue:
+        """This queue (same transport and subscription) acting for another tenant view."""
+        if store is self.store:
+            return self
+        view = object.__new__(RedisJobQueue)
+        view.__dict__.update(self.__dict__)
+        view.store = store
+        return view
+
+    async def aclose(self) -> None:
+        await self._announcements.aclose()
+
+    @asynccontextmanager
+    async def _tx(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        with translate_errors(operation):
+            async with self.store.engine.begin() as conn:
+                yield conn
+
+    def _scope(self, scope: Scope | None) -> Scope:
+        return scope if scope is not None else self.store._scope
+
+    # --- producers ----------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        thread_id: UUID | str,
+        text: str,
+        *,
+        priority: Priority | str = "normal",
+        metadata: dict[str, Any] | None = None,
+        max_attempts: int | None = None,
+        scope: Scope | None = None,
+    ) -> UUID:
+        """Queue a run of *text* on the thread; returns the job id at once."""
+        from ai_agents.runner import _validate_input
+
+        ident = parse_uuid(thread_id, "thread")
+        _validate_input(text)
+        if priority not in PRIORITIES:
+            raise ValidationError(
+                f"priority must be one of {', '.join(PRIORITIES)}", details={"field": "priority"}
+            )
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValidationError("metadata must be a mapping", details={"field": "metadata"})
+        try:
+            json.dumps(metadata or {})
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"metadata must be JSON-serializable: {exc}", details={"field": "metadata"}
+            ) from exc
+        attempts = self.config.max_attempts if max_attempts is None else max_attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValidationError(
+                "max_attempts must be an integer >= 1", details={"field": "max_attempts"}
+            )
+        values = {
+            "input": text,
+            "priority": priority,
+            "max_attempts": attempts,
+            "metadata": dict(metadata or {}),
+        }
+        async with self._tx("enqueue job") as conn:
+            job, is_head = await rows.insert_job(conn, self._scope(scope), ident, values)
+        if not is_head:
+            return job.id  # published when the thread's earlier jobs have finished
+        try:
+            await self.transport.publish(job.id, job.priority)
+        except RedisError as exc:
+            async with self._tx("withdraw job") as conn:
+                successor = await rows.withdraw_job(conn, job)
+            if successor is not None:  # enqueued meanwhile behind the withdrawn job
+                with suppress(RedisError):
+                    await self.transport.publish(*successor)
+            raise StorageError(f"could not queue the job: Redis failed: {exc}") from exc
+        return job.id
+
+    async def get_job(self, job_id: UUID | str, *, scope: Scope | None = None) -> JobRecord:
+        """The job as recorded in PostgreSQL (another tenant's job is not found)."""
+        ident = parse_uuid(job_id, "job")
+        with translate_errors("get job"):
+            async with self.store.engine.connect() as conn:
+                return await rows.get_job(conn, self._scope(scope), ident)
+
+    async def get_result(
+        self,
+        job_id: UUID | str,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 - the issue's API: get_result(id, timeout=...)
+        scope: Scope | None = None,
+    ) -> JobRecord:
+        """Wait until the job is finished and return it; :class:`JobTimeout` if it is not.
+
+        Served from the Redis result cache when it can be (woken by the ``jobs:done``
+        announcement), from PostgreSQL otherwise (cache expired or Redis flushed).
+        """
+        ident = parse_uuid(job_id, "job")
+        scope = self._scope(scope)
+        if timeout < 0:
+            raise ValidationError("timeout must be >= 0", details={"field": "timeout"})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        status = "queued"
+        with self._announcements.watch(ident) as announced:
+            read_db = True
+            while True:
+                announced.clear()
+                record = await self._cached(ident, scope)
+                if record is None and read_db:
+                    record = await self.get_job(ident, scope=scope)
+                    status = record.status
+                if record is not None and record.finished:
+                    return record
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise JobTimeout(ident, status, timeout)
+                try:
+                    await asyncio.wait_for(announced.wait(), min(remaining, RECHECK_SECONDS))
+                    read_db = False
+                except TimeoutError:
+                    read_db = True
+
+    async def _cached(self, job_id: UUID, scope: Scope) -> JobRecord | None:
+        try:
+            record = await self.transport.cached(job_id)
+        except RedisError as exc:
+            log.debug("result cache unavailable, reading PostgreSQL: %s", exc)
+            return None
+        if record is not None and scope.tenant_id not in (None, record.tenant_id):
+            raise NotFoundError("job", job_id)
+        return record
+
+    async def cancel(self, job_id: UUID | str, *, scope: Scope | None = None) -> JobRecord:
+        """Cancel: a queued job never starts; a running one stops at its next safe point.
+
+        Returns the job as it stands: ``cancelled`` (it was queued), ``running`` with
+        ``cancel_requested`` (its worker will stop it, or finish it if it was already
+        saving), or unchanged when it had finished.
+        """
+        ident = parse_uuid(job_id, "job")
+        async with self._tx("cancel job") as conn:
+            job = await rows.request_cancel(conn, self._scope(scope), ident)
+        try:
+            if job.status == "cancelled":
+                await self.transport.finish(job, None)
+            elif job.status == "running":
+                await self.transport.flag_cancel(ident)
+        except RedisError as exc:  # the flag in PostgreSQL still reaches the worker
+            log.warning("job %s: cancel not announced on Redis: %s", ident, exc)
+        return job
+
+    async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
+        """The newest entries of the dead-letter stream (job, thread, attempts, error)."""
+        return await self.transport.dead_letters(count)
+
+    # --- workers ------------------------------------------------------------------------
+
+    async def check_transport(self, worker: str) -> int:
+        """Rebuild the Redis side from PostgreSQL if Redis lost it; returns jobs re-queued."""
+        if not await self.transport.claim_rebuild(worker):
+            return 0
+        try:
+            await self.transport.ensure_groups()
+            present = await self.transport.queued_job_ids()
+            with translate_errors("list unfinished jobs"):
+                async with self.store.engine.connect() as conn:
+                    heads = await rows.heads(conn)
+            missing = [(job_id, p) for job_id, p in heads if job_id not in present]
+            for job_id, priority in missing:
+                await self.transport.publish(job_id, priority)
+        except BaseException:
+            with suppress(RedisError):  # let this or another worker try again
+                await self.transport.release_rebuild()
+            raise
+        if missing:
+            log.warning(
+                "job queue rebuilt from PostgreSQL (first start, or Redis lost its data): "
+                "%d job(s) published again",
+                len(missing),
+            )
+        return len(missing)
+
+    async def claim(self, delivery: Delivery, worker: str) -> rows.Claim:
+        """Take the delivered job for *worker* (verdict ``run``) or settle the delivery."""
+        visibility = self.config.visibility_timeout
+        with translate_errors("claim job"):
+            async with self.store.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                job = await rows.claim(conn, delivery.job_id, worker, visibility)
+        if job is not None:
+            return rows.Claim("run", job)
+        async with self._tx("claim job") as conn:
+            claim = await rows.claim_slowly(conn, delivery.job_id, worker, visibility)
+        if claim.verdict in ("missing", "blocked"):
+            await self.transport.drop(delivery)
+        elif claim.verdict in ("finished", "cancelled", "failed"):
+            assert claim.job is not None
+            await self.transport.finish(
+                claim.job,
+                delivery,
+                dead_letter=claim.verdict == "failed",
+                next_job=claim.next_head,
+            )
+        # "busy": another live worker runs it; the entry stays pending and is looked at
+        # again after the visibility timeout (it is acknowledged once the job finished).
+        return claim
+
+    async def heartbeat(self, worker: str, job_ids: list[UUID]) -> dict[UUID, bool]:
+        """Refresh *worker*'s running jobs; answers {still owned: cancel requested}."""
+        async with self._tx("job heartbeat") as conn:
+            return await rows.heartbeat(conn, worker, job_ids)
+
+    async def cancel_requested(self, job_id: UUID) -> bool:
+        try:
+            return await self.transport.cancel_flagged(job_id)
+        except RedisError:
+            return False  # the heartbeat also brings the flag from PostgreSQL
+
+    async def settle(
+        self,
+        job: JobRecord,
+        delivery: Delivery,
+        worker: str,
+        outcome: AgentResponse | BaseException,
+    ) -> Settled:
+        """Record how an attempt ended: success, cancel, a retry after backoff, or failure."""
+        if isinstance(outcome, AgentResponse):
+            async with self._tx("finish job") as conn:
+                done = await rows.finish(conn, job, worker, "succeeded", result=outcome.to_json())
+            return await self._finished("succeeded", done, delivery)
+        error = JobError.of(outcome)
+        if isinstance(outcome, RunCancelled):
+            async with self._tx("finish job") as conn:
+                done = await rows.finish(conn, job, worker, "cancelled", error=error)
+            return await self._finished("cancelled", done, delivery)
+        if is_retryable(outcome) and job.attempts < job.max_attempts:
+            delay = self._backoff(job.attempts, outcome)
+            async with self._tx("requeue job") as conn:
+                again = await rows.requeue(conn, job.id, worker, error=error)
+            if again is None:
+                return Settled("lost", None)
+            await self.transport.schedule_retry(delivery, delay)
+            return Settled("retrying", again, delay)
+        async with self._tx("finish job") as conn:
+            done = await rows.finish(conn, job, worker, "failed", error=error)
+        return await self._finished("failed", done, delivery)
+
+    async def _finished(
+        self,
+        outcome: Literal["succeeded", "failed", "cancelled"],
+        done: tuple[JobRecord | None, rows.Head | None],
+        delivery: Delivery,
+    ) -> Settled:
+        job, next_job = done
+        if job is None:
+            return Settled("lost", None)
+        await self.transport.finish(
+            job, delivery, dead_letter=outcome == "failed", next_job=next_job
+        )
+        return Settled(outcome, job)
+
+    def _backoff(self, attempt: int, exc: BaseException) -> float:
+        cfg = self.config
+        delay = min(cfg.retry_backoff_max, cfg.retry_backoff * 2 ** max(0, attempt - 1))
+        delay *= random.uniform(0.5, 1.0)
+        if isinstance(exc, AgentsError) and exc.details.get("retry_after"):
+            delay = max(delay, float(exc.details["retry_after"]))
+        return float(delay)
+
+    async def hand_back(self, job: JobRecord, delivery: Delivery, worker: str) -> bool:
+        """Give a started job back (shutdown): queued again at once, attempt not counted."""
+        async with self._tx("hand back job") as conn:
+            again = await rows.requeue(conn, job.id, worker, error=None)
+        if again is None:
+            return False
+        await self.transport.requeue([delivery])
+        return True
