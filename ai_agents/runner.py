@@ -194,6 +194,11 @@ class AgentRunner:
         )
         max_output = int(agent.settings.get("max_output_tokens") or limits.max_output)
         budget = limits.context_window - max_output - fixed
+        tpm = self._tpm_limit(provider_name, model, limits)
+        if tpm is not None:
+            # A request the per-minute token limit can never admit would fail at once:
+            # trim the history to what one window can hold instead.
+            budget = min(budget, tpm - min(max_output, ESTIMATED_OUTPUT_CAP) - fixed)
         services = _Services(self, conn, thread, agent)
 
         user_message = Message(role="user", content=text, metadata=dict(options.metadata))
@@ -556,6 +561,10 @@ class AgentRunner:
             self.counter.count_message(answer, provider=provider, model=model),
             estimated=True,
         )
+
+    def _tpm_limit(self, provider: str, model: str, limits: ModelLimits) -> int | None:
+        override = self.rate_limit_overrides.get((provider, model))
+        return override.tpm if override is not None else limits.tpm
 
     async def rate_window(self, provider: str, model: str) -> WindowUsage:
         """Current use of the (provider, model) rate-limit window, for display."""

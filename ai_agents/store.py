@@ -413,7 +413,7 @@ class AgentStore:
 
         options = RunOptions(
             on_busy=_busy_policy(on_busy),
-            busy_timeout=busy_timeout,
+            busy_timeout=_busy_timeout(busy_timeout),
             idempotency_key=idempotency_key,
             metadata=dict(metadata or {}),
         )
@@ -437,7 +437,7 @@ class AgentStore:
 
         options = RunOptions(
             on_busy=_busy_policy(on_busy),
-            busy_timeout=busy_timeout,
+            busy_timeout=_busy_timeout(busy_timeout),
             metadata=dict(metadata or {}),
             stream=True,
         )
@@ -857,6 +857,14 @@ class AgentStore:
         from ai_agents.queue.jobs import job_queue
 
         return await job_queue(self).cancel(job_id, scope=self._scope)
+
+
+def _busy_timeout(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0.001:
+        raise ValidationError(
+            "busy_timeout must be a number of seconds >= 0.001", details={"field": "busy_timeout"}
+        )
+    return float(value)
 
 
 def _busy_policy(value: str) -> Any:

@@ -477,3 +477,31 @@ async def test_summarize_persists_and_reuses_the_summary(ai: AgentStore) -> None
     assert "Summary v1" in second  # incremental: previous summary + new messages only
     assert "q0" not in second
     assert (await ai.get_thread(thread_id)).memory_state["summary"] == "Summary v2"
+
+
+async def test_history_is_trimmed_to_what_the_tpm_limit_admits(ai: AgentStore) -> None:
+    """A long thread on a low-TPM model is trimmed to one window, not refused."""
+    get_registry().register(
+        "scripted", "low-tpm", ModelLimits(100_000, 100, 100_000, 400, True, False, 0, 0)
+    )
+    provider = FunctionProvider(lambda r: "fine")
+    thread_id = await _thread(ai, provider, model="low-tpm", memory_config={"max_messages": 200})
+    await _long_thread(ai, thread_id, 40)
+    response = await ai.run(thread_id, "one more question")
+    assert response.content == "fine"
+    from ai_agents.tokens import default_counter
+
+    request = provider.requests[-1]
+    tokens = default_counter().count_request(
+        request.system_prompt, request.messages, request.tools, provider="scripted", model="low-tpm"
+    )
+    assert tokens + 100 <= 400
+    assert len(request.messages) > 1
+
+
+async def test_busy_timeout_must_be_positive(ai: AgentStore) -> None:
+    from ai_agents.errors import ValidationError
+
+    thread_id = await _thread(ai, ScriptedProvider([]))
+    with pytest.raises(ValidationError, match="busy_timeout"):
+        await ai.run(thread_id, "hi", busy_timeout=0)
