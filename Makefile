@@ -2,16 +2,20 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := openai,anthropic,api,dev
+EXTRAS := openai,anthropic,api,rag,dev
+# sentence-transformers needs torch: this pinned CPU build is on the machines' disk
+# (any other version would download gigabytes), so it is installed first.
+TORCH := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install services test test-unit test-integration lint typecheck bench demo clean
+.PHONY: install services test test-unit test-integration lint typecheck bench demo schemathesis clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
@@ -36,6 +40,10 @@ typecheck: install
 
 bench: install services
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+schemathesis: install services
+	API_SCHEMATHESIS_EXAMPLES=200 API_SCHEMATHESIS_MIN_REQUESTS=10000 \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_api_schemathesis.py
 
 demo: install services
 	$(BIN)/python -m ai_agents demo
