@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -136,7 +136,7 @@ class AgentRunner:
 
     async def events(
         self, scope: Scope, thread_id: UUID | str, text: str, options: RunOptions
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         ident = parse_uuid(thread_id, "thread")
         _validate_input(text)
         async with thread_lock(
@@ -159,7 +159,7 @@ class AgentRunner:
         thread_id: UUID,
         text: str,
         options: RunOptions,
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         run_id = uuid.uuid4()
         started = time.perf_counter()
         with translate_errors("load thread"):

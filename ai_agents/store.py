@@ -15,7 +15,7 @@ returns a view on another tenant sharing the same pools.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -427,7 +427,7 @@ class AgentStore:
         on_busy: str = "enqueue",
         busy_timeout: float = 300.0,
         metadata: dict[str, Any] | None = None,
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         """Like :meth:`run`, yielding text deltas, tool calls, tool results, then done.
 
         The thread stays locked until the stream is exhausted or closed: consume it fully,

@@ -24,7 +24,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.db.scope import Scope
@@ -137,27 +136,6 @@ _MESSAGE_COLUMNS = (
     messages.c.cost,
     messages.c.metadata,
 )
-
-
-def to_message(row: Row[Any]) -> Message:
-    return Message(
-        id=row.id,
-        thread_id=row.thread_id,
-        seq=row.seq,
-        role=row.role,
-        content=row.content,
-        tool_calls=[ToolCall.from_json(c) for c in row.tool_calls or ()],
-        tool_call_id=row.tool_call_id,
-        tool_name=row.tool_name,
-        created_at=row.created_at,
-        token_count=row.token_count,
-        provider=row.provider,
-        model=row.model,
-        input_tokens=row.input_tokens,
-        output_tokens=row.output_tokens,
-        cost=row.cost,
-        metadata=dict(row.metadata or {}),
-    )
 
 
 def validate_message(message: Message) -> None:
@@ -349,7 +327,7 @@ async def page(
         query = query.where(messages.c.seq < before)
     key = messages.c.seq.asc() if order == "asc" else messages.c.seq.desc()
     rows = (await conn.execute(query.order_by(key).limit(limit + 1))).all()
-    items = [to_message(r) for r in rows[:limit]]
+    items = [record_to_message(r) for r in rows[:limit]]  # same column order
     next_cursor = str(items[-1].seq) if len(rows) > limit and items else None
     return Page(items, next_cursor)
 

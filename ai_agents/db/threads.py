@@ -134,7 +134,7 @@ async def fork_cut_seq(conn: AsyncConnection, thread: ThreadRecord, up_to_seq: i
         return up_to_seq
     cut = rows[0].seq
     if rows[0].role == "assistant" and not rows[0].tool_calls:
-        return cut
+        return int(cut)
     for row in rows[1:]:
         if row.role != "tool":
             break
