@@ -27,10 +27,8 @@ Usage: ``input_tokens`` includes cache-read and cache-creation input tokens.
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -59,6 +57,7 @@ from ai_agents.providers.base import (
     Usage,
 )
 from ai_agents.providers.history import normalize_history, remap_tool_ids, to_id_safe
+from ai_agents.providers.retry import parse_retry_after
 
 __all__ = ["DEFAULT_MAX_TOKENS", "PLACEHOLDER_USER_TEXT", "AnthropicProvider", "default_max_tokens"]
 
@@ -106,29 +105,6 @@ def default_max_tokens(provider: str, model: str) -> int:
         if isinstance(limit, int) and limit > 0:
             return limit
     return DEFAULT_MAX_TOKENS
-
-
-def _parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class AnthropicProvider(Provider):
@@ -388,7 +364,7 @@ class AnthropicProvider(Provider):
             error_type = exc.type or ""
             vendor = exc.api_message or _vendor_message(exc.body) or exc.message
             message = f"{provider}: {vendor}"
-            retry_after = _parse_retry_after(exc.response.headers)
+            retry_after = parse_retry_after(exc.response.headers)
             if status < 400 and error_type in _ERROR_TYPES:  # error event inside a stream
                 cls, status = _ERROR_TYPES[error_type]
                 return cls(message, provider=provider, status=status, vendor_message=vendor)

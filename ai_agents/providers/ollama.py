@@ -43,8 +43,6 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 from uuid import uuid4
@@ -76,6 +74,7 @@ from ai_agents.providers.base import (
     Usage,
 )
 from ai_agents.providers.history import normalize_history
+from ai_agents.providers.retry import parse_retry_after
 from ai_agents.tokens import default_counter
 from ai_agents.tools.parser import (
     ParsedOutput,
@@ -381,7 +380,7 @@ class OllamaProvider(Provider):
         self, status: int, text: str, headers: Mapping[str, str], model: str
     ) -> ProviderError:
         vendor = _vendor_message(text)
-        retry_after = _retry_after(headers.get("retry-after"))
+        retry_after = parse_retry_after(headers)
         message = f"ollama returned HTTP {status}: {vendor or 'no message'}"
         kwargs: dict[str, Any] = {
             "provider": self.name,
@@ -566,22 +565,6 @@ def _vendor_message(text: str) -> str | None:
             return str(error.get("message") or error)
         return str(error)
     return text[:500]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _log_problems(problems: Sequence[str], model: str) -> None:

@@ -12,12 +12,10 @@ are done by the layer above, which relies on the mapped :mod:`ai_agents.errors`.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
-import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import openai
@@ -47,6 +45,7 @@ from ai_agents.providers.base import (
     Usage,
 )
 from ai_agents.providers.history import normalize_history, remap_tool_ids, to_id_safe
+from ai_agents.providers.retry import parse_retry_after
 
 __all__ = ["OpenAIChatProvider", "parse_arguments", "parse_retry_after"]
 
@@ -72,30 +71,6 @@ def parse_arguments(raw: str | None) -> dict[str, Any]:
     except ValueError:
         return {"_raw": raw}
     return value if isinstance(value, dict) else {"_raw": raw}
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class OpenAIChatProvider(Provider):
