@@ -203,6 +203,7 @@ class AgentRunner:
 
         user_message = Message(role="user", content=text, metadata=dict(options.metadata))
         turn: list[Message] = [user_message]
+        recording: set[asyncio.Task[None]] = set()
         records: list[ToolCallRecord] = []
         routes: list[RoutingRecord] = []
         total = Usage()
@@ -293,7 +294,12 @@ class AgentRunner:
                 response.usage = self._estimate_usage(
                     answered.provider, answered.model, request, response
                 )
-            await admission.limiter.record_request(reservation, response.usage.total_tokens)
+            # Correcting the rate-limit window overlaps with the rest of the turn; the
+            # turn waits for it before saving (see _settle).
+            _in_background(
+                admission.limiter.record_request(reservation, response.usage.total_tokens),
+                recording,
+            )
             call_cost = admission.limits.cost(
                 response.usage.input_tokens, response.usage.output_tokens
             )
@@ -352,6 +358,7 @@ class AgentRunner:
                 records.append(ToolCallRecord(call, outcome.content, outcome.is_error))
                 yield ToolResultEvent(call, outcome.content, outcome.is_error)
 
+        await asyncio.gather(*recording)
         await _check_cancel(options)
         for message in turn:
             count(message)  # fills token_count, persisted with the row
@@ -718,3 +725,17 @@ def _validate_input(text: str) -> None:
 async def _check_cancel(options: RunOptions) -> None:
     if options.should_cancel is not None and await options.should_cancel():
         raise RunCancelled("the run was cancelled; nothing of this turn was saved")
+
+
+def _in_background(coro: Awaitable[None], pending: set[asyncio.Task[None]]) -> None:
+    """Run *coro* alongside the turn; a failure is logged, never left unretrieved."""
+    task: asyncio.Task[None] = asyncio.ensure_future(coro)
+    pending.add(task)
+
+    def settled(done: asyncio.Task[None]) -> None:
+        pending.discard(done)
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("rate-limit usage correction failed: %s", done.exception())
+
+    task.add_done_callback(settled)
+
