@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := openai,anthropic,api,rag,dev
+EXTRAS := openai,anthropic,api,rag,local,dev
 # sentence-transformers needs torch: this pinned CPU build is on the machines' disk
 # (any other version would download gigabytes), so it is installed first.
 TORCH := torch==2.13.0
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
 services:
@@ -45,7 +45,9 @@ schemathesis: install services
 	API_SCHEMATHESIS_EXAMPLES=200 API_SCHEMATHESIS_MIN_REQUESTS=10000 \
 	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_api_schemathesis.py
 
-demo: install services
+# No services target: without AI_AGENTS_DATABASE_URL / AI_AGENTS_REDIS_URL the demo
+# starts its own embedded PostgreSQL and Valkey under .ai_agents/.
+demo: install
 	$(BIN)/python -m ai_agents demo
 
 clean:

