@@ -109,7 +109,7 @@ def choose_provider(requested: str = "auto") -> ModelChoice:
     override = os.environ.get("AI_AGENTS_DEMO_MODEL")
     if requested == "auto":
         if os.environ.get("OPENAI_API_KEY"):
-            return ModelChoice("openai", override or "gpt-4o-mini", "OpenAI", {})
+            return ModelChoice("openai", override or "gpt-5.4-mini", "OpenAI", {})
         if os.environ.get("ANTHROPIC_API_KEY"):
             return ModelChoice("anthropic", override or "claude-haiku-4-5", "Anthropic", {})
         if os.environ.get("OLLAMA_HOST"):

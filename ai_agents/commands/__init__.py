@@ -1,0 +1,27 @@
+"""Core CLI subcommands beyond ``migrate``.
+
+- ``demo``: the main job (:mod:`ai_agents.demo`).
+- ``doctor``: checks the configuration piece by piece, with advice.
+- ``agents create|list``, ``threads list``, ``chat``: work with agents from a shell.
+- ``embedded start|status|stop``: the embedded PostgreSQL/Valkey (:mod:`ai_agents.embedded`).
+
+Every command that needs the database and Redis falls back to the embedded servers when
+no URL is configured (started on demand, reused by later commands, migrated), so a fresh
+machine needs nothing but the package.
+"""
+
+from ai_agents.commands import agents, demo, doctor, embedded
+from ai_agents.commands._shared import mask_url, resolve_settings
+from ai_agents.commands.doctor import Check, render_checks, run_doctor
+
+__all__ = [
+    "Check",
+    "agents",
+    "demo",
+    "doctor",
+    "embedded",
+    "mask_url",
+    "render_checks",
+    "resolve_settings",
+    "run_doctor",
+]
