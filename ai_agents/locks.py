@@ -16,20 +16,21 @@ from contextlib import asynccontextmanager
 from typing import Literal
 from uuid import UUID
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ai_agents.db.engine import translate_errors
+from ai_agents.db.messages import driver
 from ai_agents.errors import ThreadBusyError
 
 BusyPolicy = Literal["enqueue", "reject"]
 
-_TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
+_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 # set_config runs first (target lists are evaluated left to right), so the wait for the
 # lock is bounded by lock_timeout; the unlock statement puts the setting back.
-_LOCK = text("SELECT set_config('lock_timeout', :timeout, false), pg_advisory_lock(:k)")
-_UNLOCK = text("SELECT pg_advisory_unlock(:k), set_config('lock_timeout', '0', false)")
+_LOCK = "SELECT set_config('lock_timeout', $2, false), pg_advisory_lock($1)"
+_UNLOCK = "SELECT pg_advisory_unlock($1), set_config('lock_timeout', '0', false)"
+_RESET = "SELECT set_config('lock_timeout', '0', false)"
 
 
 def lock_key(thread_id: UUID) -> int:
@@ -48,19 +49,16 @@ async def thread_lock(
     try:
         with translate_errors("thread lock"):
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            apg = await driver(conn)
             if policy == "reject":
-                if not (await conn.execute(_TRY_LOCK, {"k": key})).scalar():
+                if not await apg.fetchval(_TRY_LOCK, key):
                     raise ThreadBusyError(thread_id)
             else:
                 try:
-                    await conn.execute(
-                        _LOCK, {"k": key, "timeout": f"{int(wait_timeout * 1000)}ms"}
-                    )
-                except DBAPIError as exc:
-                    if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
-                        await conn.execute(text("SELECT set_config('lock_timeout', '0', false)"))
-                        raise ThreadBusyError(thread_id) from exc
-                    raise
+                    await apg.fetchval(_LOCK, key, f"{max(1, int(wait_timeout * 1000))}ms")
+                except asyncpg.LockNotAvailableError as exc:
+                    await apg.fetchval(_RESET)
+                    raise ThreadBusyError(thread_id) from exc
         try:
             yield conn
         finally:
@@ -68,6 +66,6 @@ async def thread_lock(
                 if conn.in_transaction():
                     await conn.rollback()
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(_UNLOCK, {"k": key})
+                await (await driver(conn)).fetchval(_UNLOCK, key)
     finally:
         await conn.close()

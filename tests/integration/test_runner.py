@@ -505,3 +505,25 @@ async def test_busy_timeout_must_be_positive(ai: AgentStore) -> None:
     thread_id = await _thread(ai, ScriptedProvider([]))
     with pytest.raises(ValidationError, match="busy_timeout"):
         await ai.run(thread_id, "hi", busy_timeout=0)
+
+
+async def test_enqueue_policy_gives_up_after_busy_timeout(ai: AgentStore) -> None:
+    release = asyncio.Event()
+
+    async def slow(request: ProviderRequest) -> ProviderResponse:
+        await release.wait()
+        return ProviderResponse(content="done")
+
+    provider = FunctionProvider(slow)
+    thread_id = await _thread(ai, provider)
+    first = asyncio.create_task(ai.run(thread_id, "first"))
+    while not provider.requests:
+        await asyncio.sleep(0.01)
+    with pytest.raises(ThreadBusyError):
+        await ai.run(thread_id, "second", busy_timeout=0.2)
+    release.set()
+    assert (await first).content == "done"
+    # The waiter's connection went back clean: the thread runs again at once.
+    provider2 = ScriptedProvider(["again"])
+    ai.register_provider("scripted", provider2)
+    assert (await ai.run(thread_id, "third", busy_timeout=1)).content == "again"
