@@ -103,3 +103,13 @@ def decode_cursor(cursor: str, arity: int) -> list[str]:
         return [str(p) for p in parts]
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError("malformed pagination cursor", details={"field": "cursor"}) from exc
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """A (timestamp, id) keyset cursor; anything malformed is a clear validation error."""
+    stamp, ident = decode_cursor(cursor, 2)
+    try:
+        when = datetime.fromisoformat(stamp)
+        return when, UUID(ident)
+    except ValueError as exc:
+        raise ValidationError("malformed pagination cursor", details={"field": "cursor"}) from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +13,7 @@ from ai_agents.db.scope import Scope
 from ai_agents.db.tables import agents
 from ai_agents.definition import AgentDefinition
 from ai_agents.errors import NotFoundError
-from ai_agents.records import AgentRecord, Page, decode_cursor, encode_cursor
+from ai_agents.records import AgentRecord, Page, decode_time_cursor, encode_cursor
 
 DEFINITION_FIELDS = ("name", "role", "goal", "constraints", "personality", "examples", "tools")
 CONFIG_FIELDS = (
@@ -124,12 +123,11 @@ async def list_agents(
     if not include_inactive:
         query = query.where(agents.c.is_active.is_(True))
     if cursor:
-        created, ident = decode_cursor(cursor, 2)
-        created_at = datetime.fromisoformat(created)
+        created_at, ident = decode_time_cursor(cursor)
         query = query.where(
             or_(
                 agents.c.created_at > created_at,
-                and_(agents.c.created_at == created_at, agents.c.id > UUID(ident)),
+                and_(agents.c.created_at == created_at, agents.c.id > ident),
             )
         )
     query = query.order_by(agents.c.created_at, agents.c.id).limit(limit + 1)

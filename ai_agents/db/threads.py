@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +13,7 @@ from ai_agents.db.agents import to_record as agent_record
 from ai_agents.db.scope import Scope
 from ai_agents.db.tables import agents, messages, threads
 from ai_agents.errors import NotFoundError
-from ai_agents.records import AgentRecord, Page, ThreadRecord, decode_cursor, encode_cursor
+from ai_agents.records import AgentRecord, Page, ThreadRecord, decode_time_cursor, encode_cursor
 
 _FIELDS = tuple(c.name for c in threads.columns)
 
@@ -100,12 +99,11 @@ async def list_threads(
     if archived is not None:
         query = query.where(threads.c.archived.is_(archived))
     if cursor:
-        used, ident = decode_cursor(cursor, 2)
-        used_at = datetime.fromisoformat(used)
+        used_at, ident = decode_time_cursor(cursor)
         query = query.where(
             or_(
                 threads.c.last_used_at < used_at,
-                and_(threads.c.last_used_at == used_at, threads.c.id < UUID(ident)),
+                and_(threads.c.last_used_at == used_at, threads.c.id < ident),
             )
         )
     query = query.order_by(threads.c.last_used_at.desc(), threads.c.id.desc()).limit(limit + 1)
