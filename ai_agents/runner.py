@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -108,7 +108,7 @@ class AgentRunner:
         self.counter = counter or default_counter()
         self.rate_limit_overrides: dict[tuple[str, str], RateLimits] = {}
         self.embedder: Embedder = HashingEmbedder()
-        self._limiters: dict[tuple[str, str, str | None, str | None], RedisRateLimiter] = {}
+        self._limiters: dict[tuple[str, str], RedisRateLimiter] = {}
         # Retries -> circuit breaker -> fallbacks for every model call (providers/fallback.py).
         extra = store.settings.extra
         self.breakers = CircuitBreakers(
@@ -194,7 +194,7 @@ class AgentRunner:
         )
         max_output = int(agent.settings.get("max_output_tokens") or limits.max_output)
         budget = limits.context_window - max_output - fixed
-        tpm = self._tpm_limit(provider_name, model, limits)
+        tpm = self._model_limits(provider_name, model, limits).tpm
         if tpm is not None:
             # A request the per-minute token limit can never admit would fail at once:
             # trim the history to what one window can hold instead.
@@ -527,30 +527,45 @@ class AgentRunner:
         agent: AgentRecord,
         thread: ThreadRecord,
     ) -> RedisRateLimiter:
+        """The limiter of one call: the model's window, plus the user's when the agent sets one.
+
+        Model limiters are cached per process. A per-user limiter is built per call (cheap:
+        no I/O) so it always uses the agent's current ``user_rpm``/``user_tpm`` and the
+        cache does not grow with the number of users. User windows are per tenant.
+        """
         user_rpm = agent.settings.get("user_rpm")
         user_tpm = agent.settings.get("user_tpm")
-        scoped_user = thread.user_id if (user_rpm or user_tpm) else None
-        key = (provider, model, scoped_user, thread.tenant_id)
-        limiter = self._limiters.get(key)
+        if thread.user_id and (user_rpm or user_tpm):
+            user = ("user", f"{thread.tenant_id}:{thread.user_id}", RateLimits(user_rpm, user_tpm))
+            return self._new_limiter(provider, model, limits, scopes=[user])
+        limiter = self._limiters.get((provider, model))
         if limiter is None:
-            model_limits = self.rate_limit_overrides.get(
-                (provider, model), RateLimits(rpm=limits.rpm, tpm=limits.tpm)
-            )
-            scopes = []
-            if scoped_user:
-                scopes.append(("user", scoped_user, RateLimits(rpm=user_rpm, tpm=user_tpm)))
-            limiter = RedisRateLimiter(
-                self.store.redis,
-                self.store.keys,
-                provider=provider,
-                model=model,
-                limits=model_limits,
-                scopes=scopes,
-                fail_open=self.store.settings.rate_limit_fail_open,
-                window_seconds=self.store.settings.rate_limit_window,
-            )
-            self._limiters[key] = limiter
+            limiter = self._limiters[(provider, model)] = self._new_limiter(provider, model, limits)
         return limiter
+
+    def _model_limits(self, provider: str, model: str, limits: ModelLimits) -> RateLimits:
+        """The registry's RPM/TPM for the model, unless overridden for this runner."""
+        return self.rate_limit_overrides.get(
+            (provider, model), RateLimits(rpm=limits.rpm, tpm=limits.tpm)
+        )
+
+    def _new_limiter(
+        self,
+        provider: str,
+        model: str,
+        limits: ModelLimits,
+        scopes: Sequence[tuple[str, str, RateLimits]] = (),
+    ) -> RedisRateLimiter:
+        return RedisRateLimiter(
+            self.store.redis,
+            self.store.keys,
+            provider=provider,
+            model=model,
+            limits=self._model_limits(provider, model, limits),
+            scopes=scopes,
+            fail_open=self.store.settings.rate_limit_fail_open,
+            window_seconds=self.store.settings.rate_limit_window,
+        )
 
     def _estimate_usage(
         self, provider: str, model: str, request: ProviderRequest, response: ProviderResponse
@@ -569,24 +584,10 @@ class AgentRunner:
             estimated=True,
         )
 
-    def _tpm_limit(self, provider: str, model: str, limits: ModelLimits) -> int | None:
-        override = self.rate_limit_overrides.get((provider, model))
-        return override.tpm if override is not None else limits.tpm
-
     async def rate_window(self, provider: str, model: str) -> WindowUsage:
         """Current use of the (provider, model) rate-limit window, for display."""
         limits = get_registry().get(provider, model)
-        limiter = RedisRateLimiter(
-            self.store.redis,
-            self.store.keys,
-            provider=provider,
-            model=model,
-            limits=self.rate_limit_overrides.get(
-                (provider, model), RateLimits(rpm=limits.rpm, tpm=limits.tpm)
-            ),
-            window_seconds=self.store.settings.rate_limit_window,
-        )
-        return await limiter.usage()
+        return await self._new_limiter(provider, model, limits).usage()
 
 
 @dataclass(slots=True)
@@ -738,4 +739,3 @@ def _in_background(coro: Awaitable[None], pending: set[asyncio.Task[None]]) -> N
             log.warning("rate-limit usage correction failed: %s", done.exception())
 
     task.add_done_callback(settled)
-

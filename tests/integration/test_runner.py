@@ -527,3 +527,38 @@ async def test_enqueue_policy_gives_up_after_busy_timeout(ai: AgentStore) -> Non
     provider2 = ScriptedProvider(["again"])
     ai.register_provider("scripted", provider2)
     assert (await ai.run(thread_id, "third", busy_timeout=1)).content == "again"
+
+
+async def test_per_user_limit_is_per_tenant_and_follows_the_agent(
+    settings: object, redis_cleanup: None, registry_models: None
+) -> None:
+    """user_rpm throttles one user, not the same user id in another tenant; edits apply."""
+    from dataclasses import replace
+
+    store = AgentStore(settings=replace(settings, rate_limit_window=1.0))  # type: ignore[type-var]
+    try:
+        store.register_provider("scripted", FunctionProvider(lambda r: "ok"))
+
+        async def thread_in(tenant: str) -> tuple[AgentStore, uuid.UUID, uuid.UUID]:
+            view = store.for_tenant(tenant)
+            agent = await view.create_agent(
+                AgentDefinition(name="x", role="y"),
+                provider="scripted",
+                model="roomy",
+                settings={"user_rpm": 2},
+            )
+            return view, agent, await view.create_thread(agent, user_id="same-user")
+
+        a, agent_a, thread_a = await thread_in("tenant-a")
+        b, _agent_b, thread_b = await thread_in("tenant-b")
+        waits = [(await a.run(thread_a, f"q{i}")).rate_limit_wait for i in range(3)]
+        assert max(waits[:2]) < 0.1
+        assert waits[2] > 0.3  # the third request in the 1 s window waited its turn
+        assert (await b.run(thread_b, "q")).rate_limit_wait < 0.1  # other tenant's window
+
+        await a.update_agent(agent_a, settings={"user_rpm": 1})
+        await asyncio.sleep(1.05)
+        assert (await a.run(thread_a, "r0")).rate_limit_wait < 0.1
+        assert (await a.run(thread_a, "r1")).rate_limit_wait > 0.3  # the new limit applies
+    finally:
+        await store.close()
