@@ -41,6 +41,7 @@ from ai_agents.errors import (
     ProviderOverloaded,
     ProviderRateLimited,
     ProviderTimeout,
+    UnknownModelError,
 )
 from ai_agents.messages import Message, ToolCall
 from ai_agents.providers.base import (
@@ -92,11 +93,18 @@ _ERROR_TYPES: dict[str, tuple[type[ProviderError], int]] = {
 
 
 def default_max_tokens(provider: str, model: str) -> int:
-    """The model's ``max_output`` from the limits registry, else :data:`DEFAULT_MAX_TOKENS`."""
-    try:
-        from ai_agents.providers.registry import get_registry
-    except ImportError:  # registry not available
-        return DEFAULT_MAX_TOKENS
+    """The model's ``max_output`` from the limits registry, else :data:`DEFAULT_MAX_TOKENS`.
+
+    Only an unknown model falls back; a broken registry (e.g. a bad models file) raises.
+    """
+    from ai_agents.providers.registry import get_registry
+
+    for name in dict.fromkeys((provider, "anthropic")):
+        try:
+            return get_registry().get(name, model).max_output
+        except UnknownModelError:
+            continue
+    return DEFAULT_MAX_TOKENS
     for name in dict.fromkeys((provider, "anthropic")):
         try:
             limit = get_registry().get(name, model).max_output
