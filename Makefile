@@ -7,17 +7,27 @@ EXTRAS := openai,anthropic,api,rag,local,dev
 # (any other version would download gigabytes), so it is installed first.
 TORCH := torch==2.13.0
 PYTEST_ARGS ?=
+# Every install resolves to the exact versions in constraints.txt, so a new release on
+# the index cannot change what CI runs. `make constraints` rewrites it from the venv.
+CONSTRAINTS := constraints.txt
 
-.PHONY: install services test test-unit test-integration lint typecheck bench demo schemathesis clean
+.PHONY: install constraints services test test-unit test-integration lint typecheck bench demo schemathesis clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q "pip==26.3"
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) "$(TORCH)"
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q -c $(CONSTRAINTS) \
+	  -e ".[$(EXTRAS)]"
 	touch $@
+
+# After a deliberate upgrade (pip install -U ... in the venv, tests green): pin it.
+constraints:
+	( echo "# Exact versions every install uses (make install passes -c constraints.txt)."; \
+	  echo "# Regenerate after a deliberate upgrade: make constraints"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^ai-agents' ) > $(CONSTRAINTS)
 
 services:
 	scripts/ensure-services.sh

@@ -8,12 +8,15 @@ from ai_agents.errors import (
     LimitExceeded,
     NotFoundError,
     ProviderError,
+    RunCancelled,
+    RunExpired,
     ThreadBusyError,
     ValidationError,
 )
 from ai_agents.messages import Message, ToolCall
 from ai_agents.records import AgentRecord, Page, ThreadRecord, UsageTotals
 from ai_agents.response import AgentResponse
+from ai_agents.runs import RunRecord, RunStep, ToolOutput
 from ai_agents.store import AgentStore
 from ai_agents.tools.decorator import ToolContext, tool
 
@@ -31,10 +34,15 @@ __all__ = [
     "NotFoundError",
     "Page",
     "ProviderError",
+    "RunCancelled",
+    "RunExpired",
+    "RunRecord",
+    "RunStep",
     "Settings",
     "ThreadBusyError",
     "ThreadRecord",
     "ToolCall",
+    "ToolOutput",
     "UsageTotals",
     "ValidationError",
 ]

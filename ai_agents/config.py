@@ -60,6 +60,13 @@ class Settings:
     #: Tool loop bound and per-tool timeout (seconds), defaults for agents that set none.
     max_tool_iterations: int = 10
     tool_timeout: float = 60.0
+    #: A run's process extends its lease every third of this; a run whose lease passed
+    #: (its process died) is marked ``expired`` and its thread is free again.
+    run_lease_seconds: float = 30.0
+    #: How long a run in ``requires_action`` waits for client tool outputs.
+    run_action_timeout: float = 600.0
+    #: Runs allowed to wait for one busy thread (``on_busy="enqueue"``); more are refused.
+    max_waiting_runs_per_thread: int = 100
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -90,6 +97,9 @@ class Settings:
             "rate_limit_window": _env("AI_AGENTS_RATE_LIMIT_WINDOW"),
             "max_tool_iterations": _env("AI_AGENTS_MAX_TOOL_ITERATIONS"),
             "tool_timeout": _env("AI_AGENTS_TOOL_TIMEOUT"),
+            "run_lease_seconds": _env("AI_AGENTS_RUN_LEASE_SECONDS"),
+            "run_action_timeout": _env("AI_AGENTS_RUN_ACTION_TIMEOUT"),
+            "max_waiting_runs_per_thread": _env("AI_AGENTS_MAX_WAITING_RUNS_PER_THREAD"),
         }
         values.update({k: v for k, v in env_map.items() if v is not None})
         values.update({k: v for k, v in overrides.items() if v is not None})

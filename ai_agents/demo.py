@@ -10,10 +10,13 @@ The model (:func:`choose_provider`) is the first configured of ``OPENAI_API_KEY`
 in-process (the ``local`` extra); else, saying so, a deterministic built-in demo model.
 ``--model demo`` picks the deterministic model explicitly, ``--model local`` the local one.
 
-A 135M-parameter model is erratic: it may not call the tool, or answer beside the
-question. The demo therefore runs it greedily (temperature 0) with a short answer cap and
-a small tool-loop bound, and prints whatever it answered: the point is the platform
-(persistence, usage, limits, memory, jobs), and nothing shown is made up by the demo.
+A 135M-parameter model is erratic: left to itself it rarely calls a tool, and once it
+has it keeps calling. The demo therefore runs it greedily (temperature 0) with a short
+answer cap, and steers its tool use (:class:`LookupThenAnswer`): a turn's first model
+call must call a tool, the one after the results must answer. The local adapter's
+grammar makes the call well-formed, with a topic from the tool's enum; which topic, and
+the answer, are the model's own. Nothing shown is made up by the demo: the point is the
+platform (tools, persistence, usage, limits, memory, jobs).
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TextIO
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TextIO
 from uuid import UUID
 
 from ai_agents.definition import AgentDefinition
 from ai_agents.messages import ToolCall
-from ai_agents.providers.base import ProviderRequest, ProviderResponse
+from ai_agents.providers.base import Provider, ProviderRequest, ProviderResponse, StreamEvent
 from ai_agents.response import DoneEvent, TextDeltaEvent, ToolCallEvent, ToolResultEvent
 from ai_agents.store import AgentStore
 from ai_agents.testing import FunctionProvider
@@ -58,14 +61,13 @@ def demo_tools() -> ToolRegistry:
     registry = ToolRegistry()
 
     @tool(registry=registry)
-    def get_property_info(topic: str) -> str:
+    def get_property_info(topic: Literal["checkout", "checkin", "wifi", "parking"]) -> str:
         """Look up a fact in the property handbook.
 
         Args:
-            topic: one of checkout, checkin, wifi, parking
+            topic: the handbook topic
         """
-        key = topic.lower().replace("-", "").replace(" ", "").replace("_", "")
-        return PROPERTY_FACTS.get(key, f"No handbook entry for {topic!r}.")
+        return PROPERTY_FACTS[topic]
 
     return registry
 
@@ -89,6 +91,44 @@ def _demo_model(request: ProviderRequest) -> ProviderResponse:
     return ProviderResponse(
         content="Happy to help with your stay! Ask me about check-in, check-out, Wi-Fi or parking."
     )
+
+
+class LookupThenAnswer(Provider):
+    """The demo's tool policy for the local model: look the question up, then answer.
+
+    When tools are offered with ``tool_choice`` ``auto``, a turn's first model call gets
+    ``required`` (the local adapter's grammar then leaves only a well-formed call) and the
+    call after the tool results gets ``none`` (prose only). Any other ``tool_choice`` is
+    left as it is.
+    """
+
+    kind = "local"
+
+    def __init__(self, inner: Provider) -> None:
+        super().__init__(inner.settings)
+        self.inner = inner
+
+    def native_tools_for(self, model: str) -> bool:
+        return self.inner.native_tools_for(model)
+
+    @staticmethod
+    def steer(request: ProviderRequest) -> ProviderRequest:
+        if not request.tools or request.tool_choice != "auto":
+            return request
+        answered = bool(request.messages) and request.messages[-1].role == "tool"
+        return replace(
+            request, tool_choice="none" if answered else "required", parallel_tool_calls=False
+        )
+
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        return await self.inner.complete(self.steer(request))
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
+        async for event in self.inner.stream(self.steer(request)):
+            yield event
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +185,14 @@ async def run_demo(
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
 
-    store.extensions["tool_registry"] = demo_tools()
+    store.use_tools(demo_tools())
     choice = choose_provider(model)
     if choice.provider == "demo":
         store.register_provider("demo", FunctionProvider(_demo_model))
+    elif choice.provider == "local":
+        from ai_agents.providers.local import LocalLlamaProvider
+
+        store.register_provider("local", LookupThenAnswer(LocalLlamaProvider()))
     say(f"== model: {choice.provider}/{choice.model} ({choice.description})")
 
     definition = AgentDefinition(

@@ -125,6 +125,26 @@ class RunCancelled(RunError):
     code = "cancelled"
 
 
+class RunExpired(RunError):
+    """The run's lease ran out (its process stalled) or nobody answered it in time;
+    nothing of its turn was saved and the thread is free."""
+
+    code = "run_expired"
+
+
+class RunStateError(UsageError):
+    """The run is not in a state that allows this (e.g. outputs for a run that is not
+    waiting for them, or that wait for other tool calls)."""
+
+    code = "invalid_run_state"
+
+
+class InvalidStructuredOutput(RunError):
+    """The model's answer did not match the run's ``response_format``, twice."""
+
+    code = "invalid_structured_output"
+
+
 # --- provider errors --------------------------------------------------------------
 
 

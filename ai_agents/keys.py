@@ -57,6 +57,17 @@ class RedisKeys:
         """Set by workers; its absence means Redis lost its data and must be rebuilt."""
         return f"{self.prefix}jobs:transport"
 
+    # --- runs ---------------------------------------------------------------------
+    @property
+    def run_released_channel(self) -> str:
+        """Pub/sub: a thread id whose active run ended while other runs wait for it."""
+        return f"{self.prefix}runs:released"
+
+    @property
+    def run_cancel_channel(self) -> str:
+        """Pub/sub: a run id to cancel, wherever it executes."""
+        return f"{self.prefix}runs:cancel"
+
     # --- provider resilience ------------------------------------------------------
     def breaker(self, provider: str, base_url: str) -> str:
         return f"{self.prefix}breaker:{provider}:{base_url}"

@@ -27,6 +27,9 @@ class AgentRecord:
     memory_config: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Function tools the caller executes (``{name, description, parameters}``): when the
+    #: model calls one, the run stops in ``requires_action``.
+    client_tools: list[dict[str, Any]] = field(default_factory=list)
     created_by: str | None = None
     is_active: bool = True
     created_at: datetime | None = None

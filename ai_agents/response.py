@@ -9,7 +9,17 @@ from uuid import UUID
 from ai_agents.messages import ToolCall
 from ai_agents.providers.base import Usage
 
-RunFinish = Literal["stop", "length", "content_filter", "max_tool_iterations"]
+RunFinish = Literal[
+    "stop",
+    "length",
+    "content_filter",
+    "max_tool_iterations",
+    "max_prompt_tokens",
+    "max_completion_tokens",
+    "requires_action",
+]
+#: How the run stands when the call returns (the run row's status).
+ResponseStatus = Literal["completed", "incomplete", "requires_action"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,12 @@ class AgentResponse:
     routing: dict[str, Any] = field(default_factory=dict)
     #: True when an earlier delivery of the same idempotency key had already saved the turn.
     replayed: bool = False
+    #: ``completed``; ``incomplete`` (a run budget ran out, see ``incomplete_details``);
+    #: ``requires_action``: the model called client tools, listed in ``required_action``;
+    #: answer with ``store.submit_tool_outputs(run_id, ...)``.
+    status: ResponseStatus = "completed"
+    required_action: list[ToolCall] = field(default_factory=list)
+    incomplete_details: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,7 +78,19 @@ class AgentResponse:
             "rate_limit_wait": self.rate_limit_wait,
             "routing": self.routing,
             "replayed": self.replayed,
+            "status": self.status,
+            "required_action": [c.to_json() for c in self.required_action],
+            "incomplete_details": self.incomplete_details,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class RunStartedEvent:
+    """The first event of a streamed run: the run row exists and holds the thread."""
+
+    run_id: UUID
+    thread_id: UUID
+    type: Literal["run_started"] = "run_started"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,4 +119,4 @@ class DoneEvent:
     type: Literal["done"] = "done"
 
 
-RunEvent = TextDeltaEvent | ToolCallEvent | ToolResultEvent | DoneEvent
+RunEvent = RunStartedEvent | TextDeltaEvent | ToolCallEvent | ToolResultEvent | DoneEvent

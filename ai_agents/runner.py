@@ -1,83 +1,74 @@
-"""AgentRunner: one turn of a thread, from user input to saved answer (design section 12).
+"""AgentRunner: starts, waits for, resumes and cancels runs; the turn loop does the turn.
 
-1. Take the thread's run lock (advisory lock; policy ``enqueue`` waits, ``reject`` fails).
-2. Load agent + thread (one query) and only the history the memory strategy asks for.
-3. Compile the system prompt (+ known facts about the user when the agent opts in).
-4. Fit the history to ``context_window - max_output - tools - system`` tokens.
-5. Wait on the Redis rate limits, call the provider, record usage.
-6. Execute requested tools concurrently (validated, each with a timeout); loop up to
-   ``max_tool_iterations``.
-7. Save the whole turn (user message, assistant tool calls, tool results, answer) in one
-   transaction, and return an :class:`AgentResponse`.
+A run is a row (``runs``), never a held connection:
 
-A turn is all-or-nothing: if anything fails before step 7 (provider error, cancel,
-crash), nothing of the turn is saved and the thread is exactly as before. With an
-idempotency key, a retried turn that was already saved returns the saved answer instead
-of running again (checked under the lock, so at-least-once delivery has exactly-once effect).
+1. **claim**: one statement inserts the run as ``in_progress`` and loads the thread and
+   agent. PostgreSQL allows one active run per thread (a partial unique index), so a
+   second run finds the thread busy: ``on_busy="reject"`` raises
+   :class:`ThreadBusyError`; ``"enqueue"`` records a ``queued`` run and waits, holding no
+   connection, for the thread's release (Redis pub/sub, re-checked every second) up to
+   ``busy_timeout``. At most ``max_waiting_runs_per_thread`` runs wait per thread.
+2. **execute**: the run's own task runs :class:`~ai_agents.runs.loop.TurnLoop`. The
+   process's :class:`~ai_agents.runs.supervisor.RunSupervisor` extends its lease; a
+   cancel from any process interrupts the task; nothing of an unsaved turn is kept.
+3. **end**: the loop saves the turn and completes the row in one transaction, or pauses
+   in ``requires_action`` for client tool outputs (:meth:`submit_tool_outputs` resumes
+   it in any process), or the driver records the failure/cancel on the row.
+
+With an idempotency key, a turn already saved under that key is returned again
+(``replayed=True``) instead of running twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
+import random
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from ai_agents.db import memory as memory_rows
-from ai_agents.db import messages as message_rows
-from ai_agents.db import threads as thread_rows
-from ai_agents.db.engine import parse_uuid, translate_errors
+from ai_agents.db.engine import parse_uuid
 from ai_agents.db.scope import Scope
 from ai_agents.embeddings import Embedder, HashingEmbedder
-from ai_agents.errors import RunCancelled, UsageError, ValidationError
-from ai_agents.locks import BusyPolicy, thread_lock
-from ai_agents.memory import MemoryInput, get_strategy
-from ai_agents.messages import Message, ToolCall
-from ai_agents.providers.base import (
-    Provider,
-    ProviderRequest,
-    ProviderResponse,
-    ResponseDone,
-    TextDelta,
-    ToolCallReady,
-    Usage,
+from ai_agents.errors import (
+    AgentsError,
+    NotFoundError,
+    RunCancelled,
+    RunExpired,
+    RunStateError,
+    ThreadBusyError,
+    UsageError,
+    ValidationError,
 )
+from ai_agents.memory.base import LoadPlan
+from ai_agents.providers.base import Provider
 from ai_agents.providers.breaker import BreakerConfig, CircuitBreakers
-from ai_agents.providers.fallback import Dispatched, Dispatcher, RoutingRecord, SkipTarget
+from ai_agents.providers.factory import ProviderFactory
+from ai_agents.providers.fallback import Dispatcher
 from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.providers.retry import RetryPolicy
-from ai_agents.providers.routing import Plan, RoutingInput, Target, plan_run
-from ai_agents.queue.rate_limiter import RateLimits, RedisRateLimiter, Reservation, WindowUsage
+from ai_agents.queue.rate_limiter import RateLimits, WindowUsage
 from ai_agents.records import AgentRecord, ThreadRecord
-from ai_agents.response import (
-    AgentResponse,
-    DoneEvent,
-    RunEvent,
-    RunFinish,
-    TextDeltaEvent,
-    ToolCallEvent,
-    ToolCallRecord,
-    ToolResultEvent,
-)
+from ai_agents.response import AgentResponse, DoneEvent, RunEvent, RunStartedEvent
+from ai_agents.runs import rows
+from ai_agents.runs.gateway import ModelGateway, RateLimitAdmissions
+from ai_agents.runs.loop import LoopDefaults, Resume, TurnLoop
+from ai_agents.runs.overrides import RunOverrides
+from ai_agents.runs.pg import PgRuns, RunLost
+from ai_agents.runs.records import RunRecord, RunStep, ToolOutput
+from ai_agents.runs.supervisor import RECHECK_SECONDS, SWEEP_EVERY, RunSupervisor
+from ai_agents.runs.turn import RunTicket, response_from_saved
+from ai_agents.runtime import Runtime
 from ai_agents.tokens import TokenCounter, default_counter
-from ai_agents.tools.decorator import Tool, ToolContext, ToolOutcome
 from ai_agents.tools.registry import ToolRegistry, default_registry
 
-if TYPE_CHECKING:
-    from ai_agents.store import AgentStore
-
-log = logging.getLogger("ai_agents.run")
-
 MAX_INPUT_CHARS = 1_000_000
-ESTIMATED_OUTPUT_CAP = 1024
+BusyPolicy = Literal["enqueue", "reject"]
 CancelCheck = Callable[[], Awaitable[bool]]
+_END = object()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -88,632 +79,508 @@ class RunOptions:
     metadata: dict[str, Any] = field(default_factory=dict)
     should_cancel: CancelCheck | None = None
     stream: bool = False
+    overrides: RunOverrides = field(default_factory=RunOverrides)
+
+
+class _GatewayWithLimits(ModelGateway):
+    def tokens_per_minute(self, provider: str, model: str, limits: ModelLimits) -> int | None:
+        return self.admissions.model_limits(provider, model, limits).tpm
 
 
 class AgentRunner:
-    """Runs turns for one store. Shares its pools; holds providers, tools and limiters."""
+    """Runs turns for one store. Shares its runtime; holds providers, tools and limiters."""
 
     def __init__(
         self,
-        store: AgentStore,
+        runtime: Runtime,
         *,
         tools: ToolRegistry | None = None,
         counter: TokenCounter | None = None,
+        tool_store: Any = None,
     ) -> None:
-        from ai_agents.providers.factory import ProviderFactory
-
-        self.store = store
+        self.runtime = runtime
         self.providers = ProviderFactory()
         self.tools = tools or default_registry()
         self.counter = counter or default_counter()
-        self.rate_limit_overrides: dict[tuple[str, str], RateLimits] = {}
         self.embedder: Embedder = HashingEmbedder()
-        self._limiters: dict[tuple[str, str], RedisRateLimiter] = {}
+        self.admissions = RateLimitAdmissions(runtime)
         # Retries -> circuit breaker -> fallbacks for every model call (providers/fallback.py).
-        extra = store.settings.extra
+        extra = runtime.settings.extra
         self.breakers = CircuitBreakers(
-            lambda: store.redis, store.keys, BreakerConfig.from_sources(extra.get("breaker"))
+            lambda: runtime.redis, runtime.keys, BreakerConfig.from_sources(extra.get("breaker"))
         )
         self.dispatcher = Dispatcher(
             self.providers, self.breakers, retry=RetryPolicy.from_mapping(extra.get("retry") or {})
         )
+        self.runs = PgRuns(
+            runtime,
+            embedder=lambda: self.embedder,
+            dispatcher=lambda: self.dispatcher,
+            on_release=lambda thread_id: self.supervisor.release(thread_id),
+        )
+        self.supervisor = RunSupervisor(runtime, self.runs)
+        self.loop = TurnLoop(
+            storage=self.runs,
+            models=_GatewayWithLimits(self.dispatcher, self.admissions, self.counter),
+            tools=self.tools,
+            providers=self.providers,
+            counter=self.counter,
+            defaults=LoopDefaults(
+                max_tool_iterations=runtime.settings.max_tool_iterations,
+                tool_timeout=runtime.settings.tool_timeout,
+            ),
+            tool_store=tool_store,
+        )
+
+    @property
+    def rate_limit_overrides(self) -> dict[tuple[str, str], RateLimits]:
+        """Per-process overrides of the registry's RPM/TPM, by (provider, model)."""
+        return self.admissions.overrides
+
+    async def rate_window(self, provider: str, model: str) -> WindowUsage:
+        return await self.admissions.window(provider, model)
+
+    def register_provider(self, name: str, provider: Provider) -> None:
+        self.providers.register(name, provider)
+
+    def use_tools(self, tools: ToolRegistry) -> None:
+        self.tools = self.loop.tools = tools
 
     async def aclose(self) -> None:
+        await self.supervisor.aclose()
         await self.providers.aclose()
 
-    # --- public -----------------------------------------------------------------------
+    # --- starting runs ----------------------------------------------------------------
 
     async def run(
         self, scope: Scope, thread_id: UUID | str, text: str, options: RunOptions
     ) -> AgentResponse:
-        done: DoneEvent | None = None
-        async with aclosing(self.events(scope, thread_id, text, options)) as events:
-            async for event in events:
-                if isinstance(event, DoneEvent):
-                    done = event
-        assert done is not None, "a run always ends with a DoneEvent"
-        return done.response
+        begun = await self._begin(scope, thread_id, text, options)
+        if isinstance(begun, AgentResponse):
+            return begun
+        return await self._launch(begun, options, sink=None)
 
     async def events(
         self, scope: Scope, thread_id: UUID | str, text: str, options: RunOptions
     ) -> AsyncGenerator[RunEvent, None]:
+        """The run's events: ``RunStartedEvent`` first (the row exists), ``DoneEvent`` last."""
+        begun = await self._begin(scope, thread_id, text, options)
+        if isinstance(begun, AgentResponse):
+            yield RunStartedEvent(begun.run_id, begun.thread_id)
+            yield DoneEvent(begun)
+            return
+        yield RunStartedEvent(begun.id, begun.thread.id)
+        async for event in self._stream(begun, options):
+            yield event
+
+    async def run_job(
+        self, scope: Scope, run_id: UUID, thread_id: UUID, options: RunOptions
+    ) -> AgentResponse:
+        """Execute the queued run of a background job (waits while its thread is busy)."""
+        begun = await self._wait_and_start(scope, run_id, thread_id, options, job=True)
+        if isinstance(begun, AgentResponse):
+            return begun
+        return await self._launch(begun, options, sink=None)
+
+    async def _begin(
+        self, scope: Scope, thread_id: UUID | str, text: str, options: RunOptions
+    ) -> RunTicket | AgentResponse:
+        """Claim the thread for a new run (or wait for it); a replayed turn's response."""
         ident = parse_uuid(thread_id, "thread")
-        _validate_input(text)
-        async with thread_lock(
-            self.store.engine, ident, options.on_busy, wait_timeout=options.busy_timeout
-        ) as conn:
-            if options.idempotency_key:
-                replay = await self._replay(conn, ident, options.idempotency_key)
-                if replay is not None:
-                    yield DoneEvent(replay)
-                    return
-            async for event in self._turn(scope, conn, ident, text, options):
-                yield event
+        validate_input(text)
+        self.check_overrides(options.overrides)
+        run_id = uuid.uuid4()
+        data = {
+            "id": run_id,
+            "input": text,
+            "overrides": options.overrides.to_json(),
+            "parsed": options.overrides,
+            "metadata": dict(options.metadata),
+            "idempotency_key": options.idempotency_key,
+            "owner": self.supervisor.owner,
+        }
+        overrides = options.overrides
 
-    # --- the turn ---------------------------------------------------------------------
+        decoded: list[tuple[ThreadRecord, AgentRecord]] = []
 
-    async def _turn(
+        def history_plan(row: Any) -> LoadPlan:
+            decoded.append(rows.thread_and_agent(row))
+            strategy, config = self.loop.memory_of(decoded[-1][1], overrides)
+            return strategy.plan(config)
+
+        for attempt in (1, 2):
+            row, preloaded = await self.runs.claim(scope, ident, data, history_plan)
+            if row is None:
+                raise NotFoundError("thread", ident)
+            if row["prior_run_id"] is not None:
+                return await self._replay(ident, options.idempotency_key)
+            if row["run_created_at"] is not None:
+                ticket = self._ticket(row, data, decoded[-1] if decoded else None)
+                ticket.preloaded = preloaded
+                return ticket
+            if not row["agent__is_active"]:
+                raise UsageError(f"agent {row['agent_id']} is deactivated; reactivate it to run")
+            # Busy. A run whose process died holds the thread until its lease passes.
+            if attempt == 1 and not await self.runs.sweep(thread_id=ident):
+                break
+        if options.on_busy == "reject":
+            raise ThreadBusyError(ident)
+        if not await self.runs.queue(scope, ident, data, options.busy_timeout):
+            error = ThreadBusyError(ident)
+            error.message = (
+                f"thread {ident} is busy and already has "
+                f"{self.runtime.settings.max_waiting_runs_per_thread} runs waiting"
+            )
+            error.args = (error.message,)
+            raise error
+        return await self._wait_and_start(scope, run_id, ident, options, job=False)
+
+    async def _wait_and_start(
+        self, scope: Scope, run_id: UUID, thread_id: UUID, options: RunOptions, *, job: bool
+    ) -> RunTicket | AgentResponse:
+        """Wait, holding no connection, until the queued run takes its thread."""
+        clock = asyncio.get_running_loop()
+        deadline = clock.time() + options.busy_timeout
+        owner = self.supervisor.owner
+        checks = 0
+        try:
+            with self.supervisor.waiting(run_id), self.supervisor.signals.watch(thread_id) as woken:
+                while True:
+                    woken.clear()
+                    row = await self.runs.start(run_id, owner)
+                    if row is None:
+                        raise NotFoundError("run", run_id)
+                    if row["run_created_at"] is not None:
+                        break
+                    status = row["run_status"]
+                    if status in ("completed", "incomplete"):
+                        run = await self.runs.get(scope, run_id)
+                        return await self._replay(thread_id, run.idempotency_key)
+                    if status == "cancelled":
+                        raise RunCancelled("the run was cancelled while it waited for its thread")
+                    if status not in ("queued", "failed", "expired", "in_progress"):
+                        raise RunStateError(f"run {run_id} is {status}; it cannot start")
+                    if status == "expired" and not job:
+                        raise ThreadBusyError(thread_id)
+                    checks += 1
+                    if checks % SWEEP_EVERY == 0 and await self.runs.sweep(thread_id=thread_id):
+                        continue  # a dead run held the thread
+                    remaining = deadline - clock.time()
+                    if remaining <= 0:
+                        if not job:
+                            await self.runs.finish(
+                                run_id,
+                                "expired",
+                                {"code": "thread_busy", "message": "the thread stayed busy"},
+                                owner=owner,
+                            )
+                        raise ThreadBusyError(thread_id)
+                    pause = RECHECK_SECONDS * random.uniform(0.75, 1.25)
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), min(remaining, pause))
+        except asyncio.CancelledError:
+            if not job:  # the caller stopped waiting: the queued run goes away
+                await asyncio.shield(
+                    self.runs.finish(
+                        run_id,
+                        "cancelled",
+                        {"code": "cancelled", "message": "caller gone"},
+                        owner=owner,
+                    )
+                )
+            raise
+        if not row["agent__is_active"]:
+            error = UsageError(f"agent {row['agent_id']} is deactivated; reactivate it to run")
+            await self.runs.finish(run_id, "failed", _error(error), owner=owner)
+            raise error
+        run = await self.runs.get(scope, run_id)
+        data = {
+            "id": run.id,
+            "input": run.input,
+            "overrides": run.overrides,
+            "metadata": run.metadata,
+            "idempotency_key": run.idempotency_key,
+            "owner": owner,
+            "job_id": run.job_id,
+        }
+        if run.idempotency_key:
+            replay = await self.runs.replay_of(thread_id, run.idempotency_key)
+            if replay is not None:  # saved while this run waited: one turn per key
+                await self.runs.forget(run_id)
+                return response_from_saved(thread_id, *replay)
+        return self._ticket(row, data)
+
+    def _ticket(
+        self,
+        row: Any,
+        data: dict[str, Any],
+        decoded: tuple[ThreadRecord, AgentRecord] | None = None,
+    ) -> RunTicket:
+        thread, agent = decoded or rows.thread_and_agent(row)
+        return RunTicket(
+            id=data["id"],
+            owner=data["owner"],
+            thread=thread,
+            agent=agent,
+            input=data["input"],
+            overrides=data.get("parsed") or RunOverrides.from_json(data["overrides"]),
+            metadata=dict(data["metadata"]),
+            idempotency_key=data["idempotency_key"],
+            job_id=data.get("job_id"),
+            created_at=row.get("run_created_at"),
+        )
+
+    async def _replay(self, thread_id: UUID, key: str | None) -> AgentResponse:
+        assert key is not None
+        replay = await self.runs.replay_of(thread_id, key)
+        if replay is None:  # pragma: no cover - the key's turn was deleted meanwhile
+            raise NotFoundError("turn", key)
+        return response_from_saved(thread_id, *replay)
+
+    def check_overrides(self, overrides: RunOverrides) -> None:
+        """Reject a provider, model or tool the run could never use, before it starts."""
+        if overrides.provider is not None and not self.providers.known(overrides.provider):
+            raise ValidationError(
+                f"unknown provider {overrides.provider!r}", details={"field": "provider"}
+            )
+        if overrides.model is not None and overrides.provider is not None:
+            get_registry().get(overrides.provider, overrides.model)
+        if overrides.tools is not None:
+            self.tools.resolve(overrides.tools)
+
+    # --- executing --------------------------------------------------------------------
+
+    async def _launch(
+        self,
+        ticket: RunTicket,
+        options: RunOptions,
+        *,
+        sink: Callable[[RunEvent], None] | None,
+        resume: Resume | None = None,
+    ) -> AgentResponse:
+        task = self.supervisor.launch(ticket.id, self._drive(ticket, options, sink, resume))
+        return await task  # type: ignore[no-any-return]
+
+    async def _stream(
+        self, ticket: RunTicket, options: RunOptions, resume: Resume | None = None
+    ) -> AsyncGenerator[RunEvent, None]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        task = self.supervisor.launch(
+            ticket.id, self._drive(ticket, options, queue.put_nowait, resume)
+        )
+        task.add_done_callback(lambda _: queue.put_nowait(_END))
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                yield item
+            await task  # raises the run's error, if it failed
+        finally:
+            if not task.done():
+                task.cancel()
+                with suppress(BaseException):
+                    await task
+
+    async def _drive(
+        self,
+        ticket: RunTicket,
+        options: RunOptions,
+        sink: Callable[[RunEvent], None] | None,
+        resume: Resume | None,
+    ) -> AgentResponse:
+        """The run's task: the loop, then the row's end when the loop did not save it."""
+        response: AgentResponse | None = None
+        owner = ticket.owner
+        try:
+            async for event in self.loop.execute(
+                ticket,
+                stream=options.stream,
+                resume=resume,
+                should_cancel=options.should_cancel,
+                settling=lambda: self.supervisor.settling(ticket.id),
+            ):
+                if sink is not None:
+                    sink(event)
+                if isinstance(event, DoneEvent):
+                    response = event.response
+        except asyncio.CancelledError:
+            live = self.supervisor.live(ticket.id)
+            reason = live.reason if live is not None else None
+            if reason is None:  # the caller went away (disconnect, timeout, worker shutdown)
+                if ticket.job_id is not None:  # the job is handed back: its run waits again
+                    await asyncio.shield(self.runs.requeue(ticket.id, owner))
+                else:
+                    await asyncio.shield(
+                        self.runs.finish(
+                            ticket.id,
+                            "cancelled",
+                            {"code": "cancelled", "message": "the caller stopped the run"},
+                            owner=owner,
+                        )
+                    )
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if reason == "lost":
+                raise RunExpired(
+                    f"run {ticket.id} was taken from this process (cancelled or expired); "
+                    "nothing of its turn was saved"
+                ) from None
+            await self.runs.finish(
+                ticket.id,
+                "cancelled",
+                {"code": "cancelled", "message": "the run was cancelled"},
+                owner=owner,
+            )
+            raise RunCancelled("the run was cancelled; nothing of this turn was saved") from None
+        except RunLost as exc:
+            await self.runs.finish(ticket.id, "expired", _error(exc), owner=owner)
+            raise
+        except RunCancelled as exc:
+            await self.runs.finish(ticket.id, "cancelled", _error(exc), owner=owner)
+            raise
+        except BaseException as exc:
+            with suppress(Exception):
+                await asyncio.shield(
+                    self.runs.finish(ticket.id, "failed", _error(exc), owner=owner)
+                )
+            raise
+        assert response is not None, "a run always ends with a DoneEvent"
+        return response
+
+    # --- after the start --------------------------------------------------------------
+
+    async def submit_tool_outputs(
         self,
         scope: Scope,
-        conn: AsyncConnection,
-        thread_id: UUID,
-        text: str,
+        run_id: UUID | str,
+        outputs: Iterable[ToolOutput | dict[str, Any]],
+        options: RunOptions,
+    ) -> AgentResponse:
+        ticket, resume = await self._resume(scope, run_id, outputs)
+        return await self._launch(ticket, options, sink=None, resume=resume)
+
+    async def stream_tool_outputs(
+        self,
+        scope: Scope,
+        run_id: UUID | str,
+        outputs: Iterable[ToolOutput | dict[str, Any]],
         options: RunOptions,
     ) -> AsyncGenerator[RunEvent, None]:
-        run_id = uuid.uuid4()
-        started = time.perf_counter()
-        with translate_errors("load thread"):
-            thread, agent = await thread_rows.get_thread_and_agent(conn, scope, thread_id)
-            if not agent.is_active:
-                raise UsageError(f"agent {agent.id} is deactivated; reactivate it to run")
-            strategy = get_strategy(agent.memory_strategy)
-            plan = strategy.plan(agent.memory_config)
-            history = await message_rows.last_n(conn, thread_id, plan.last) if plan.last else []
-            first = await message_rows.first_m(conn, thread_id, plan.first) if plan.first else []
-            facts = await self._user_facts(conn, agent, thread)
+        ticket, resume = await self._resume(scope, run_id, outputs)
+        yield RunStartedEvent(ticket.id, ticket.thread.id)
+        async for event in self._stream(ticket, options, resume):
+            yield event
 
-        tools = self.tools.resolve(agent.definition.tools)
-        route = self._plan(agent, text, [*first, *history], bool(tools), options)
-        primary = route.targets[0]
-        provider_name, model = primary.provider, primary.model
-        limits = get_registry().get(provider_name, model)
-        specs = [t.spec for t in tools]
-        max_iterations = int(
-            agent.settings.get("max_tool_iterations", self.store.settings.max_tool_iterations)
-        )
-        tool_timeout = float(agent.settings.get("tool_timeout", self.store.settings.tool_timeout))
-        system_prompt = agent.definition.compile()
-        if facts:
-            system_prompt += "\n\n# Known facts about this user\n" + facts
-
-        def count(message: Message) -> int:
-            return self.counter.count_message(message, provider=provider_name, model=model)
-
-        fixed = self.counter.count_request(
-            system_prompt, (), specs, provider=provider_name, model=model
-        )
-        max_output = int(agent.settings.get("max_output_tokens") or limits.max_output)
-        budget = limits.context_window - max_output - fixed
-        tpm = self._model_limits(provider_name, model, limits).tpm
-        if tpm is not None:
-            # A request the per-minute token limit can never admit would fail at once:
-            # trim the history to what one window can hold instead.
-            budget = min(budget, tpm - min(max_output, ESTIMATED_OUTPUT_CAP) - fixed)
-        services = _Services(self, conn, thread, agent)
-
-        user_message = Message(role="user", content=text, metadata=dict(options.metadata))
-        turn: list[Message] = [user_message]
-        recording: set[asyncio.Task[None]] = set()
-        records: list[ToolCallRecord] = []
-        routes: list[RoutingRecord] = []
-        total = Usage()
-        cost = 0.0
-        waited = 0.0
-        finish: RunFinish = "stop"
-        state_update: dict[str, Any] | None = None
-        final: ProviderResponse | None = None
-        context = ToolContext(
-            thread_id=thread.id,
-            agent_id=agent.id,
-            tenant_id=thread.tenant_id,
-            user_id=thread.user_id,
-            run_id=run_id,
-            store=self.store,
-        )
-
-        for iteration in range(max_iterations + 1):
-            prepared = await strategy.prepare(
-                MemoryInput(
-                    thread=thread,
-                    config=agent.memory_config,
-                    history=history,
-                    first=first,
-                    current=turn,
-                    budget=budget,
-                    count=count,
-                ),
-                services,
-            )
-            if prepared.state is not None:
-                state_update = prepared.state
-                thread.memory_state = prepared.state
-            prompt = system_prompt
-            if prepared.system_addendum:
-                prompt += "\n\n" + prepared.system_addendum
-            request = ProviderRequest(
-                model=model,
-                system_prompt=prompt,
-                messages=[*prepared.history, *turn],
-                tools=specs,
-                temperature=agent.settings.get("temperature"),
-                max_output_tokens=agent.settings.get("max_output_tokens"),
-            )
-            await _check_cancel(options)
-
-            async def admit(target: Target, request: ProviderRequest = request) -> _Admission:
-                # The rate limits of the provider/model actually called (fallbacks too).
-                t_limits = (
-                    limits
-                    if target == primary
-                    else get_registry().get(target.provider, target.model)
-                )
-                reserve = min(max_output, ESTIMATED_OUTPUT_CAP)
-                estimate = self.counter.count_request(
-                    request.system_prompt,
-                    request.messages,
-                    specs,
-                    provider=target.provider,
-                    model=target.model,
-                )
-                if target != primary and estimate + reserve > t_limits.context_window:
-                    raise SkipTarget("context_window")
-                limiter = self._limiter(target.provider, target.model, t_limits, agent, thread)
-                reservation = await limiter.wait_if_needed(estimate + reserve)
-                return _Admission(limiter, reservation, t_limits)
-
-            dispatched: Dispatched[_Admission] | None = None
-            async for event in self.dispatcher.dispatch(
-                route,
-                request,
-                call=lambda p, r: self._call(p, r, options.stream),
-                admit=admit,
-                release=_release,
-                retry=agent.settings.get("retry"),
-            ):
-                if isinstance(event, Dispatched):
-                    dispatched = event
-                else:
-                    yield event
-            assert dispatched is not None
-            response, answered = dispatched.response, dispatched.target
-            admission = dispatched.admission
-            reservation = admission.reservation
-            waited += reservation.waited
-            routes.append(dispatched.record)
-            if not response.usage.total_tokens:
-                response.usage = self._estimate_usage(
-                    answered.provider, answered.model, request, response
-                )
-            # Correcting the rate-limit window overlaps with the rest of the turn; the
-            # turn waits for it before saving (see _settle).
-            _in_background(
-                admission.limiter.record_request(reservation, response.usage.total_tokens),
-                recording,
-            )
-            call_cost = admission.limits.cost(
-                response.usage.input_tokens, response.usage.output_tokens
-            )
-            total = total + response.usage
-            cost += call_cost
-            final = response
-            metadata: dict[str, Any] = {
-                "finish_reason": response.finish_reason,
-                "iteration": iteration,
-                "rate_limit": {
-                    "admitted_at": reservation.admitted_at,
-                    "waited": round(reservation.waited, 4),
-                },
-            }
-            if dispatched.record.eventful or route.decision:
-                metadata["routing"] = _routing_metadata(dispatched.record, route)
-            assistant = Message(
-                role="assistant",
-                content=response.content or None,
-                tool_calls=_with_ids(response.tool_calls),
-                provider=answered.provider,
-                model=response.model or answered.model,
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                cost=call_cost,
-                metadata=metadata,
-            )
-            turn.append(assistant)
-            if not assistant.tool_calls:
-                finish = _finish(response.finish_reason)
-                break
-            for call in assistant.tool_calls:
-                yield ToolCallEvent(call)
-            if iteration == max_iterations:
-                finish = "max_tool_iterations"
-                outcomes = [
-                    ToolOutcome(
-                        f"Not executed: this run reached its limit of {max_iterations} tool "
-                        "iterations.",
-                        is_error=True,
-                    )
-                    for _ in assistant.tool_calls
-                ]
-            else:
-                outcomes = await self._execute(assistant.tool_calls, tools, context, tool_timeout)
-            for call, outcome in zip(assistant.tool_calls, outcomes, strict=True):
-                turn.append(
-                    Message(
-                        role="tool",
-                        content=outcome.content,
-                        tool_call_id=call.id,
-                        tool_name=call.name,
-                        metadata={"is_error": True} if outcome.is_error else {},
-                    )
-                )
-                records.append(ToolCallRecord(call, outcome.content, outcome.is_error))
-                yield ToolResultEvent(call, outcome.content, outcome.is_error)
-
-        await asyncio.gather(*recording)
-        await _check_cancel(options)
-        for message in turn:
-            count(message)  # fills token_count, persisted with the row
-        saved = await self._save(
-            scope, conn, thread, turn, run_id, options.idempotency_key, state_update
-        )
-        assert final is not None
-        response_obj = AgentResponse(
-            content=final.content if finish != "max_tool_iterations" else (final.content or ""),
-            thread_id=thread.id,
-            run_id=run_id,
-            finish_reason=finish,
-            tool_calls=records,
-            usage=total,
-            cost=cost,
-            provider=routes[-1].provider,
-            model=final.model or routes[-1].model,
-            message_ids=[m.id for m in saved if m.id],
-            rate_limit_wait=waited,
-            routing=_run_routing(routes, route),
-        )
-        log.info(
-            "run finished",
-            extra={
-                "thread_id": str(thread.id),
-                "run_id": str(run_id),
-                "provider": response_obj.provider,
-                "model": response_obj.model,
-                "finish_reason": finish,
-                "routing_factors": response_obj.routing.get("factors"),
-                "input_tokens": total.input_tokens,
-                "output_tokens": total.output_tokens,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            },
-        )
-        yield DoneEvent(response_obj)
-
-    def _plan(
-        self,
-        agent: AgentRecord,
-        text: str,
-        loaded: list[Message],
-        tools_required: bool,
-        options: RunOptions,
-    ) -> Plan:
-        """Targets of this run: primary + fallbacks, or the auto-routing decision."""
-        registry = get_registry()
-
-        def routing_input() -> RoutingInput:
-            # Only called for auto-routed agents: a rough count is enough for a budget rule.
-            p, m = agent.provider, agent.model
-            tokens = self.counter.count_text(text, provider=p, model=m) + sum(
-                msg.token_count or self.counter.count_text(msg.text, provider=p, model=m)
-                for msg in loaded
-            )
-            overrides = options.metadata.get("routing")
-            force = overrides.get("force_provider") if isinstance(overrides, dict) else None
-            return RoutingInput(
-                text=text,
-                history=[msg.text for msg in loaded],
-                tools_required=tools_required,
-                estimated_tokens=tokens,
-                force_provider=force,
-            )
-
-        return plan_run(
-            agent.provider,
-            agent.model,
-            agent.fallbacks,
-            agent.settings,
-            routing_input,
-            native_tools=lambda t: self.providers.get(t.provider).native_tools_for(t.model),
-            is_local=registry.is_local,
-        )
-
-    async def _call(
-        self, provider: Provider, request: ProviderRequest, stream: bool
-    ) -> AsyncIterator[TextDeltaEvent | ResponseDone]:
-        if not stream:
-            yield ResponseDone(await provider.complete(request))
-            return
-        async for event in provider.stream(request):
-            if isinstance(event, TextDelta):
-                yield TextDeltaEvent(event.text)
-            elif isinstance(event, ResponseDone):
-                yield event
-            elif isinstance(event, ToolCallReady):
-                continue  # announced after validation as ToolCallEvent
-
-    async def _execute(
-        self,
-        calls: list[ToolCall],
-        tools: list[Tool],
-        context: ToolContext,
-        time_limit: float,
-    ) -> list[ToolOutcome]:
-        by_name = {t.name: t for t in tools}
-
-        async def one(call: ToolCall) -> ToolOutcome:
-            tool = by_name.get(call.name)
-            if tool is None:
-                known = ", ".join(by_name) or "none"
-                return ToolOutcome(
-                    f"Error: unknown tool {call.name!r} (available: {known})", is_error=True
-                )
-            if "_raw" in call.arguments and len(call.arguments) == 1:
-                return ToolOutcome(
-                    f"Error: arguments for {call.name} were not valid JSON: "
-                    f"{call.arguments['_raw']!r}",
-                    is_error=True,
-                )
-            return await tool.invoke(call.arguments, context, time_limit=time_limit)
-
-        return list(await asyncio.gather(*(one(c) for c in calls)))
-
-    async def _save(
+    async def _resume(
         self,
         scope: Scope,
-        conn: AsyncConnection,
-        thread: ThreadRecord,
-        turn: list[Message],
-        run_id: UUID,
-        idempotency_key: str | None,
-        state: dict[str, Any] | None,
-    ) -> list[Message]:
-        with translate_errors("save turn"):
-            limits = await self.store._limits(conn, thread.tenant_id)
-            # One transaction: the whole turn, its counters and the memory state.
-            saved = await message_rows.append(
-                conn,
-                scope,
-                thread.id,
-                turn,
-                limits,
-                run_id=run_id,
-                idempotency_key=idempotency_key,
-                memory_state=state,
+        run_id: UUID | str,
+        outputs: Iterable[ToolOutput | dict[str, Any]],
+    ) -> tuple[RunTicket, Resume]:
+        ident = parse_uuid(run_id, "run")
+        run = await self.runs.get(scope, ident)
+        if run.status != "requires_action" or run.required_action is None:
+            raise RunStateError(
+                f"run {ident} is {run.status}: tool outputs are only accepted while it is "
+                "requires_action",
+                details={"run_id": str(ident), "status": run.status},
             )
-        return saved
-
-    async def _replay(
-        self, conn: AsyncConnection, thread_id: UUID, key: str
-    ) -> AgentResponse | None:
-        with translate_errors("idempotency check"):
-            run_id = await thread_rows.find_turn(conn, thread_id, key)
-            if run_id is None:
-                return None
-            saved = await message_rows.by_run(conn, thread_id, run_id)
-        return response_from_saved(thread_id, run_id, saved)
-
-    async def _user_facts(
-        self, conn: AsyncConnection, agent: AgentRecord, thread: ThreadRecord
-    ) -> str:
-        if not agent.settings.get("use_user_memory") or not thread.user_id:
-            return ""
-        shared = await memory_rows.list_values(conn, thread.tenant_id, thread.user_id, None)
-        own = await memory_rows.list_values(conn, thread.tenant_id, thread.user_id, agent.id)
-        facts = {**shared, **own}
-        return "\n".join(f"- {k}: {v}" for k, v in facts.items())
-
-    def _limiter(
-        self,
-        provider: str,
-        model: str,
-        limits: ModelLimits,
-        agent: AgentRecord,
-        thread: ThreadRecord,
-    ) -> RedisRateLimiter:
-        """The limiter of one call: the model's window, plus the user's when the agent sets one.
-
-        Model limiters are cached per process. A per-user limiter is built per call (cheap:
-        no I/O) so it always uses the agent's current ``user_rpm``/``user_tpm`` and the
-        cache does not grow with the number of users. User windows are per tenant.
-        """
-        user_rpm = agent.settings.get("user_rpm")
-        user_tpm = agent.settings.get("user_tpm")
-        if thread.user_id and (user_rpm or user_tpm):
-            user = ("user", f"{thread.tenant_id}:{thread.user_id}", RateLimits(user_rpm, user_tpm))
-            return self._new_limiter(provider, model, limits, scopes=[user])
-        limiter = self._limiters.get((provider, model))
-        if limiter is None:
-            limiter = self._limiters[(provider, model)] = self._new_limiter(provider, model, limits)
-        return limiter
-
-    def _model_limits(self, provider: str, model: str, limits: ModelLimits) -> RateLimits:
-        """The registry's RPM/TPM for the model, unless overridden for this runner."""
-        return self.rate_limit_overrides.get(
-            (provider, model), RateLimits(rpm=limits.rpm, tpm=limits.tpm)
-        )
-
-    def _new_limiter(
-        self,
-        provider: str,
-        model: str,
-        limits: ModelLimits,
-        scopes: Sequence[tuple[str, str, RateLimits]] = (),
-    ) -> RedisRateLimiter:
-        return RedisRateLimiter(
-            self.store.redis,
-            self.store.keys,
-            provider=provider,
-            model=model,
-            limits=self._model_limits(provider, model, limits),
-            scopes=scopes,
-            fail_open=self.store.settings.rate_limit_fail_open,
-            window_seconds=self.store.settings.rate_limit_window,
-        )
-
-    def _estimate_usage(
-        self, provider: str, model: str, request: ProviderRequest, response: ProviderResponse
-    ) -> Usage:
-        """Our own count when the vendor reported no usage (marked as an estimate)."""
-        answer = Message(role="assistant", content=response.content, tool_calls=response.tool_calls)
-        return Usage(
-            self.counter.count_request(
-                request.system_prompt,
-                request.messages,
-                request.tools,
-                provider=provider,
-                model=model,
-            ),
-            self.counter.count_message(answer, provider=provider, model=model),
-            estimated=True,
-        )
-
-    async def rate_window(self, provider: str, model: str) -> WindowUsage:
-        """Current use of the (provider, model) rate-limit window, for display."""
-        limits = get_registry().get(provider, model)
-        return await self._new_limiter(provider, model, limits).usage()
-
-
-@dataclass(slots=True)
-class _Services:
-    """What memory strategies may ask of the run (reads on the run's own connection)."""
-
-    runner: AgentRunner
-    conn: AsyncConnection
-    thread: ThreadRecord
-    agent: AgentRecord
-
-    async def load_range(self, after_seq: int, before_seq: int, limit: int) -> list[Message]:
-        with translate_errors("load history range"):
-            rows = await message_rows.between(
-                self.conn, self.thread.id, after_seq, before_seq, limit
+        expected = [c["id"] for c in run.required_action["tool_calls"]]
+        by_id = parse_outputs(outputs, expected)
+        row = await self.runs.resume(scope, ident, self.supervisor.owner, run.required_action)
+        if row is None:
+            current = await self.runs.get(scope, ident)
+            raise RunStateError(
+                f"run {ident} is {current.status}: it no longer waits for tool outputs",
+                details={"run_id": str(ident), "status": current.status},
             )
-        return rows
+        steps = await self.runs.steps(scope, ident)
+        ticket = self._ticket(
+            row,
+            {
+                "id": run.id,
+                "input": run.input,
+                "overrides": run.overrides,
+                "metadata": run.metadata,
+                "idempotency_key": run.idempotency_key,
+                "owner": self.supervisor.owner,
+                "job_id": run.job_id,
+            },
+        )
+        return ticket, Resume(steps=steps, outputs=by_id)
 
-    async def summarize(self, previous: str | None, messages: list[Message]) -> str:
-        from ai_agents.memory.summarizer import summarize
+    async def cancel(self, scope: Scope, run_id: UUID | str) -> RunRecord:
+        """Cancel a run in any state and any process (queued, in progress, awaiting tool
+        outputs): nothing of its turn is saved. A finished run is returned unchanged."""
+        ident = parse_uuid(run_id, "run")
+        status = await self.runs.cancel(scope, ident)
+        if status == "cancelling" and not self.supervisor.interrupt(ident, "cancelled"):
+            await self.supervisor.signals.publish_cancel(ident)
+        return await self.runs.get(scope, ident)
 
-        return await summarize(self.runner, self.agent, previous, messages)
+    async def get_run(self, scope: Scope, run_id: UUID | str) -> RunRecord:
+        return await self.runs.get(scope, parse_uuid(run_id, "run"))
 
-    async def similar(self, text: str, before_seq: int, k: int) -> list[Message]:
-        from ai_agents.memory.recall import similar_messages
-
-        return await similar_messages(self.runner, self.conn, self.thread, text, before_seq, k)
-
-
-def response_from_saved(thread_id: UUID, run_id: UUID, saved: list[Message]) -> AgentResponse:
-    """Rebuild the response of a turn that is already in the thread (idempotent replay)."""
-    results = {m.tool_call_id: m for m in saved if m.role == "tool"}
-    records = []
-    total = Usage()
-    cost = 0.0
-    for m in saved:
-        if m.role == "assistant":
-            total = total + Usage(m.input_tokens or 0, m.output_tokens or 0)
-            cost += m.cost or 0.0
-            for call in m.tool_calls:
-                result = results.get(call.id)
-                if result is not None:
-                    records.append(ToolCallRecord(call, result.text, result.is_error))
-    last = next((m for m in reversed(saved) if m.role == "assistant"), None)
-    finish: RunFinish = "stop"
-    if last is not None and last.tool_calls:
-        finish = "max_tool_iterations"
-    elif last is not None:
-        finish = _finish(str(last.metadata.get("finish_reason", "stop")))
-    return AgentResponse(
-        content=(last.text if last else ""),
-        thread_id=thread_id,
-        run_id=run_id,
-        finish_reason=finish,
-        tool_calls=records,
-        usage=total,
-        cost=cost,
-        provider=(last.provider or "") if last else "",
-        model=(last.model or "") if last else "",
-        message_ids=[m.id for m in saved if m.id],
-        replayed=True,
-    )
+    async def list_steps(self, scope: Scope, run_id: UUID | str) -> list[RunStep]:
+        return await self.runs.steps(scope, parse_uuid(run_id, "run"))
 
 
-@dataclass(slots=True)
-class _Admission:
-    """A rate-limit reservation on the provider/model a call actually went to."""
-
-    limiter: RedisRateLimiter
-    reservation: Reservation
-    limits: ModelLimits
-
-
-async def _release(admission: _Admission) -> None:
-    await admission.limiter.release(admission.reservation)
-
-
-def _routing_metadata(record: RoutingRecord, plan: Plan) -> dict[str, Any]:
-    """What the saved assistant message keeps about how its call was routed."""
-    out = record.to_json()
-    if plan.decision:
-        out["decision"] = plan.decision
-    return out
-
-
-def _run_routing(routes: list[RoutingRecord], plan: Plan) -> dict[str, Any]:
-    """``AgentResponse.routing``: who answered, every skip and retry, and the decision."""
-    last = routes[-1]
-    skipped: list[dict[str, Any]] = []
-    for record in routes:
-        for skip in record.skipped:
-            entry = skip.to_json()
-            if entry not in skipped:
-                skipped.append(entry)
-    factors = list(dict.fromkeys(f for record in routes for f in record.factors))
-    return {
-        "provider": last.provider,
-        "model": last.model,
-        "attempts": sum(r.attempts for r in routes),
-        "skipped": skipped,
-        "factors": factors,
-        "decision": plan.decision,
-        "calls": [r.to_json() for r in routes],
-    }
-
-
-def _finish(reason: str) -> RunFinish:
-    if reason in ("length", "content_filter"):
-        return reason  # type: ignore[return-value]
-    return "stop"
-
-
-def _with_ids(calls: list[ToolCall]) -> list[ToolCall]:
-    """Every saved tool call has a unique, non-empty id (some vendors omit or repeat them)."""
-    seen: set[str] = set()
-    out = []
-    for call in calls:
-        ident = call.id
-        if not ident or ident in seen:
-            ident = f"call_{uuid.uuid4().hex[:24]}"
-        seen.add(ident)
-        out.append(ToolCall(ident, call.name, call.arguments))
-    return out
+def parse_outputs(
+    outputs: Iterable[ToolOutput | dict[str, Any]], expected: list[str]
+) -> dict[str, ToolOutput]:
+    """Validate submitted outputs: exactly one per awaited call, each a string."""
+    if isinstance(outputs, dict | str) or not isinstance(outputs, Iterable):
+        raise ValidationError(
+            "tool_outputs must be a list of {tool_call_id, output}",
+            details={"field": "tool_outputs"},
+        )
+    by_id: dict[str, ToolOutput] = {}
+    for i, item in enumerate(outputs):
+        where = f"tool_outputs[{i}]"
+        if isinstance(item, dict):
+            try:
+                item = ToolOutput(
+                    tool_call_id=item["tool_call_id"],
+                    output=item.get("output", ""),
+                    is_error=bool(item.get("is_error", False)),
+                )
+            except KeyError:
+                raise ValidationError(
+                    f"{where} needs a tool_call_id", details={"field": where}
+                ) from None
+        if not isinstance(item, ToolOutput):
+            raise ValidationError(
+                f"{where} must be a ToolOutput or a mapping", details={"field": where}
+            )
+        if not isinstance(item.output, str):
+            raise ValidationError(
+                f"{where}.output must be a string", details={"field": f"{where}.output"}
+            )
+        if item.tool_call_id not in expected:
+            raise ValidationError(
+                f"{where}: the run does not wait for tool call {item.tool_call_id!r} "
+                f"(it waits for {', '.join(expected)})",
+                details={"field": f"{where}.tool_call_id"},
+            )
+        if item.tool_call_id in by_id:
+            raise ValidationError(
+                f"{where}: tool call {item.tool_call_id!r} has two outputs",
+                details={"field": f"{where}.tool_call_id"},
+            )
+        by_id[item.tool_call_id] = item
+    missing = [i for i in expected if i not in by_id]
+    if missing:
+        raise ValidationError(
+            f"missing outputs for tool call(s): {', '.join(missing)}",
+            details={"field": "tool_outputs", "missing": missing},
+        )
+    return by_id
 
 
-def _validate_input(text: str) -> None:
+def validate_input(text: str) -> None:
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("run input must be a non-empty string", details={"field": "input"})
     if len(text) > MAX_INPUT_CHARS:
@@ -723,19 +590,7 @@ def _validate_input(text: str) -> None:
         )
 
 
-async def _check_cancel(options: RunOptions) -> None:
-    if options.should_cancel is not None and await options.should_cancel():
-        raise RunCancelled("the run was cancelled; nothing of this turn was saved")
-
-
-def _in_background(coro: Awaitable[None], pending: set[asyncio.Task[None]]) -> None:
-    """Run *coro* alongside the turn; a failure is logged, never left unretrieved."""
-    task: asyncio.Task[None] = asyncio.ensure_future(coro)
-    pending.add(task)
-
-    def settled(done: asyncio.Task[None]) -> None:
-        pending.discard(done)
-        if not done.cancelled() and done.exception() is not None:
-            log.warning("rate-limit usage correction failed: %s", done.exception())
-
-    task.add_done_callback(settled)
+def _error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, AgentsError):
+        return {"code": exc.code, "message": exc.message}
+    return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:2000]}

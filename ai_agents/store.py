@@ -14,7 +14,6 @@ returns a view on another tenant sharing the same pools.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
@@ -31,7 +30,7 @@ from ai_agents.db import memory as memory_rows
 from ai_agents.db import messages as message_rows
 from ai_agents.db import migrate as migrations
 from ai_agents.db import threads as thread_rows
-from ai_agents.db.engine import create_engine, parse_uuid, translate_errors
+from ai_agents.db.engine import parse_uuid, translate_errors
 from ai_agents.db.scope import Scope
 from ai_agents.db.tables import tenants, user_usage
 from ai_agents.definition import AgentDefinition
@@ -39,19 +38,21 @@ from ai_agents.errors import ConfigurationError, LimitExceeded, UsageError, Vali
 from ai_agents.keys import RedisKeys
 from ai_agents.messages import Message, Role, ToolCall
 from ai_agents.records import AgentRecord, Page, ThreadRecord, UsageTotals
+from ai_agents.runtime import Runtime
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from ai_agents.providers.base import Provider
     from ai_agents.queue.job_records import JobRecord
+    from ai_agents.queue.jobs import RedisJobQueue
     from ai_agents.response import AgentResponse, RunEvent
-    from ai_agents.runner import AgentRunner
+    from ai_agents.runner import AgentRunner, RunOptions
+    from ai_agents.runs.records import RunRecord, RunStep, ToolOutput
     from ai_agents.tools.registry import ToolRegistry
 
 MAX_PAGE = 1000
 _VENDOR_PROVIDERS = frozenset({"openai", "anthropic", "google", "deepseek"})
-_TENANT_LIMITS_TTL = 30.0
 
 
 def _page_limit(limit: int) -> int:
@@ -63,13 +64,14 @@ def _page_limit(limit: int) -> int:
 
 
 class _Shared:
-    """Pools and caches shared by every tenant view of one store."""
+    """The runtime (pools, limits cache) and components shared by every tenant view."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.engine: AsyncEngine | None = None
-        self.redis: Redis | None = None
-        self.tenant_limits: dict[str, tuple[float, message_rows.SizeLimits]] = {}
+    def __init__(self, settings: Settings, tools: ToolRegistry | None) -> None:
+        self.runtime = Runtime(settings)
+        self.tools = tools
+        self.runner: AgentRunner | None = None
+        self.jobs: RedisJobQueue | None = None
+        #: Optional components of other packages (e.g. documents), closed with the store.
         self.extensions: dict[str, Any] = {}
 
 
@@ -83,21 +85,29 @@ class AgentStore:
         *,
         settings: Settings | None = None,
         tenant_id: str | None = None,
+        tools: ToolRegistry | None = None,
     ) -> None:
+        """``tools``: the registry agents' tool names resolve in (default: the process-wide
+        registry that ``@tool`` fills)."""
         settings = settings or Settings.from_env()
         settings = replace(
             settings,
             database_url=database_url or settings.database_url,
             redis_url=redis_url or settings.redis_url,
         )
-        self._shared = _Shared(settings)
+        self._shared = _Shared(settings, tools)
         self._scope = Scope(tenant_id or settings.default_tenant)
 
     # --- lifecycle --------------------------------------------------------------------
 
     @property
     def settings(self) -> Settings:
-        return self._shared.settings
+        return self._shared.runtime.settings
+
+    @property
+    def runtime(self) -> Runtime:
+        """Pools, settings and tenant limits shared by the store and its runner."""
+        return self._shared.runtime
 
     @property
     def tenant_id(self) -> str | None:
@@ -106,7 +116,7 @@ class AgentStore:
 
     @property
     def keys(self) -> RedisKeys:
-        return RedisKeys(self.settings.redis_prefix)
+        return self._shared.runtime.keys
 
     def for_tenant(self, tenant_id: str | None) -> AgentStore:
         """A view of this store acting for *tenant_id* (``None``: admin, sees all tenants)."""
@@ -117,33 +127,35 @@ class AgentStore:
 
     @property
     def engine(self) -> AsyncEngine:
-        if self._shared.engine is None:
-            url = self.settings.database_url
-            if not url:
-                raise ConfigurationError(
-                    "no database configured: pass database_url or set AI_AGENTS_DATABASE_URL "
-                    "(or DATABASE_URL) to a PostgreSQL URL"
-                )
-            self._shared.engine = create_engine(url, self.settings)
-        return self._shared.engine
+        return self._shared.runtime.engine
 
     @property
     def redis(self) -> Redis:
-        if self._shared.redis is None:
-            from redis.asyncio import Redis
-
-            url = self.settings.redis_url
-            if not url:
-                raise ConfigurationError(
-                    "no Redis configured: pass redis_url or set AI_AGENTS_REDIS_URL (or REDIS_URL)"
-                )
-            self._shared.redis = Redis.from_url(url, decode_responses=False)
-        return self._shared.redis
+        return self._shared.runtime.redis
 
     @property
     def extensions(self) -> dict[str, Any]:
-        """Per-store singletons of other components (runner, queue, ...), created lazily."""
+        """Per-store components of other packages (e.g. ``documents``), closed with it."""
         return self._shared.extensions
+
+    def use_tools(self, tools: ToolRegistry) -> None:
+        """Resolve agents' tools in *tools* from now on (instead of the default registry)."""
+        self._shared.tools = tools
+        if self._shared.runner is not None:
+            self._shared.runner.use_tools(tools)
+
+    @property
+    def jobs(self) -> RedisJobQueue:
+        """The store's background job queue (created on first use), for this tenant view."""
+        from ai_agents.queue.jobs import RedisJobQueue
+
+        if self._shared.jobs is None:
+            self._shared.jobs = RedisJobQueue(self)
+        return self._shared.jobs.bound_to(self)
+
+    def use_job_queue(self, queue: RedisJobQueue) -> None:
+        """Use *queue* (e.g. with its own :class:`QueueConfig`) as the store's job queue."""
+        self._shared.jobs = queue
 
     async def __aenter__(self) -> AgentStore:
         return self
@@ -153,17 +165,14 @@ class AgentStore:
 
     async def close(self) -> None:
         """Close every pool and component the store opened. Safe to call twice."""
-        for ext in list(self._shared.extensions.values()):
+        shared = self._shared
+        for ext in [*shared.extensions.values(), shared.jobs, shared.runner]:
             closer = getattr(ext, "aclose", None)
             if closer is not None:
                 await closer()
-        self._shared.extensions.clear()
-        if self._shared.redis is not None:
-            await self._shared.redis.aclose()
-            self._shared.redis = None
-        if self._shared.engine is not None:
-            await self._shared.engine.dispose()
-            self._shared.engine = None
+        shared.extensions.clear()
+        shared.jobs = shared.runner = None
+        await shared.runtime.aclose()
 
     async def migrate(self) -> None:
         """Upgrade the database schema to the newest revision (a no-op when current)."""
@@ -206,8 +215,14 @@ class AgentStore:
         metadata: dict[str, Any] | None = None,
         created_by: str | None = None,
         tenant_id: str | None = None,
+        client_tools: Sequence[dict[str, Any]] | None = None,
     ) -> UUID:
-        """Create an agent; ``tools`` (if given) replaces ``definition.tools``."""
+        """Create an agent; ``tools`` (if given) replaces ``definition.tools``.
+
+        ``client_tools``: function tools the caller executes, ``{name, description,
+        parameters}`` each; when the model calls one the run stops in
+        ``requires_action`` until :meth:`submit_tool_outputs`.
+        """
         if not isinstance(definition, AgentDefinition):
             raise ValidationError(
                 "definition must be an AgentDefinition", details={"field": "definition"}
@@ -223,6 +238,7 @@ class AgentStore:
             "fallbacks": [dict(f) for f in fallbacks or ()],
             "settings": dict(settings or {}),
             "metadata": dict(metadata or {}),
+            "client_tools": list(client_tools or ()),
             "created_by": created_by,
         }
         self._validate_agent_values(values)
@@ -269,6 +285,7 @@ class AgentStore:
                 "memory_config": current.memory_config,
                 "fallbacks": current.fallbacks,
                 "settings": current.settings,
+                "client_tools": current.client_tools,
                 **{k: v for k, v in changes.items() if k in agent_rows.CONFIG_FIELDS},
                 **definition.to_dict(),
             }
@@ -364,19 +381,31 @@ class AgentStore:
                 )
             get_registry().get(provider, model)  # UnknownModelError names the fix
         runner.tools.resolve(values.get("tools") or ())
+        if "client_tools" in values:
+            from ai_agents.runs.overrides import parse_client_tools
+
+            values["client_tools"] = list(parse_client_tools(values["client_tools"]))
+            clash = sorted(
+                {t["name"] for t in values["client_tools"]} & set(values.get("tools") or ())
+            )
+            if clash:
+                raise ValidationError(
+                    f"client_tools and tools both name {', '.join(clash)}",
+                    details={"field": "client_tools"},
+                )
 
     # --- runs -------------------------------------------------------------------------
 
     @property
     def runner(self) -> AgentRunner:
         """The store's runner (created on first use; holds provider clients and limiters)."""
-        runner = self._shared.extensions.get("runner")
-        if runner is None:
+        if self._shared.runner is None:
             from ai_agents.runner import AgentRunner
 
-            runner = AgentRunner(self, tools=self._shared.extensions.get("tool_registry"))
-            self._shared.extensions["runner"] = runner
-        return runner  # type: ignore[no-any-return]
+            self._shared.runner = AgentRunner(
+                self.runtime, tools=self._shared.tools, tool_store=self
+            )
+        return self._shared.runner
 
     @property
     def tools(self) -> ToolRegistry:
@@ -392,7 +421,31 @@ class AgentStore:
         # vendors' own names keep their strict lookups.
         if name not in _VENDOR_PROVIDERS and not registry.is_local(name):
             registry.register_local_provider(name)
-        self.runner.providers.register(name, provider)
+        self.runner.register_provider(name, provider)
+
+    def _options(
+        self,
+        *,
+        on_busy: str,
+        busy_timeout: float,
+        metadata: dict[str, Any] | None,
+        overrides: dict[str, Any],
+        idempotency_key: str | None = None,
+        stream: bool = False,
+    ) -> RunOptions:
+        from ai_agents.runner import RunOptions
+        from ai_agents.runs.overrides import parse_overrides
+
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValidationError("metadata must be a mapping", details={"field": "metadata"})
+        return RunOptions(
+            on_busy=_busy_policy(on_busy),
+            busy_timeout=_busy_timeout(busy_timeout),
+            idempotency_key=idempotency_key,
+            metadata=dict(metadata or {}),
+            stream=stream,
+            overrides=parse_overrides(overrides),
+        )
 
     async def run(
         self,
@@ -403,19 +456,27 @@ class AgentStore:
         busy_timeout: float = 300.0,
         idempotency_key: str | None = None,
         metadata: dict[str, Any] | None = None,
+        **overrides: Any,
     ) -> AgentResponse:
         """Run one turn: the agent answers *text* on the thread; the whole turn is saved.
 
-        ``on_busy``: ``"enqueue"`` (default) waits for a run already on the thread to
-        finish; ``"reject"`` raises :class:`ThreadBusyError` at once.
+        The run is a row (``response.run_id``; :meth:`get_run`, :meth:`cancel_run`).
+        ``on_busy``: ``"enqueue"`` (default) waits (holding no database connection) for
+        a run already on the thread to finish; ``"reject"`` raises
+        :class:`ThreadBusyError` at once. Keyword overrides change this run only:
+        ``provider``/``model``, ``instructions``, ``additional_instructions``, ``tools``,
+        ``client_tools``, ``tool_choice``, ``parallel_tool_calls``, ``temperature``,
+        ``top_p``, ``max_prompt_tokens``, ``max_completion_tokens``, ``truncation``,
+        ``response_format`` (see ``docs/runs.md``). When the model calls a client tool
+        the response has ``status="requires_action"``: answer it with
+        :meth:`submit_tool_outputs`.
         """
-        from ai_agents.runner import RunOptions
-
-        options = RunOptions(
-            on_busy=_busy_policy(on_busy),
-            busy_timeout=_busy_timeout(busy_timeout),
+        options = self._options(
+            on_busy=on_busy,
+            busy_timeout=busy_timeout,
+            metadata=metadata,
+            overrides=overrides,
             idempotency_key=idempotency_key,
-            metadata=dict(metadata or {}),
         )
         return await self.runner.run(self._scope, thread_id, text, options)
 
@@ -426,23 +487,89 @@ class AgentStore:
         *,
         on_busy: str = "enqueue",
         busy_timeout: float = 300.0,
+        idempotency_key: str | None = None,
         metadata: dict[str, Any] | None = None,
+        **overrides: Any,
     ) -> AsyncGenerator[RunEvent, None]:
-        """Like :meth:`run`, yielding text deltas, tool calls, tool results, then done.
+        """Like :meth:`run`, yielding ``run_started`` (with the run id), text deltas, tool
+        calls, tool results, then done.
 
-        The thread stays locked until the stream is exhausted or closed: consume it fully,
-        or wrap it in ``contextlib.aclosing`` when you may stop early.
+        The run executes in its own task; closing the stream early cancels it (nothing of
+        its turn is saved). Wrap it in ``contextlib.aclosing`` when you may stop early.
         """
-        from ai_agents.runner import RunOptions
-
-        options = RunOptions(
-            on_busy=_busy_policy(on_busy),
-            busy_timeout=_busy_timeout(busy_timeout),
-            metadata=dict(metadata or {}),
+        options = self._options(
+            on_busy=on_busy,
+            busy_timeout=busy_timeout,
+            metadata=metadata,
+            overrides=overrides,
+            idempotency_key=idempotency_key,
             stream=True,
         )
         async with aclosing(self.runner.events(self._scope, thread_id, text, options)) as events:
             async for event in events:
+                yield event
+
+    async def get_run(self, run_id: UUID | str) -> RunRecord:
+        """A run: status, model used, overrides, required action, error, usage, times.
+        A run whose process died reads as ``expired`` once its lease has passed."""
+        return await self.runner.get_run(self._scope, run_id)
+
+    async def list_runs(
+        self,
+        thread_id: UUID | str,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        order: str = "desc",
+    ) -> Page[RunRecord]:
+        """The thread's runs, newest first (``order="asc"``: oldest first)."""
+        ident = parse_uuid(thread_id, "thread")
+        if order not in ("asc", "desc"):
+            raise ValidationError("order must be 'asc' or 'desc'", details={"field": "order"})
+        return await self.runner.runs.list_runs(
+            self._scope, ident, limit=_page_limit(limit), cursor=cursor, order=order
+        )
+
+    async def list_run_steps(self, run_id: UUID | str) -> list[RunStep]:
+        """The run's steps in order: each model call, each batch of tool calls."""
+        return await self.runner.list_steps(self._scope, run_id)
+
+    async def cancel_run(self, run_id: UUID | str) -> RunRecord:
+        """Cancel a run wherever it is: queued, in progress (in any process; the model call
+        in flight is abandoned), streaming, or waiting in ``requires_action``. Nothing of
+        its turn is saved. Returns the run (``cancelling`` until its process stops it)."""
+        record = await self.runner.cancel(self._scope, run_id)
+        if record.job_id is not None:
+            await self.jobs.cancel(record.job_id, scope=self._scope, cancel_run=False)
+        return record
+
+    async def submit_tool_outputs(
+        self,
+        run_id: UUID | str,
+        tool_outputs: Sequence[ToolOutput | dict[str, Any]],
+        *,
+        stream: bool = False,
+    ) -> AgentResponse:
+        """Resume a run in ``requires_action`` with one output per client tool call
+        (``{"tool_call_id", "output"}``); any process may resume it. Returns the run's
+        next response (completed, or ``requires_action`` again)."""
+        from ai_agents.runner import RunOptions
+
+        return await self.runner.submit_tool_outputs(
+            self._scope, run_id, tool_outputs, RunOptions(stream=stream)
+        )
+
+    async def stream_tool_outputs(
+        self, run_id: UUID | str, tool_outputs: Sequence[ToolOutput | dict[str, Any]]
+    ) -> AsyncGenerator[RunEvent, None]:
+        """:meth:`submit_tool_outputs`, streamed like :meth:`stream`."""
+        from ai_agents.runner import RunOptions
+
+        events = self.runner.stream_tool_outputs(
+            self._scope, run_id, tool_outputs, RunOptions(stream=True)
+        )
+        async with aclosing(events) as stream:
+            async for event in stream:
                 yield event
 
     # --- threads ----------------------------------------------------------------------
@@ -593,7 +720,7 @@ class AgentStore:
                 },
             )
             count, size, last_seq = await thread_rows.copy_messages(conn, source.id, fork.id, cut)
-            limits = await self._limits(conn, source.tenant_id)
+            limits = await self.runtime.size_limits(conn, source.tenant_id)
             if size > limits.thread_bytes:
                 raise LimitExceeded("thread", limits.thread_bytes, 0, size)
             await message_rows.charge_user(conn, fork.tenant_id, fork.user_id, size, limits)
@@ -644,7 +771,7 @@ class AgentStore:
             return []
         async with self._autocommit("add_messages") as conn:
             tenant = await self._thread_tenant(conn, ident)
-            limits = await self._limits(conn, tenant)
+            limits = await self.runtime.size_limits(conn, tenant)
             return await message_rows.append(
                 conn,
                 self._scope,
@@ -807,27 +934,7 @@ class AgentStore:
         )
         async with self._tx("set_tenant_limits") as conn:
             await conn.execute(stmt)
-        self._shared.tenant_limits.pop(tenant_id, None)
-
-    async def _limits(self, conn: AsyncConnection, tenant_id: str) -> message_rows.SizeLimits:
-        cached = self._shared.tenant_limits.get(tenant_id)
-        now = time.monotonic()
-        if cached and now - cached[0] < _TENANT_LIMITS_TTL:
-            return cached[1]
-        row = (
-            await conn.execute(
-                select(
-                    tenants.c.max_thread_bytes, tenants.c.max_user_bytes, tenants.c.max_total_bytes
-                ).where(tenants.c.id == tenant_id)
-            )
-        ).first()
-        limits = message_rows.SizeLimits(
-            thread_bytes=(row and row.max_thread_bytes) or self.settings.max_thread_bytes,
-            user_bytes=(row and row.max_user_bytes) or self.settings.max_user_bytes,
-            tenant_bytes=row.max_total_bytes if row else None,
-        )
-        self._shared.tenant_limits[tenant_id] = (now, limits)
-        return limits
+        self.runtime.forget_limits(tenant_id)
 
     # --- background jobs (docs/jobs.md) -----------------------------------------------
 
@@ -838,25 +945,33 @@ class AgentStore:
         *,
         priority: str = "normal",
         metadata: dict[str, Any] | None = None,
+        **overrides: Any,
     ) -> UUID:
-        """Queue a run of *text* on the thread for the workers; returns the job id at once."""
-        from ai_agents.queue.jobs import job_queue
+        """Queue a run of *text* on the thread for the workers; returns the job id at once.
 
-        return await job_queue(self).enqueue(
-            thread_id, text, priority=priority, metadata=metadata, scope=self._scope
+        The job's run exists from now on, ``queued`` (``(await store.get_job(id)).run_id``);
+        keyword overrides apply to it as in :meth:`run`.
+        """
+        from ai_agents.runs.overrides import parse_overrides
+
+        parsed = parse_overrides(overrides)
+        self.runner.check_overrides(parsed)
+        return await self.jobs.enqueue(
+            thread_id,
+            text,
+            priority=priority,
+            metadata=metadata,
+            scope=self._scope,
+            overrides=parsed,
         )
 
     async def get_job(self, job_id: UUID | str) -> JobRecord:
         """A background job: status, attempts, timings, and its answer or error."""
-        from ai_agents.queue.jobs import job_queue
-
-        return await job_queue(self).get_job(job_id, scope=self._scope)
+        return await self.jobs.get_job(job_id, scope=self._scope)
 
     async def cancel_job(self, job_id: UUID | str) -> JobRecord:
         """Cancel a job: a queued one never starts, a running one stops at a safe point."""
-        from ai_agents.queue.jobs import job_queue
-
-        return await job_queue(self).cancel(job_id, scope=self._scope)
+        return await self.jobs.cancel(job_id, scope=self._scope)
 
 
 def _busy_timeout(value: float) -> float:

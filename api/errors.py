@@ -16,7 +16,9 @@ ConfigurationError                          503
 ValidationError, UnknownModel/ToolError     422
 other UsageError                            400
 NotFoundError                               404
-ThreadBusyError, RunCancelled               409
+ThreadBusyError, RunCancelled, RunExpired   409
+RunStateError                               409
+InvalidStructuredOutput                     502
 RateLimitTimeout                            429
 RateLimitUnavailable                        503
 ProviderError: retryable / not retryable    503 / 502
@@ -43,6 +45,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from ai_agents.errors import (
     AgentsError,
     ConfigurationError,
+    InvalidStructuredOutput,
     LimitExceeded,
     NotFoundError,
     ProviderError,
@@ -50,6 +53,8 @@ from ai_agents.errors import (
     RateLimitUnavailable,
     RunCancelled,
     RunError,
+    RunExpired,
+    RunStateError,
     StorageError,
     ThreadBusyError,
     UnknownModelError,
@@ -72,6 +77,9 @@ _STATUS: dict[type[AgentsError], int] = {
     NotFoundError: 404,
     ThreadBusyError: 409,
     RunCancelled: 409,
+    RunExpired: 409,
+    RunStateError: 409,
+    InvalidStructuredOutput: 502,
     RateLimitTimeout: 429,
     RateLimitUnavailable: 503,
     RunError: 500,

@@ -3,13 +3,15 @@
 Litestar generates the operations from the handlers; :func:`finalize` then documents
 what the handlers cannot say themselves: every error status an operation may answer
 (all with the same ``Error`` schema, 429 with its ``Retry-After`` header), that request
-bodies reject unknown fields, and that a run may answer ``text/event-stream``. The
-schemathesis test checks the live API against this document.
+bodies reject unknown fields. Operations that may answer a run as Server-Sent Events
+declare it themselves with ``operation_class=StreamedRunOperation``. The schemathesis
+test checks the live API against this document.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
@@ -38,7 +40,8 @@ _ERRORS: dict[int, str] = {
     401: "Missing, invalid or revoked API key.",
     403: "The key lacks the scope this needs (admin).",
     404: "No such object (or it belongs to another tenant).",
-    409: "The thread is busy with another run (`on_busy: reject`).",
+    409: "Conflict: the thread is busy with another run (`on_busy: reject`), or the run's "
+    "status does not allow this (e.g. tool outputs for a run not in `requires_action`).",
     413: "Request body, thread, user or tenant size limit exceeded.",
     422: "The request is well-formed but invalid (the message says which field).",
     429: "Rate limit of the API key exceeded; retry after `Retry-After` seconds.",
@@ -151,7 +154,7 @@ def finalize(app: Litestar, *, public_paths: tuple[str, ...] = ()) -> None:
         if isinstance(schema, Schema):
             schema.additional_properties = False
 
-    for path, method, op in _operations(app):
+    for path, _method, op in _operations(app):
         for param in op.parameters or ():
             if isinstance(param, Parameter) and isinstance(param.schema, Schema):
                 param.schema = _without_null(param.schema)
@@ -166,16 +169,22 @@ def finalize(app: Litestar, *, public_paths: tuple[str, ...] = ()) -> None:
                 continue  # e.g. /health documents its own 503 body
             responses[str(status)] = _error_response(status)
         op.responses = responses
-        if path.endswith("/runs") and method == "post":
-            ok = responses.get("200")
-            if isinstance(ok, OpenAPIResponse) and ok.content is not None:
-                ok.content["text/event-stream"] = OpenAPIMediaType(
-                    schema=Schema(
-                        type=OpenAPIType.STRING,
-                        description="`stream: true`: events text_delta, tool_call, "
-                        "tool_result, done (the run), error (the Error schema).",
-                    )
+
+
+@dataclass
+class StreamedRunOperation(Operation):
+    """An operation whose 200 answer is, with ``stream: true``, ``text/event-stream``."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.content["text/event-stream"] = OpenAPIMediaType(
+                schema=Schema(
+                    type=OpenAPIType.STRING,
+                    description="`stream: true`: events run_started, text_delta, tool_call, "
+                    "tool_result, done (the run), error (the Error schema).",
                 )
+            )
 
 
 def _without_null(schema: Schema) -> Schema:

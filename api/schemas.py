@@ -17,6 +17,7 @@ from msgspec import UNSET, Meta, UnsetType
 from ai_agents.messages import Message
 from ai_agents.queue.job_records import JobRecord
 from ai_agents.records import AgentRecord, ThreadRecord, UsageTotals
+from ai_agents.runs.records import RunRecord, RunStep
 from api.keys import ApiKey
 
 NonEmpty = Annotated[str, Meta(min_length=1, max_length=10_000)]
@@ -59,6 +60,23 @@ class Fallback(In):
     model: Name
 
 
+class ClientTool(In):
+    """A function tool the caller executes: when the model calls it, the run stops in
+    ``requires_action`` until its output is sent to ``POST /runs/{run_id}/tool_outputs``."""
+
+    #: ``[a-zA-Z0-9_-]{1,64}``, unique, and not also one of the agent's server ``tools``.
+    name: Name
+    description: Text = ""
+    #: JSON schema (``type: object``) of the arguments; default: no arguments.
+    parameters: Json | None = None
+
+
+class ClientToolOut(Out):
+    name: str
+    description: str
+    parameters: Json
+
+
 class AgentCreate(In):
     name: Name
     role: Annotated[str, Meta(min_length=1, max_length=100_000)]
@@ -69,6 +87,7 @@ class AgentCreate(In):
     personality: dict[str, Text] | None = None
     examples: list[Example] = msgspec.field(default_factory=list)
     tools: list[Name] = msgspec.field(default_factory=list)
+    client_tools: list[ClientTool] = msgspec.field(default_factory=list)
     fallbacks: list[Fallback] = msgspec.field(default_factory=list)
     memory_strategy: Name = "last_messages"
     memory_config: Json = msgspec.field(default_factory=dict)
@@ -90,6 +109,7 @@ class AgentUpdate(In):
     personality: dict[str, Text] | None | UnsetType = UNSET
     examples: list[Example] | UnsetType = UNSET
     tools: list[Name] | UnsetType = UNSET
+    client_tools: list[ClientTool] | UnsetType = UNSET
     fallbacks: list[Fallback] | UnsetType = UNSET
     memory_strategy: Name | UnsetType = UNSET
     memory_config: Json | UnsetType = UNSET
@@ -117,6 +137,7 @@ class AgentOut(Out):
     personality: dict[str, str] | None
     examples: list[dict[str, str]]
     tools: list[str]
+    client_tools: list[ClientToolOut]
     provider: str
     model: str
     fallbacks: list[Json]
@@ -148,6 +169,14 @@ def agent_out(record: AgentRecord) -> AgentOut:
         personality=dict(d.personality) if d.personality is not None else None,
         examples=[dict(e) for e in d.examples],
         tools=list(d.tools),
+        client_tools=[
+            ClientToolOut(
+                name=t["name"],
+                description=t.get("description") or "",
+                parameters=t.get("parameters") or {},
+            )
+            for t in record.client_tools
+        ],
         provider=record.provider,
         model=record.model,
         fallbacks=list(record.fallbacks),
@@ -307,12 +336,87 @@ def message_out(m: Message) -> MessageOut:
     )
 
 
-# --- runs and jobs ----------------------------------------------------------------
+# --- runs -------------------------------------------------------------------------
 
 
-class RunCreate(In):
+class TruncationIn(In):
+    """``auto``: the agent's memory strategy picks the history; ``last_messages``: only
+    the last ``last_messages`` messages (1-1000) of the thread's history are sent (with
+    the new input after them)."""
+
+    type: Literal["auto", "last_messages"]
+    last_messages: int | None = None
+
+
+class JsonSchemaFormat(In):
+    #: The JSON schema the answer must satisfy.
+    schema: Json
+    #: ``[a-zA-Z0-9_-]{1,64}``.
+    name: Name = "response"
+    #: Ask the vendor to enforce the schema while decoding, where it can.
+    strict: bool = False
+    description: Text | None = None
+
+
+class ResponseFormatIn(In):
+    """OpenAI's ``response_format``: ``json_object`` (any JSON object) or ``json_schema``
+    (JSON valid against ``json_schema.schema``; an answer that is not is a 502)."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class RunOverridesIn(In):
+    """What one run changes of its agent's configuration (absent or null: the agent's).
+
+    The store validates them before the run starts: an invalid value is a 422 whose
+    ``details.field`` names it. They are saved on the run (``overrides``), so a resumed
+    run uses the same ones.
+    """
+
+    #: Provider for this run (needs ``model`` too).
+    provider: Name | None = None
+    model: Name | None = None
+    #: Replaces the agent's system prompt.
+    instructions: str | None = None
+    #: Appended to the system prompt (the agent's or ``instructions``).
+    additional_instructions: str | None = None
+    #: Server tool names replacing the agent's ``tools``.
+    tools: list[Name] | None = None
+    #: Client tools replacing the agent's ``client_tools``.
+    client_tools: list[ClientTool] | None = None
+    #: ``auto``, ``none``, ``required`` or the name of a tool to force.
+    tool_choice: Name | None = None
+    #: ``false``: at most one tool call per model answer.
+    parallel_tool_calls: bool | None = None
+    #: 0-2.
+    temperature: float | None = None
+    #: 0-1.
+    top_p: float | None = None
+    #: Prompt tokens the whole run may use (over all its model calls); over it the run
+    #: ends ``incomplete``. Each call's history is also trimmed to fit.
+    max_prompt_tokens: int | None = None
+    #: Completion tokens the whole run may use; over it the run ends ``incomplete``.
+    max_completion_tokens: int | None = None
+    truncation: TruncationIn | None = None
+    response_format: ResponseFormatIn | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The overrides sent, as keyword arguments for ``store.run``/``store.stream``."""
+        out: dict[str, Any] = {}
+        for name in RunOverridesIn.__struct_fields__:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = msgspec.to_builtins(value)
+        return out
+
+
+class RunCreate(RunOverridesIn, kw_only=True):
+    """The input, how to run it, and optional per-run overrides of the agent."""
+
     input: Annotated[str, Meta(min_length=1, max_length=MAX_INPUT_CHARS)]
-    #: Answer with Server-Sent Events (text_delta, tool_call, tool_result, done, error).
+    #: Answer with Server-Sent Events (run_started, text_delta, tool_call, tool_result,
+    #: done, error).
     stream: bool = False
     #: Queue the run for a worker and answer 202 with the job at once.
     background: bool = False
@@ -325,7 +429,7 @@ class RunCreate(In):
     idempotency_key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     #: Background runs: the job queue priority.
     priority: Literal["high", "normal", "low"] = "normal"
-    #: Stored on the user message of the turn (and on the job).
+    #: Stored on the run and on the user message of the turn (and on the job).
     metadata: Json = msgspec.field(default_factory=dict)
 
 
@@ -359,6 +463,197 @@ class RunOut(Out):
     rate_limit_wait: float
     routing: Json
     replayed: bool
+    #: ``completed``; ``incomplete`` (a run budget ran out: ``incomplete_details``);
+    #: ``requires_action``: answer ``required_action`` at ``POST /runs/{run_id}/tool_outputs``.
+    status: Literal["completed", "incomplete", "requires_action"]
+    #: The client tool calls awaiting their outputs (empty unless ``requires_action``).
+    required_action: list[ToolCallOut]
+    #: ``{"reason": "max_prompt_tokens" | "max_completion_tokens" | ...}`` when incomplete.
+    incomplete_details: Json | None
+
+
+class ToolOutputIn(In):
+    #: The ``id`` of a call in the run's ``required_action``.
+    tool_call_id: Name
+    #: What the model is told the tool returned.
+    output: Annotated[str, Meta(max_length=MAX_INPUT_CHARS)]
+    #: The output is an error message (the model sees it as a failed call).
+    is_error: bool = False
+
+
+class ToolOutputsSubmit(In):
+    #: Exactly one output per awaited call.
+    tool_outputs: Annotated[list[ToolOutputIn], Meta(max_length=128)]
+    #: Answer with Server-Sent Events, like a streamed run.
+    stream: bool = False
+
+
+class RequiredActionOut(Out):
+    type: Literal["submit_tool_outputs"]
+    tool_calls: list[ToolCallOut]
+
+
+class RunErrorOut(Out):
+    code: str
+    message: str
+
+
+class RunRecordOut(Out):
+    """A run as recorded: where it stands, what it was given, what it used."""
+
+    id: UUID
+    tenant_id: str
+    thread_id: UUID
+    agent_id: UUID
+    #: The background job executing it, if any.
+    job_id: UUID | None
+    #: ``queued`` (waiting for its thread or a worker), ``in_progress``,
+    #: ``requires_action``, ``cancelling``; then ``completed``, ``incomplete``,
+    #: ``cancelled``, ``failed`` or ``expired`` (its process died, or nobody answered
+    #: ``requires_action`` in time).
+    status: Literal[
+        "queued",
+        "in_progress",
+        "requires_action",
+        "cancelling",
+        "cancelled",
+        "failed",
+        "completed",
+        "incomplete",
+        "expired",
+    ]
+    input: str
+    #: The provider and model of the last model call.
+    provider: str | None
+    model: str | None
+    #: The per-run overrides it was given.
+    overrides: Json
+    required_action: RequiredActionOut | None
+    #: Why it failed, was cancelled or expired.
+    last_error: RunErrorOut | None
+    incomplete_details: Json | None
+    usage: RunUsage
+    cost: float
+    metadata: Json
+    created_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    failed_at: datetime | None
+    #: When a queued run stops waiting, or a ``requires_action`` run expires.
+    expires_at: datetime | None
+
+
+class RunPage(Out):
+    data: list[RunRecordOut]
+    next_cursor: str | None
+    has_more: bool
+
+
+class RunStepOut(Out):
+    """One model call (``message_creation``) or one batch of tool calls (``tool_calls``).
+
+    ``details`` of a ``message_creation`` step: ``message_id``, ``content``,
+    ``tool_calls``, ``finish_reason``; of a ``tool_calls`` step: ``tool_calls``, each
+    ``{id, name, arguments, output, is_error, client}`` (``output`` is null while a client
+    tool's output is awaited).
+    """
+
+    id: UUID
+    run_id: UUID
+    thread_id: UUID
+    seq: int
+    type: Literal["message_creation", "tool_calls"]
+    status: Literal["in_progress", "completed", "failed", "cancelled", "expired"]
+    details: Json
+    provider: str | None
+    model: str | None
+    usage: RunUsage
+    cost: float
+    last_error: RunErrorOut | None
+    created_at: datetime | None
+    completed_at: datetime | None
+
+
+class RunStepList(Out):
+    data: list[RunStepOut]
+
+
+def _usage(input_tokens: int, output_tokens: int) -> RunUsage:
+    return RunUsage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+    )
+
+
+def _error_out(error: dict[str, Any] | None) -> RunErrorOut | None:
+    if error is None:
+        return None
+    return RunErrorOut(
+        code=str(error.get("code") or "error"), message=str(error.get("message") or "")
+    )
+
+
+def _tool_call_out(call: dict[str, Any]) -> ToolCallOut:
+    return ToolCallOut(id=call["id"], name=call["name"], arguments=call.get("arguments") or {})
+
+
+def run_record_out(run: RunRecord) -> RunRecordOut:
+    action = run.required_action
+    return RunRecordOut(
+        id=run.id,
+        tenant_id=run.tenant_id,
+        thread_id=run.thread_id,
+        agent_id=run.agent_id,
+        job_id=run.job_id,
+        status=run.status,
+        input=run.input,
+        provider=run.provider,
+        model=run.model,
+        overrides=run.overrides,
+        required_action=(
+            RequiredActionOut(
+                type="submit_tool_outputs",
+                tool_calls=[_tool_call_out(c) for c in action.get("tool_calls") or ()],
+            )
+            if action is not None
+            else None
+        ),
+        last_error=_error_out(run.last_error),
+        incomplete_details=run.incomplete_details,
+        usage=_usage(run.input_tokens, run.output_tokens),
+        cost=run.cost,
+        metadata=run.metadata,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        completed_at=run.completed_at,
+        cancelled_at=run.cancelled_at,
+        failed_at=run.failed_at,
+        expires_at=run.expires_at,
+    )
+
+
+def run_step_out(step: RunStep) -> RunStepOut:
+    return RunStepOut(
+        id=step.id,
+        run_id=step.run_id,
+        thread_id=step.thread_id,
+        seq=step.seq,
+        type=step.type,
+        status=step.status,
+        details=step.details,
+        provider=step.provider,
+        model=step.model,
+        usage=_usage(step.input_tokens, step.output_tokens),
+        cost=step.cost,
+        last_error=_error_out(step.last_error),
+        created_at=step.created_at,
+        completed_at=step.completed_at,
+    )
+
+
+# --- jobs -------------------------------------------------------------------------
 
 
 class JobErrorOut(Out):
@@ -370,6 +665,8 @@ class JobOut(Out):
     id: UUID
     tenant_id: str
     thread_id: UUID
+    #: The job's run (``GET /runs/{run_id}``), created with the job.
+    run_id: UUID | None
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     priority: str
     attempts: int
@@ -390,6 +687,7 @@ def job_out(job: JobRecord) -> JobOut:
         id=job.id,
         tenant_id=job.tenant_id,
         thread_id=job.thread_id,
+        run_id=job.run_id,
         status=job.status,
         priority=job.priority,
         attempts=job.attempts,

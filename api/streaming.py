@@ -9,13 +9,15 @@ nothing of the unfinished turn is saved (turns are all-or-nothing) and the lock 
 
 Events (``event:`` name, JSON ``data:``)::
 
+    run_started  {"run_id", "thread_id"}: the run row exists (cancel it by id)
     text_delta   {"text": "..."}
     tool_call    {"id", "name", "arguments"}
     tool_result  {"id", "name", "result", "is_error"}
     done         the run's response (same as a synchronous run's body)
     error        the error schema ({"code", "message", "details", "retry_after"})
 
-The first event is awaited before the response starts, so a run that fails at once
+The first event after ``run_started`` is awaited before the response starts, so a run that
+fails at once
 (unknown thread, busy thread with ``on_busy="reject"``, provider down) is an ordinary
 HTTP error with its status, not a 200 stream holding one error event.
 """
@@ -34,6 +36,7 @@ from ai_agents.response import (
     AgentResponse,
     DoneEvent,
     RunEvent,
+    RunStartedEvent,
     TextDeltaEvent,
     ToolCallEvent,
     ToolResultEvent,
@@ -44,6 +47,8 @@ _END = object()
 
 
 def event_payload(event: RunEvent) -> tuple[str, dict[str, Any]]:
+    if isinstance(event, RunStartedEvent):
+        return "run_started", {"run_id": str(event.run_id), "thread_id": str(event.thread_id)}
     if isinstance(event, TextDeltaEvent):
         return "text_delta", {"text": event.text}
     if isinstance(event, ToolCallEvent):
@@ -98,24 +103,29 @@ class RunStream:
         finally:
             self._queue.put_nowait(_END)
 
-    async def first(self) -> RunEvent | None:
-        """The first event (raising the run's error if it failed before any event)."""
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        if item is _END:
-            return None
-        return item  # type: ignore[no-any-return]
+    async def first(self) -> list[RunEvent]:
+        """The events up to the first one after ``run_started`` (raising the run's error
+        if it failed before producing anything: then the answer is an HTTP error)."""
+        opening: list[RunEvent] = []
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item is _END:
+                return opening
+            opening.append(item)
+            if not isinstance(item, RunStartedEvent):
+                return opening
 
     def cancel(self) -> None:
         if not self._task.done():
             self._task.cancel()
 
-    async def body(self, first: RunEvent | None) -> AsyncIterator[bytes]:
-        """The SSE bytes: the first event, then the rest as the run produces them."""
+    async def body(self, first: list[RunEvent]) -> AsyncIterator[bytes]:
+        """The SSE bytes: the opening events, then the rest as the run produces them."""
         try:
-            if first is not None:
-                yield encode_sse(*event_payload(first))
+            for event in first:
+                yield encode_sse(*event_payload(event))
             while True:
                 item = await self._queue.get()
                 if item is _END:

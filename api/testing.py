@@ -130,7 +130,7 @@ def running_api(
 
     store = AgentStore(settings=settings)
     if tools is not None:
-        store.extensions["tool_registry"] = tools
+        store.use_tools(tools)
     for name, provider in (providers or {}).items():
         store.register_provider(name, provider)
     with serve_api(create_app(store, config=config or ApiConfig())) as api:

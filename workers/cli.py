@@ -88,7 +88,7 @@ async def serve(config: WorkerConfig, *, visibility_timeout: float | None = None
     async with AgentStore(settings=settings) as store:
         await run_setup(store)
         queue = RedisJobQueue(store, QueueConfig.from_env(visibility_timeout=visibility_timeout))
-        store.extensions["jobs"] = queue
+        store.use_job_queue(queue)
         pool = WorkerPool(store, config, queue=queue)
         loop = asyncio.get_running_loop()
         signals = 0

@@ -47,6 +47,9 @@ from ai_agents.runner import RunOptions
 if TYPE_CHECKING:
     from ai_agents.store import AgentStore
 
+#: How long a job's run waits for its busy thread before the attempt fails (retried).
+_JOB_BUSY_TIMEOUT = 3600.0
+
 log = logging.getLogger("workers")
 
 
@@ -264,7 +267,12 @@ class WorkerPool:
             metadata={**job.metadata, "job_id": str(job.id)},
         )
         try:
-            return await view.runner.run(view._scope, job.thread_id, job.input, options)
+            if job.run_id is None:  # a job queued before runs were rows
+                return await view.runner.run(view._scope, job.thread_id, job.input, options)
+            # Waiting for a busy thread is bounded by the visibility timeout's heartbeats,
+            # not by a caller: the job waits as long as it takes.
+            options.busy_timeout = _JOB_BUSY_TIMEOUT
+            return await view.runner.run_job(view._scope, job.run_id, job.thread_id, options)
         except Exception as exc:
             return exc
 

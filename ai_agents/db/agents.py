@@ -24,6 +24,7 @@ CONFIG_FIELDS = (
     "memory_config",
     "settings",
     "metadata",
+    "client_tools",
     "created_by",
     "is_active",
 )
@@ -49,6 +50,7 @@ def to_record(row: RowMapping) -> AgentRecord:
         memory_config=dict(row["memory_config"] or {}),
         settings=dict(row["settings"] or {}),
         metadata=dict(row["metadata"] or {}),
+        client_tools=list(row["client_tools"] or []),
         created_by=row["created_by"],
         is_active=row["is_active"],
         created_at=row["created_at"],

@@ -1,20 +1,23 @@
 """Message rows: append (with exact counters and size limits), page, last N, first M.
 
-Appending is one transaction: the ``UPDATE threads ... RETURNING last_seq`` both
-allocates the seq range and locks the thread row, so concurrent writers get gap-free,
-duplicate-free seqs and exact ``message_count``/``total_bytes``. The per-user byte
-total is kept in ``user_usage`` in the same transaction. A write over a limit raises
-:class:`LimitExceeded` before anything is committed.
+Appending is one statement, the ``ai_agents_append`` function (migration 0007): its
+``UPDATE threads ... RETURNING last_seq`` both allocates the seq range and locks the
+thread row, so concurrent writers get gap-free, duplicate-free seqs and exact
+``message_count``/``total_bytes``. The per-user byte total is kept in ``user_usage`` in
+the same transaction. A write over a limit raises :class:`LimitExceeded` and nothing is
+committed.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import (
     BigInteger,
     Float,
@@ -28,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.db.scope import Scope
 from ai_agents.db.tables import messages, tenants, user_usage
-from ai_agents.errors import LimitExceeded, NotFoundError, ValidationError
+from ai_agents.errors import LimitExceeded, NotFoundError, RunExpired, ValidationError
 from ai_agents.messages import ROLES, Message, ToolCall
 from ai_agents.records import Page
 
@@ -45,42 +48,6 @@ _BETWEEN = (
     f"SELECT {_COLUMNS} FROM messages WHERE thread_id = $1 AND seq > $2 AND seq < $3 "
     "ORDER BY seq LIMIT $4"
 )
-# Allocate the seq range and bump the thread's and the user's counters in one statement.
-# The UPDATE's row lock serializes writers of the thread ($7: the caller's tenant, or
-# NULL for the admin scope).
-_COUNT_TURN = """
-WITH bumped AS (
-    UPDATE threads
-    SET last_seq = last_seq + $2, message_count = message_count + $2,
-        total_bytes = total_bytes + $3, input_tokens = input_tokens + $4,
-        output_tokens = output_tokens + $5, cost = cost + $6, last_used_at = now()
-    WHERE id = $1 AND ($7::text IS NULL OR tenant_id = $7::text)
-    RETURNING last_seq, total_bytes, tenant_id, user_id
-), charged AS (
-    INSERT INTO user_usage AS u (tenant_id, user_id, total_bytes, input_tokens, output_tokens, cost)
-    SELECT tenant_id, coalesce(user_id, ''), $3, $4, $5, $6 FROM bumped
-    ON CONFLICT (tenant_id, user_id) DO UPDATE SET
-        total_bytes = u.total_bytes + excluded.total_bytes,
-        input_tokens = u.input_tokens + excluded.input_tokens,
-        output_tokens = u.output_tokens + excluded.output_tokens,
-        cost = u.cost + excluded.cost
-    RETURNING total_bytes
-)
-SELECT b.last_seq, b.total_bytes, b.tenant_id, b.user_id, c.total_bytes AS user_total
-FROM bumped b, charged c
-"""
-_INSERT_BATCH = """
-INSERT INTO messages (thread_id, run_id, seq, role, content, tool_calls, tool_call_id,
-    tool_name, token_count, byte_size, provider, model, input_tokens, output_tokens, cost,
-    idempotency_key, metadata)
-SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::text[],
-    $8::text[], $9::int[], $10::int[], $11::text[], $12::text[], $13::int[], $14::int[],
-    $15::float8[], $16::text[], $17::jsonb[])
-RETURNING id, seq, created_at
-"""
-_SET_MEMORY_STATE = "UPDATE threads SET memory_state = $2::jsonb WHERE id = $1"
-_LOCK_TENANT = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE"
-_TENANT_TOTAL = "SELECT coalesce(sum(total_bytes), 0) FROM user_usage WHERE tenant_id = $1"
 
 
 async def driver(conn: AsyncConnection) -> Any:
@@ -160,6 +127,29 @@ def validate_message(message: Message) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RunCompletion:
+    """A run completing with the turn it saves (``ai_agents_append`` fences on its owner)."""
+
+    owner: str
+    status: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    incomplete_details: dict[str, Any] | None
+    steps_json: str
+
+
+_APPEND = (
+    "SELECT out_id, out_seq, out_created_at, out_waiters FROM ai_agents_append("
+    + ", ".join(f"${i}" for i in range(1, 32))
+    + ")"
+)
+_LIMIT_STATES = {"AAL01": "thread", "AAL02": "user", "AAL03": "tenant"}
+
+
 async def append(
     conn: AsyncConnection,
     scope: Scope,
@@ -171,46 +161,53 @@ async def append(
     idempotency_key: str | None = None,
     memory_state: dict[str, Any] | None = None,
 ) -> list[Message]:
-    """Append *batch* in order, atomically, with exact counters and size limits.
+    """Append *batch* in order, atomically, with exact counters and size limits."""
+    saved, _ = await append_turn(
+        conn,
+        scope,
+        thread_id,
+        batch,
+        limits,
+        run_id=run_id,
+        idempotency_key=idempotency_key,
+        memory_state=memory_state,
+    )
+    return saved
 
-    *conn* must be in autocommit mode (no SQLAlchemy transaction): the append runs its
-    own transaction on the driver connection: three statements, whatever the batch size.
-    ``memory_state`` (the summarize strategy's state) is saved in the same transaction.
+
+async def append_turn(
+    conn: AsyncConnection,
+    scope: Scope,
+    thread_id: UUID,
+    batch: Sequence[Message],
+    limits: SizeLimits,
+    *,
+    run_id: UUID | None = None,
+    idempotency_key: str | None = None,
+    memory_state: dict[str, Any] | None = None,
+    completion: RunCompletion | None = None,
+) -> tuple[list[Message], bool]:
+    """Append *batch* in order, atomically, with exact counters and size limits; with
+    *completion*, complete the run in the same statement. Answers the saved messages and
+    whether other runs wait for the thread.
+
+    One round trip (the ``ai_agents_append`` function, migration 0007): no transaction
+    is left open between statements. ``memory_state`` (the summarize strategy's state) is
+    saved with it. Messages keep the ``id`` they carry (a run assigns them early).
     """
     for message in batch:
         validate_message(message)
     sizes = [m.byte_size() for m in batch]
-    added = sum(sizes)
-    n = len(batch)
+    done = completion
     apg = await driver(conn)
-    async with apg.transaction():
-        row = await apg.fetchrow(
-            _COUNT_TURN,
+    try:
+        rows = await apg.fetch(
+            _APPEND,
             thread_id,
-            n,
-            added,
-            sum(m.input_tokens or 0 for m in batch),
-            sum(m.output_tokens or 0 for m in batch),
-            float(sum(m.cost or 0.0 for m in batch)),
             scope.tenant_id,
-        )
-        if row is None:
-            raise NotFoundError("thread", thread_id)
-        if row["total_bytes"] > limits.thread_bytes:
-            raise LimitExceeded("thread", limits.thread_bytes, row["total_bytes"] - added, added)
-        if row["user_id"] and row["user_total"] > limits.user_bytes:
-            raise LimitExceeded("user", limits.user_bytes, row["user_total"] - added, added)
-        if limits.tenant_bytes is not None and added > 0:
-            await apg.execute(_LOCK_TENANT, row["tenant_id"])
-            total = await apg.fetchval(_TENANT_TOTAL, row["tenant_id"])
-            if total > limits.tenant_bytes:
-                raise LimitExceeded("tenant", limits.tenant_bytes, int(total) - added, added)
-        first_seq = row["last_seq"] - n + 1
-        inserted = await apg.fetch(
-            _INSERT_BATCH,
-            thread_id,
             run_id,
-            list(range(first_seq, first_seq + n)),
+            idempotency_key,
+            [m.id or uuid.uuid4() for m in batch],
             [m.role for m in batch],
             [m.content for m in batch],
             [
@@ -226,15 +223,30 @@ async def append(
             [m.input_tokens for m in batch],
             [m.output_tokens for m in batch],
             [m.cost for m in batch],
-            [idempotency_key if i == 0 else None for i in range(n)],
             [json.dumps(m.metadata or {}) for m in batch],
+            limits.thread_bytes,
+            limits.user_bytes,
+            limits.tenant_bytes,
+            json.dumps(memory_state) if memory_state is not None else None,
+            done.owner if done else None,
+            done.status if done else None,
+            done.provider if done else None,
+            done.model if done else None,
+            done.input_tokens if done else 0,
+            done.output_tokens if done else 0,
+            done.cost if done else 0.0,
+            json.dumps(done.incomplete_details) if done and done.incomplete_details else None,
+            done.steps_json if done else None,
         )
-        if memory_state is not None:
-            await apg.execute(_SET_MEMORY_STATE, thread_id, json.dumps(memory_state))
-    by_seq = {r["seq"]: r for r in inserted}
+    except asyncpg.PostgresError as exc:
+        refusal = _refusal(exc, thread_id, limits)
+        if refusal is None:
+            raise
+        raise refusal from exc
+    by_seq = sorted(rows, key=lambda r: r["out_seq"])
+    waiters = bool(by_seq and by_seq[0]["out_waiters"])
     saved = []
-    for offset, m in enumerate(batch):
-        r = by_seq[first_seq + offset]
+    for m, r in zip(batch, by_seq, strict=True):
         saved.append(
             Message(
                 role=m.role,
@@ -243,10 +255,10 @@ async def append(
                 tool_call_id=m.tool_call_id,
                 tool_name=m.tool_name,
                 metadata=dict(m.metadata),
-                id=r["id"],
+                id=r["out_id"],
                 thread_id=thread_id,
-                seq=first_seq + offset,
-                created_at=r["created_at"],
+                seq=r["out_seq"],
+                created_at=r["out_created_at"],
                 token_count=m.token_count,
                 provider=m.provider,
                 model=m.model,
@@ -255,7 +267,26 @@ async def append(
                 cost=m.cost,
             )
         )
-    return saved
+    return saved, waiters
+
+
+def _refusal(exc: Exception, thread_id: UUID, limits: SizeLimits) -> Exception | None:
+    """The library error of a refusal raised by ``ai_agents_append`` (None: another error)."""
+    state = getattr(exc, "sqlstate", None)
+    if state in _LIMIT_STATES:
+        scope = _LIMIT_STATES[state]
+        current, attempted = (int(x) for x in str(getattr(exc, "detail", "0,0")).split(","))
+        limit = {
+            "thread": limits.thread_bytes,
+            "user": limits.user_bytes,
+            "tenant": limits.tenant_bytes or 0,
+        }[scope]
+        return LimitExceeded(scope, limit, current, attempted)
+    if state == "AAN01":
+        return NotFoundError("thread", thread_id)
+    if state == "AAR01":
+        return RunExpired(str(getattr(exc, "message", exc)))
+    return None
 
 
 def _charge_statement(source: Any) -> Any:

@@ -67,6 +67,8 @@ agents = Table(
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("created_by", Text),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    # Function tools the caller executes (the run stops in ``requires_action``).
+    Column("client_tools", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     _ts("created_at"),
     _ts("updated_at"),
     Index("ix_agents_tenant_created", "tenant_id", "created_at", "id"),
@@ -208,4 +210,84 @@ message_embeddings = Table(
     Column("seq", BigInteger, nullable=False),
     Column("embedding", ARRAY(REAL), nullable=False),
     Index("ix_message_embeddings_thread_seq", "thread_id", "embedder", "seq"),
+)
+
+
+_ACTIVE_RUN = "status IN ('in_progress', 'requires_action', 'cancelling')"
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_UUID),
+    Column("tenant_id", Text, nullable=False),
+    Column(
+        "thread_id",
+        UUID(as_uuid=True),
+        ForeignKey("threads.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "agent_id", UUID(as_uuid=True), ForeignKey("agents.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("job_id", UUID(as_uuid=True)),
+    Column("status", Text, nullable=False),
+    Column("input", Text, nullable=False),
+    Column("provider", Text),
+    Column("model", Text),
+    Column("overrides", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("required_action", JSONB(none_as_null=True)),
+    Column("last_error", JSONB(none_as_null=True)),
+    Column("incomplete_details", JSONB(none_as_null=True)),
+    Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cost", Float, nullable=False, server_default="0"),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("idempotency_key", Text),
+    Column("owner", Text),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    _ts("created_at"),
+    Column("started_at", DateTime(timezone=True)),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("failed_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    Index("uq_runs_thread_active", "thread_id", unique=True, postgresql_where=text(_ACTIVE_RUN)),
+    Index("ix_runs_thread_created", "thread_id", "created_at", "id"),
+    Index("ix_runs_tenant_created", "tenant_id", "created_at"),
+    Index(
+        "ix_runs_waiting",
+        "thread_id",
+        "created_at",
+        "id",
+        postgresql_where=text("status = 'queued'"),
+    ),
+    Index(
+        "ix_runs_lease",
+        "lease_expires_at",
+        postgresql_where=text(
+            "status IN ('queued', 'in_progress', 'requires_action', 'cancelling')"
+        ),
+    ),
+)
+
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_UUID),
+    Column("run_id", UUID(as_uuid=True), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("tenant_id", Text, nullable=False),
+    Column("thread_id", UUID(as_uuid=True), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("details", JSONB, nullable=False),
+    Column("provider", Text),
+    Column("model", Text),
+    Column("input_tokens", Integer, nullable=False, server_default="0"),
+    Column("output_tokens", Integer, nullable=False, server_default="0"),
+    Column("cost", Float, nullable=False, server_default="0"),
+    Column("last_error", JSONB(none_as_null=True)),
+    _ts("created_at"),
+    Column("completed_at", DateTime(timezone=True)),
+    UniqueConstraint("run_id", "seq", name="uq_run_steps_run_seq"),
 )

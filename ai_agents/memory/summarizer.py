@@ -10,7 +10,7 @@ from ai_agents.providers.registry import get_registry
 from ai_agents.records import AgentRecord
 
 if TYPE_CHECKING:
-    from ai_agents.runner import AgentRunner
+    from ai_agents.providers.fallback import Dispatcher
 
 SUMMARY_PROMPT = (
     "You maintain a running summary of a conversation between a user and an assistant. "
@@ -34,7 +34,7 @@ def transcript(messages: list[Message]) -> str:
 
 
 async def summarize(
-    runner: AgentRunner, agent: AgentRecord, previous: str | None, messages: list[Message]
+    dispatcher: Dispatcher, agent: AgentRecord, previous: str | None, messages: list[Message]
 ) -> str:
     """New summary = old summary + these messages, by the agent's (or a cheaper) model."""
     from ai_agents.errors import ConfigurationError
@@ -60,5 +60,5 @@ async def summarize(
         tool_choice="none",
     )
     # Through the dispatcher: retries, circuit breakers and the agent's fallbacks apply.
-    dispatched = await runner.dispatcher.complete(targets, request)
+    dispatched = await dispatcher.complete(targets, request)
     return dispatched.response.content.strip() or (previous or "")

@@ -19,8 +19,20 @@ Conversion from the internal history (after :func:`normalize_history`):
   are mapped consistently for the call and its result (:func:`to_id_safe`).
 - ``max_tokens`` is required: the request's ``max_output_tokens``, else the registry's
   ``max_output`` for the model, else 4096.
-- ``temperature`` is not sent: API version ``2026-10-21`` (the default of SDK 2.x, which
-  no longer has the parameter) rejects ``temperature``/``top_p``/``top_k`` with a 400.
+- ``temperature`` and ``top_p`` are not sent: API version ``2026-10-21`` (the default of
+  SDK 2.x, which no longer has the parameters) rejects ``temperature``/``top_p``/``top_k``
+  with a 400.
+- ``parallel_tool_calls=False`` -> ``disable_parallel_tool_use: true`` in ``tool_choice``.
+
+Structured output (a JSON ``response_format``) goes through a forced *output tool*: an
+extra tool named after the format (:func:`output_tool_name`) whose ``input_schema`` is
+the schema (``{"type": "object"}`` for ``json_object``; a schema whose root is not an
+object is wrapped as ``{"value": ...}``). ``tool_choice`` becomes
+``{"type": "tool", "name": <output tool>}`` when no other tool may be called, else
+``{"type": "any"}`` (a real tool, or the answer through the output tool). A ``required``
+or named ``tool_choice`` offers no output tool: that call must use a real tool. The
+output tool's input comes back as the response's ``content`` (JSON text; text blocks
+beside it are dropped), never as a tool call, with finish reason ``stop``.
 
 Usage: ``input_tokens`` includes cache-read and cache-creation input tokens.
 """
@@ -29,6 +41,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import anthropic
@@ -58,14 +71,25 @@ from ai_agents.providers.base import (
     Usage,
 )
 from ai_agents.providers.history import normalize_history, remap_tool_ids, to_id_safe
+from ai_agents.providers.response_format import output_tool_name
 from ai_agents.providers.retry import parse_retry_after
 
-__all__ = ["DEFAULT_MAX_TOKENS", "PLACEHOLDER_USER_TEXT", "AnthropicProvider", "default_max_tokens"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "OUTPUT_TOOL_DESCRIPTION",
+    "PLACEHOLDER_USER_TEXT",
+    "AnthropicProvider",
+    "default_max_tokens",
+]
 
 #: ``max_tokens`` when neither the request nor the model registry gives one.
 DEFAULT_MAX_TOKENS = 4096
 #: Inserted when the history does not start with a user message.
 PLACEHOLDER_USER_TEXT = "(conversation continues)"
+#: The output tool's description when the response format has none.
+OUTPUT_TOOL_DESCRIPTION = (
+    "Give your final answer to the user with this tool: its input is the answer."
+)
 
 _STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -233,9 +257,21 @@ class AnthropicProvider(Provider):
         }
         if system:
             kwargs["system"] = system
-        if request.tools:
-            kwargs["tools"] = [_tool_to_wire(tool) for tool in request.tools]
-            kwargs["tool_choice"] = _tool_choice(request.tool_choice)
+        tools = [_tool_to_wire(tool) for tool in request.tools]
+        choice: dict[str, Any] | None = _tool_choice(request.tool_choice) if tools else None
+        answer = _AnswerTool.of(request)
+        if answer is not None:
+            tools.append(answer.wire)
+            if request.tools and request.tool_choice == "auto":
+                choice = {"type": "any"}
+            else:
+                choice = {"type": "tool", "name": answer.name}
+        if tools:
+            assert choice is not None
+            if request.parallel_tool_calls is False and choice["type"] != "none":
+                choice["disable_parallel_tool_use"] = True
+            kwargs["tools"] = tools
+            kwargs["tool_choice"] = choice
         if request.stop:
             kwargs["stop_sequences"] = list(request.stop)
         return kwargs
@@ -250,19 +286,24 @@ class AnthropicProvider(Provider):
             if "authentication" not in str(exc):
                 raise
             raise self._no_key_error() from exc
+        answer = _AnswerTool.of(request)
         text: list[str] = []
         calls: list[ToolCall] = []
+        answer_json: str | None = None
         for block in message.content:
             if block.type == "text":
                 text.append(block.text)
             elif block.type == "tool_use":
+                if answer is not None and block.name == answer.name:
+                    answer_json = answer.content(block.input)
+                    continue
                 calls.append(
                     ToolCall(id=block.id, name=block.name, arguments=_as_dict(block.input))
                 )
         return ProviderResponse(
-            content="".join(text),
+            content="".join(text) if answer_json is None else answer_json,
             tool_calls=calls,
-            finish_reason=_finish_reason(message.stop_reason, bool(calls)),
+            finish_reason=_finish_reason(message.stop_reason, bool(calls), answer_json is not None),
             usage=_usage(message.usage),
             provider=self.name,
             model=message.model or request.model,
@@ -271,7 +312,13 @@ class AnthropicProvider(Provider):
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
         kwargs = self.build_kwargs(request)
+        answer = _AnswerTool.of(request)
         text: list[str] = []
+        # With an output tool, text is held back: dropped if the answer comes through the
+        # tool, passed on before a real tool call or at the end otherwise.
+        held: list[str] = []
+        answer_index: int | None = None
+        answer_json: list[str] | None = None
         calls: list[ToolCall] = []
         blocks: dict[int, dict[str, Any]] = {}  # index -> tool_use being received
         input_tokens = 0
@@ -291,9 +338,18 @@ class AnthropicProvider(Provider):
                     elif event.type == "content_block_start":
                         block = event.content_block
                         if block.type == "text" and block.text:
-                            text.append(block.text)
-                            yield TextDelta(block.text)
+                            if answer is not None:
+                                held.append(block.text)
+                            else:
+                                text.append(block.text)
+                                yield TextDelta(block.text)
+                        elif block.type == "tool_use" and answer and block.name == answer.name:
+                            answer_index, answer_json = event.index, []
                         elif block.type == "tool_use":
+                            if held and answer_json is None:
+                                text.extend(held)
+                                yield TextDelta("".join(held))
+                                held.clear()
                             blocks[event.index] = {
                                 "id": block.id,
                                 "name": block.name,
@@ -303,11 +359,27 @@ class AnthropicProvider(Provider):
                     elif event.type == "content_block_delta":
                         delta = event.delta
                         if delta.type == "text_delta":
-                            if delta.text:
+                            if delta.text and answer is not None:
+                                if answer_json is None:
+                                    held.append(delta.text)
+                            elif delta.text:
                                 text.append(delta.text)
                                 yield TextDelta(delta.text)
                         elif delta.type == "input_json_delta" and event.index in blocks:
                             blocks[event.index]["json"] += delta.partial_json
+                        elif delta.type == "input_json_delta" and event.index == answer_index:
+                            assert answer is not None and answer_json is not None
+                            answer_json.append(delta.partial_json)
+                            if not answer.wrapped and delta.partial_json:
+                                yield TextDelta(delta.partial_json)
+                    elif event.type == "content_block_stop" and event.index == answer_index:
+                        assert answer is not None and answer_json is not None
+                        raw = "".join(answer_json)
+                        # Streamed as it came; only an empty or wrapped input is sent now.
+                        if answer.wrapped or not raw.strip():
+                            rest = answer.content(_parse_input(raw, {}))
+                            answer_json[:] = [rest]
+                            yield TextDelta(rest)
                     elif event.type == "content_block_stop":
                         pending = blocks.pop(event.index, None)
                         if pending is not None:
@@ -335,11 +407,14 @@ class AnthropicProvider(Provider):
             if "authentication" not in str(exc):
                 raise
             raise self._no_key_error() from exc
+        if held and answer_json is None:
+            text.extend(held)
+            yield TextDelta("".join(held))
         yield ResponseDone(
             ProviderResponse(
-                content="".join(text),
+                content="".join(text) if answer_json is None else "".join(answer_json),
                 tool_calls=calls,
-                finish_reason=_finish_reason(stop_reason, bool(calls)),
+                finish_reason=_finish_reason(stop_reason, bool(calls), answer_json is not None),
                 usage=Usage(input_tokens, output_tokens),
                 provider=self.name,
                 model=model,
@@ -434,10 +509,55 @@ def _tool_choice(choice: str) -> dict[str, Any]:
     return {"type": "tool", "name": choice}
 
 
-def _finish_reason(reason: str | None, has_calls: bool) -> FinishReason:
+def _finish_reason(reason: str | None, has_calls: bool, answered: bool = False) -> FinishReason:
     if has_calls and reason in (None, "tool_use"):
         return "tool_calls"
+    if answered and reason == "tool_use":  # the answer came through the output tool
+        return "stop"
     return _STOP_REASONS.get(reason or "end_turn", "stop")
+
+
+@dataclass(frozen=True, slots=True)
+class _AnswerTool:
+    """The output tool through which a JSON ``response_format`` answer is given."""
+
+    name: str
+    wire: dict[str, Any]
+    #: The schema's root is not an object: the tool's input is ``{"value": answer}``.
+    wrapped: bool
+
+    @classmethod
+    def of(cls, request: ProviderRequest) -> _AnswerTool | None:
+        fmt = request.response_format
+        if fmt is None or not fmt.is_json:
+            return None
+        if request.tools and request.tool_choice not in ("auto", "none"):
+            return None  # this call must use a real tool; the answer comes later
+        name = output_tool_name(fmt, {t.name for t in request.tools})
+        schema = dict(fmt.schema or {}) if fmt.type == "json_schema" else {}
+        wrapped = schema.get("type", "object") != "object"
+        if wrapped:  # "#/$defs/..." references stay valid at the new root
+            defs: dict[str, Any] = {
+                k: schema.pop(k) for k in ("$defs", "definitions") if k in schema
+            }
+            schema = {
+                "type": "object",
+                "properties": {"value": schema},
+                "required": ["value"],
+                **defs,
+            }
+        schema.setdefault("type", "object")
+        description = fmt.description or OUTPUT_TOOL_DESCRIPTION
+        return cls(
+            name, {"name": name, "description": description, "input_schema": schema}, wrapped
+        )
+
+    def content(self, tool_input: object) -> str:
+        """The answer as JSON text, from the tool's input."""
+        value = _as_dict(tool_input)
+        if self.wrapped:
+            return json.dumps(value.get("value"))
+        return json.dumps(value)
 
 
 def _usage(usage: Any) -> Usage:

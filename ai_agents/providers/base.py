@@ -43,6 +43,30 @@ class ProviderSettings:
     name: str | None = None
 
 
+ResponseFormatType = Literal["text", "json_object", "json_schema"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseFormat:
+    """The shape the model's final answer must have (OpenAI's ``response_format``).
+
+    ``json_object``: any JSON object. ``json_schema``: JSON valid against ``schema``
+    (``strict`` asks the vendor to enforce it while decoding, where it can). Adapters
+    return the JSON as the response's ``content`` text, however their vendor produces it
+    (native response format, a forced tool, Ollama's ``format``, a llama.cpp grammar).
+    """
+
+    type: ResponseFormatType = "text"
+    name: str = "response"
+    schema: dict[str, Any] | None = None
+    strict: bool = False
+    description: str | None = None
+
+    @property
+    def is_json(self) -> bool:
+        return self.type != "text"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderRequest:
     """Everything one model call needs. Built by the runner, read by adapters."""
@@ -56,6 +80,11 @@ class ProviderRequest:
     # "auto" | "none" | "required" | a tool name (force that tool)
     tool_choice: str = "auto"
     stop: Sequence[str] = ()
+    top_p: float | None = None
+    #: ``False``: at most one tool call per answer (``None``: the vendor's default).
+    parallel_tool_calls: bool | None = None
+    #: ``None`` or type ``text``: free text.
+    response_format: ResponseFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)

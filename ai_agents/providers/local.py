@@ -8,7 +8,12 @@ agents run with no key, no server and no network. It is a provider like the othe
   native tools (the same history rendering, the same streaming filter that holds back
   tool-call XML): :func:`~ai_agents.tools.parser.render_tool_instructions` in the system
   prompt, past calls/results as text, :func:`~ai_agents.tools.parser.parse_tool_calls`
-  on the answer.
+  on the answer. A GBNF grammar (:mod:`ai_agents.providers.grammar`) constrains the
+  generation to prose or well-formed calls of the offered tools with schema-valid
+  arguments; ``tool_choice`` ``required`` or a tool name leaves only the calls.
+- **Structured output**: a JSON ``response_format`` adds its instruction to the system
+  prompt and a grammar from its JSON schema (any JSON object for ``json_object``), so
+  even the 135M model answers with parseable JSON of the right shape.
 - **Chat template**: the prompt is rendered with the template stored in the GGUF file
   (llama.cpp's Jinja2 chat formatter, as ``create_chat_completion`` does) and tokenized
   by the model's own tokenizer, so the prompt token count is exact.
@@ -31,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import importlib.util
 import logging
 import os
@@ -55,6 +61,7 @@ from ai_agents.providers.base import (
     ToolCallReady,
     Usage,
 )
+from ai_agents.providers.grammar import build_grammar
 from ai_agents.providers.history import normalize_history
 
 # The Ollama adapter's XML-mode pieces, reused so both adapters behave identically.
@@ -66,6 +73,7 @@ from ai_agents.providers.ollama import (
     _with_ids,
     _xml_messages,
 )
+from ai_agents.providers.response_format import json_instruction
 from ai_agents.tools.parser import parse_tool_calls, render_tool_instructions
 
 __all__ = [
@@ -180,6 +188,13 @@ def _close_all() -> None:
                 handle.close()
 
 
+@functools.cache
+def close_at_exit() -> None:
+    """Run :func:`_close_all` at interpreter exit (registered once, by whoever imports
+    llama_cpp first: a model load or a grammar build)."""
+    atexit.register(_close_all)
+
+
 def _load(path: str, n_ctx: int, n_threads: int | None) -> _Loaded:
     """Load *path* once per process (called in a worker thread)."""
     with _MODELS_LOCK:
@@ -220,8 +235,7 @@ def _load(path: str, n_ctx: int, n_threads: int | None) -> _Loaded:
             stop_token_ids=[eos_id],
         )
         loaded = _Loaded(llm=llm, formatter=formatter, path=path)
-        if not _MODELS:
-            atexit.register(_close_all)
+        close_at_exit()
         _MODELS[path] = loaded
         return loaded
 
@@ -234,6 +248,8 @@ class _Prepared:
     messages: list[dict[str, Any]]
     xml_tools: frozenset[str] | None
     sampling: dict[str, Any]
+    #: GBNF the output must match (``None``: free text).
+    grammar: str | None = None
 
 
 class LocalLlamaProvider(Provider):
@@ -302,13 +318,17 @@ class LocalLlamaProvider(Provider):
     # --- request translation ----------------------------------------------------------
 
     def prepare(self, request: ProviderRequest) -> _Prepared:
-        """Chat messages (system prompt with tool instructions) and sampling options."""
+        """Chat messages (system prompt with tool and format instructions), sampling
+        options and the grammar constraining the answer."""
         offered, note = _offered_tools(request)
+        fmt = request.response_format
         system_prompt = request.system_prompt
         if offered:
             system_prompt = _join(system_prompt, render_tool_instructions(offered))
         if note:
             system_prompt = _join(system_prompt, note)
+        if fmt is not None and fmt.is_json:
+            system_prompt = _join(system_prompt, json_instruction(fmt, tools=bool(offered)))
         messages: list[dict[str, Any]] = []
         if system_prompt:
             messages.append({"role": "system", "content": system_prompt})
@@ -317,7 +337,7 @@ class LocalLlamaProvider(Provider):
         sampling: dict[str, Any] = {
             "max_tokens": request.max_output_tokens or DEFAULT_MAX_TOKENS,
             "temperature": temperature,
-            "top_p": 0.95,
+            "top_p": 0.95 if request.top_p is None else float(request.top_p),
             "top_k": 40,
             "repeat_penalty": self.repeat_penalty,
             "stop": list(request.stop),
@@ -325,7 +345,14 @@ class LocalLlamaProvider(Provider):
         if self.seed is not None:
             sampling["seed"] = self.seed
         xml_tools = frozenset(t.name for t in offered) if offered else None
-        return _Prepared(messages=messages, xml_tools=xml_tools, sampling=sampling)
+        grammar = build_grammar(
+            tools=offered,
+            forced=bool(note),  # the note is there exactly when tool_choice forces a call
+            parallel_tool_calls=request.parallel_tool_calls,
+            response_format=fmt,
+            withheld=bool(request.tools) and not offered,
+        )
+        return _Prepared(messages=messages, xml_tools=xml_tools, sampling=sampling, grammar=grammar)
 
     # --- complete -----------------------------------------------------------------------
 
@@ -446,12 +473,39 @@ def _context_error(exc: ValueError, model: str, provider: str) -> ProviderError:
     )
 
 
+def _grammar(loaded: _Loaded, prepared: _Prepared, model: str, provider: str) -> Any:
+    """The request's ``LlamaGrammar`` (``None`` for free text), checked to parse.
+
+    llama.cpp answers a grammar it cannot parse with a null sampler that crashes the
+    process when used, so it is parsed once here first.
+    """
+    if prepared.grammar is None:
+        return None
+    import llama_cpp
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    text = prepared.grammar.encode("utf-8")
+    sampler = llama_cpp.llama_sampler_init_grammar(loaded.llm._model.vocab, text, b"root")
+    if not sampler:
+        raise ProviderBadRequest(
+            f"local model {model}: the output grammar does not parse (see the log)",
+            provider=provider,
+            status=None,
+        )
+    llama_cpp.llama_sampler_free(sampler)
+    return LlamaGrammar.from_string(prepared.grammar, verbose=False)
+
+
 def _complete_blocking(
     loaded: _Loaded, prepared: _Prepared, model: str, provider: str
 ) -> tuple[str, str | None, int, int]:
     with loaded.lock:
         tokens, stop, criteria = loaded.prompt(prepared.messages)
-        options = {**prepared.sampling, "stop": [*prepared.sampling["stop"], *stop]}
+        options = {
+            **prepared.sampling,
+            "stop": [*prepared.sampling["stop"], *stop],
+            "grammar": _grammar(loaded, prepared, model, provider),
+        }
         try:
             result = loaded.llm.create_completion(
                 prompt=tokens, stream=False, stopping_criteria=criteria, **options
@@ -480,7 +534,11 @@ def _stream_blocking(
     try:
         with loaded.lock:
             tokens, stop, criteria = loaded.prompt(prepared.messages)
-            options = {**prepared.sampling, "stop": [*prepared.sampling["stop"], *stop]}
+            options = {
+                **prepared.sampling,
+                "stop": [*prepared.sampling["stop"], *stop],
+                "grammar": _grammar(loaded, prepared, model, provider),
+            }
             pieces: list[str] = []
             finish: str | None = None
             try:

@@ -23,6 +23,17 @@ model-limits registry's ``supports_tools``):
 ``"required"`` (and a tool name) add a one-line instruction to the system prompt, since
 Ollama has no tool_choice parameter.
 
+``parallel_tool_calls=False``: Ollama has no such option, so only the answer's first call
+is kept (the others are logged). ``top_p`` goes in ``options``.
+
+Structured output: a JSON ``response_format`` adds its instruction (with the schema) to
+the system prompt, as Ollama recommends, and sets ``format`` (``"json"`` for
+``json_object``, the schema for ``json_schema``) when the request offers no tools. With
+tools offered ``format`` is not sent, in either tool mode: it constrains the whole output,
+so the model could not call a tool (Ollama's maintainers: "format will not work with
+tools", ollama/ollama#11185); the instruction alone asks for a JSON final answer, which
+the runner validates.
+
 Usage comes from ``prompt_eval_count``/``eval_count``; when the server leaves them out
 (e.g. a fully cached prompt) the missing side is counted with
 :func:`ai_agents.tokens.default_counter` and the usage is marked ``estimated``.
@@ -74,6 +85,7 @@ from ai_agents.providers.base import (
     Usage,
 )
 from ai_agents.providers.history import normalize_history
+from ai_agents.providers.response_format import json_instruction
 from ai_agents.providers.retry import parse_retry_after
 from ai_agents.tokens import default_counter
 from ai_agents.tools.parser import (
@@ -200,11 +212,14 @@ class OllamaProvider(Provider):
         """Translate *request* to the ``/api/chat`` body (public for inspection/tests)."""
         native = self.native_tools_for(request.model)
         offered, note = _offered_tools(request)
+        fmt = request.response_format
         system_prompt = request.system_prompt
         if offered and not native:
             system_prompt = _join(system_prompt, render_tool_instructions(offered))
         if note:
             system_prompt = _join(system_prompt, note)
+        if fmt is not None and fmt.is_json:
+            system_prompt = _join(system_prompt, json_instruction(fmt, tools=bool(offered)))
 
         history = normalize_history(request.messages)
         wire: list[dict[str, Any]] = []
@@ -215,9 +230,13 @@ class OllamaProvider(Provider):
         body: dict[str, Any] = {"model": request.model, "messages": wire, "stream": stream}
         if offered and native:
             body["tools"] = [_tool_json(t) for t in offered]
+        if fmt is not None and fmt.is_json and not offered:
+            body["format"] = fmt.schema if fmt.type == "json_schema" and fmt.schema else "json"
         options = dict(self._options)
         if request.temperature is not None:
             options["temperature"] = request.temperature
+        if request.top_p is not None:
+            options["top_p"] = request.top_p
         if request.max_output_tokens is not None:
             options["num_predict"] = request.max_output_tokens
         if request.stop:
@@ -268,6 +287,7 @@ class OllamaProvider(Provider):
             _log_problems(parsed.problems, request.model)
             content = parsed.text
             tool_calls += _with_ids(parsed.calls)
+        tool_calls = _allowed_calls(tool_calls, request)
         return self._response(data, prepared, request, content, tool_calls)
 
     def _response(
@@ -338,6 +358,9 @@ class OllamaProvider(Provider):
                             yield TextDelta(visible)
                     for raw_call in message.get("tool_calls") or []:
                         tool_call = _read_tool_call(raw_call)
+                        if tool_calls and request.parallel_tool_calls is False:
+                            _log_dropped([tool_call], request.model)
+                            continue
                         tool_calls.append(tool_call)
                         yield ToolCallReady(tool_call)
                     if chunk.get("done"):
@@ -356,7 +379,7 @@ class OllamaProvider(Provider):
             if rest:
                 yield TextDelta(rest)
             text = parsed.text
-            xml_calls = _with_ids(parsed.calls)
+            xml_calls = _allowed_calls(_with_ids(parsed.calls), request)
             for tool_call in xml_calls:
                 yield ToolCallReady(tool_call)
             tool_calls += xml_calls
@@ -522,6 +545,19 @@ def _read_tool_call(raw: Any) -> ToolCall:
     return ToolCall(
         id=str(call_id or _new_call_id()), name=str(fn.get("name") or ""), arguments=args
     )
+
+
+def _allowed_calls(calls: list[ToolCall], request: ProviderRequest) -> list[ToolCall]:
+    """*calls*, or only the first when the request allows one (``parallel_tool_calls``)."""
+    if request.parallel_tool_calls is not False or len(calls) <= 1:
+        return calls
+    _log_dropped(calls[1:], request.model)
+    return calls[:1]
+
+
+def _log_dropped(calls: Sequence[ToolCall], model: str) -> None:
+    names = ", ".join(c.name for c in calls)
+    log.info("ollama model %s: parallel_tool_calls=False, dropped calls: %s", model, names)
 
 
 def _with_ids(calls: Sequence[ToolCall]) -> list[ToolCall]:

@@ -6,6 +6,13 @@ Uses the official ``openai.AsyncOpenAI`` client. Any OpenAI-compatible server (O
     OpenAIChatProvider(ProviderSettings(base_url="https://api.groq.com/openai/v1",
                                         api_key="...", name="groq"))
 
+Structured output: ``response_format`` goes on the wire as OpenAI defines it
+(``{"type": "json_object"}`` or ``{"type": "json_schema", "json_schema": {name, schema,
+strict, description}}``); the JSON answer is the message content. The API rejects
+``json_object`` unless a message mentions "JSON", so a one-line instruction is added to
+the system prompt when none does. ``parallel_tool_calls`` is only sent with tools (the
+API rejects it without).
+
 The SDK's own retries are disabled (``max_retries=0``): retrying, backoff and breakers
 are done by the layer above, which relies on the mapped :mod:`ai_agents.errors`.
 """
@@ -38,6 +45,7 @@ from ai_agents.providers.base import (
     ProviderResponse,
     ProviderSettings,
     ResponseDone,
+    ResponseFormat,
     StreamEvent,
     TextDelta,
     ToolCallReady,
@@ -45,6 +53,7 @@ from ai_agents.providers.base import (
     Usage,
 )
 from ai_agents.providers.history import normalize_history, remap_tool_ids, to_id_safe
+from ai_agents.providers.response_format import json_instruction, mentions_json
 from ai_agents.providers.retry import parse_retry_after
 
 __all__ = ["OpenAIChatProvider", "parse_arguments", "parse_retry_after"]
@@ -131,12 +140,21 @@ class OpenAIChatProvider(Provider):
     def build_messages(self, request: ProviderRequest) -> list[dict[str, Any]]:
         """The request's system prompt and history in the Chat Completions format."""
         out: list[dict[str, Any]] = []
-        if request.system_prompt:
-            out.append({"role": "system", "content": request.system_prompt})
         history = normalize_history(request.messages)
         history = remap_tool_ids(
             history, lambda i: to_id_safe(i, None, max_length=MAX_TOOL_CALL_ID)
         )
+        system_prompt = request.system_prompt
+        fmt = request.response_format
+        if (
+            fmt is not None
+            and fmt.type == "json_object"
+            and not mentions_json([system_prompt, *(m.text for m in history)])
+        ):
+            instruction = json_instruction(fmt, tools=bool(request.tools))
+            system_prompt = f"{system_prompt}\n\n{instruction}" if system_prompt else instruction
+        if system_prompt:
+            out.append({"role": "system", "content": system_prompt})
         for message in history:
             out.append(_to_wire(message))
         return out
@@ -150,8 +168,14 @@ class OpenAIChatProvider(Provider):
         if request.tools:
             kwargs["tools"] = [_tool_to_wire(tool) for tool in request.tools]
             kwargs["tool_choice"] = _tool_choice(request.tool_choice)
+            if request.parallel_tool_calls is not None:
+                kwargs["parallel_tool_calls"] = request.parallel_tool_calls
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
+        if request.response_format is not None and request.response_format.is_json:
+            kwargs["response_format"] = _response_format(request.response_format)
         if request.max_output_tokens is not None:
             key = "max_tokens" if self.legacy_max_tokens else "max_completion_tokens"
             kwargs[key] = request.max_output_tokens
@@ -383,6 +407,19 @@ def _tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
             "parameters": tool.parameters,
         },
     }
+
+
+def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {
+        "name": fmt.name,
+        "schema": fmt.schema if fmt.schema is not None else {"type": "object"},
+        "strict": fmt.strict,
+    }
+    if fmt.description:
+        spec["description"] = fmt.description
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def _tool_choice(choice: str) -> str | dict[str, Any]:

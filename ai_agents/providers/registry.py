@@ -339,7 +339,8 @@ def _anthropic() -> list[_Row]:
         (a, "claude-opus-4-7", opus, ()),  # GUESS
         (a, "claude-opus-4-6", opus, ()),  # GUESS (output conservatively 64k)
         (a, "claude-sonnet-4-6", sonnet, ()),  # GUESS
-        (a, "claude-opus-4-5", opus, ()),  # snapshot claude-opus-4-5-20251101
+        # snapshot claude-opus-4-5-20251101; retired 2027-01-22 (anthropic SDK 2.14)
+        (a, "claude-opus-4-5", replace(opus, deprecated=True), ()),
         (a, "claude-haiku-4-5", haiku, ()),  # snapshot claude-haiku-4-5-20251001
         # --- deprecated / retired ---
         (a, "claude-sonnet-4-5", replace(sonnet, deprecated=True), ()),  # EOL 2026-11-30

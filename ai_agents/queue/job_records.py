@@ -79,6 +79,8 @@ class JobRecord:
     #: when ``queued`` again after a failed attempt.
     error: JobError | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The run this job executes (``store.get_run``), created with the job.
+    run_id: UUID | None = None
 
     @property
     def finished(self) -> bool:
@@ -110,6 +112,7 @@ class JobRecord:
             result=row["result"],
             error=JobError(error["code"], error["message"]) if error else None,
             metadata=dict(row["metadata"] or {}),
+            run_id=row.get("run_id"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -134,6 +137,7 @@ class JobRecord:
             "result": self.result,
             "error": self.error.to_json() if self.error else None,
             "metadata": self.metadata,
+            "run_id": str(self.run_id) if self.run_id else None,
         }
 
     @classmethod
@@ -160,6 +164,7 @@ class JobRecord:
             result=data.get("result"),
             error=JobError(error["code"], error["message"]) if error else None,
             metadata=dict(data.get("metadata") or {}),
+            run_id=UUID(data["run_id"]) if data.get("run_id") else None,
         )
 
 
@@ -184,4 +189,7 @@ def response_from_json(data: dict[str, Any]) -> AgentResponse:
         rate_limit_wait=float(data.get("rate_limit_wait", 0.0)),
         routing=dict(data.get("routing") or {}),
         replayed=bool(data.get("replayed")),
+        status=data.get("status", "completed"),
+        required_action=[ToolCall.from_json(c) for c in data.get("required_action") or ()],
+        incomplete_details=data.get("incomplete_details"),
     )

@@ -249,10 +249,49 @@ async def insert_job(
     return JobRecord.from_row(row), row["next_id"] is None
 
 
+_INSERT_RUN = text(
+    """
+    WITH r AS (
+        INSERT INTO runs (tenant_id, thread_id, agent_id, job_id, status, input, overrides,
+            metadata, idempotency_key)
+        SELECT t.tenant_id, t.id, t.agent_id, :job, 'queued', :input, :overrides,
+            :metadata, :key
+        FROM threads t WHERE t.id = :thread
+        RETURNING id
+    )
+    UPDATE jobs SET run_id = (SELECT id FROM r) WHERE id = :job RETURNING run_id
+    """
+).bindparams(
+    bindparam("overrides", type_=JSONB),
+    bindparam("metadata", type_=JSONB),
+    bindparam("job", type_=PG_UUID(as_uuid=True)),
+    bindparam("thread", type_=PG_UUID(as_uuid=True)),
+)
+
+
+async def insert_job_run(conn: AsyncConnection, job: JobRecord, overrides: Any) -> UUID:
+    """The job's run: ``queued`` until a worker starts it (same transaction as the job)."""
+    run_id = (
+        await conn.execute(
+            _INSERT_RUN,
+            {
+                "job": job.id,
+                "thread": job.thread_id,
+                "input": job.input,
+                "overrides": overrides.to_json(),
+                "metadata": {**job.metadata, "job_id": str(job.id)},
+                "key": f"job:{job.id}",
+            },
+        )
+    ).scalar_one()
+    return cast(UUID, run_id)
+
+
 async def withdraw_job(conn: AsyncConnection, job: JobRecord) -> Head | None:
     """Delete a job that could not be published; answers the thread's next head."""
     await lock_chain(conn, job.thread_id)
     await conn.execute(delete(jobs).where(jobs.c.id == job.id))
+    await conn.execute(text("DELETE FROM runs WHERE job_id = :job"), {"job": job.id})
     return await next_head(conn, job.thread_id)
 
 

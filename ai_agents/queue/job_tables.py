@@ -52,6 +52,8 @@ jobs = Table(
     Column("result", JSONB(none_as_null=True)),
     Column("error", JSONB(none_as_null=True)),
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    #: The run this job executes (created with the job, status ``queued``).
+    Column("run_id", UUID(as_uuid=True)),
     CheckConstraint("priority IN ('high', 'normal', 'low')", name="ck_jobs_priority"),
     CheckConstraint(
         "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')",

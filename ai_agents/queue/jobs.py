@@ -47,6 +47,7 @@ from ai_agents.queue.job_records import JobError, JobRecord, JobTimeout, Priorit
 from ai_agents.queue.job_tables import PRIORITIES
 from ai_agents.queue.job_transport import Delivery, StreamTransport
 from ai_agents.response import AgentResponse
+from ai_agents.runs.overrides import RunOverrides
 
 if TYPE_CHECKING:
     from ai_agents.store import AgentStore
@@ -123,16 +124,12 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def job_queue(store: AgentStore) -> RedisJobQueue:
-    """The store's queue, acting for the store's tenant view.
+    """The store's queue, acting for the store's tenant view (``store.jobs``).
 
-    One queue per store (created on first use, kept in ``store.extensions["jobs"]``) is
-    shared by every tenant view; each view gets it bound to its own tenant.
+    One queue per store (created on first use) is shared by every tenant view; each view
+    gets it bound to its own tenant.
     """
-    queue = store.extensions.get("jobs")
-    if queue is None:
-        queue = RedisJobQueue(store)
-        store.extensions["jobs"] = queue
-    return queue.bound_to(store)  # type: ignore[no-any-return]
+    return store.jobs
 
 
 class RedisJobQueue:
@@ -176,12 +173,16 @@ class RedisJobQueue:
         metadata: dict[str, Any] | None = None,
         max_attempts: int | None = None,
         scope: Scope | None = None,
+        overrides: RunOverrides | None = None,
     ) -> UUID:
-        """Queue a run of *text* on the thread; returns the job id at once."""
-        from ai_agents.runner import _validate_input
+        """Queue a run of *text* on the thread; returns the job id at once.
+
+        The job's run is created with it (status ``queued``; ``JobRecord.run_id``).
+        """
+        from ai_agents.runner import validate_input
 
         ident = parse_uuid(thread_id, "thread")
-        _validate_input(text)
+        validate_input(text)
         if priority not in PRIORITIES:
             raise ValidationError(
                 f"priority must be one of {', '.join(PRIORITIES)}", details={"field": "priority"}
@@ -207,6 +208,7 @@ class RedisJobQueue:
         }
         async with self._tx("enqueue job") as conn:
             job, is_head = await rows.insert_job(conn, self._scope(scope), ident, values)
+            job.run_id = await rows.insert_job_run(conn, job, overrides or RunOverrides())
         if not is_head:
             return job.id  # published when the thread's earlier jobs have finished
         try:
@@ -275,16 +277,20 @@ class RedisJobQueue:
             raise NotFoundError("job", job_id)
         return record
 
-    async def cancel(self, job_id: UUID | str, *, scope: Scope | None = None) -> JobRecord:
+    async def cancel(
+        self, job_id: UUID | str, *, scope: Scope | None = None, cancel_run: bool = True
+    ) -> JobRecord:
         """Cancel: a queued job never starts; a running one stops at its next safe point.
 
         Returns the job as it stands: ``cancelled`` (it was queued), ``running`` with
         ``cancel_requested`` (its worker will stop it, or finish it if it was already
-        saving), or unchanged when it had finished.
+        saving), or unchanged when it had finished. The job's run is cancelled too.
         """
         ident = parse_uuid(job_id, "job")
         async with self._tx("cancel job") as conn:
             job = await rows.request_cancel(conn, self._scope(scope), ident)
+        if cancel_run and job.run_id is not None and job.status in ("cancelled", "running"):
+            await self.store.for_tenant(job.tenant_id).runner.cancel(self._scope(scope), job.run_id)
         try:
             if job.status == "cancelled":
                 await self.transport.finish(job, None)

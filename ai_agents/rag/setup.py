@@ -7,7 +7,7 @@ In code (recommended)::
     await store.create_agent(definition, provider=..., model=..., tools=["search_documents"])
 
 registers the five tools in the store's tool registry (the process-wide default registry
-unless ``store.extensions["tool_registry"]`` was set), installs the embedder as
+unless ``store.use_tools(...)`` gave it another registry), installs the embedder as
 ``store.runner.embedder`` so the ``vector`` memory strategy shares it, and closes the
 index with the store.
 

@@ -22,10 +22,15 @@ error body ``{"type": "error", "error": {"type", "message"}, "request_id"}``:
   ``tool_result`` without a matching ``tool_use`` in the previous assistant message; a
   ``tool_use`` not answered by a ``tool_result`` in the next user message;
   ``tool_result`` blocks that are not at the start of the user message; malformed
-  ``system``, ``tools``, ``tool_choice`` or ``stop_sequences``.
+  ``system``, ``tools``, ``tool_choice`` (unknown keys, a non-boolean
+  ``disable_parallel_tool_use`` or one on ``none``, a tool name not offered) or
+  ``stop_sequences``.
 
 Replies come from ``fake.script`` (see :mod:`tests.fakes.script`); with an empty queue
-the fake echoes the last user message. Usage numbers are computed from the request.
+the fake echoes the last user message, except that a ``tool_choice`` of type ``tool``
+(or ``any``: the first tool) is obeyed as the API does: the reply is a ``tool_use`` of
+that tool whose input is the schema's :func:`~tests.fakes.script.example_instance`.
+Usage numbers are computed from the request.
 """
 
 from __future__ import annotations
@@ -41,10 +46,12 @@ from tests.fakes.script import (
     Scope,
     Script,
     Send,
+    call,
     chunks,
     echo,
     end_stream,
     estimate_tokens,
+    example_instance,
     header_map,
     read_body,
     send_chunk,
@@ -179,6 +186,21 @@ def _validate_tool_choice(choice: Any, tool_names: set[str]) -> None:
         raise RequestRejected(
             "tool_choice: Input tag does not match any of the expected tags: "
             "'auto', 'any', 'tool', 'none'"
+        )
+    allowed = {"type", "disable_parallel_tool_use"} | (
+        {"name"} if choice["type"] == "tool" else set()
+    )
+    if choice["type"] == "none":
+        allowed = {"type"}
+    for extra in choice:
+        if extra not in allowed:
+            raise RequestRejected(
+                f"tool_choice.{choice['type']}.{extra}: Extra inputs are not permitted"
+            )
+    if not isinstance(choice.get("disable_parallel_tool_use", False), bool):
+        raise RequestRejected(
+            f"tool_choice.{choice['type']}.disable_parallel_tool_use: Input should be a "
+            "valid boolean"
         )
     if choice["type"] in ("any", "tool") and not tool_names:
         raise RequestRejected("tool_choice: may only be specified while providing tools")
@@ -372,6 +394,18 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def default_reply(body: dict[str, Any]) -> Reply:
+    """The reply with an empty script: the echo, or the forced tool's call."""
+    text = echo(last_user_text(body["messages"]))
+    choice = body.get("tool_choice") or {}
+    tools = body.get("tools") or []
+    if choice.get("type") in ("tool", "any") and tools:
+        name = choice.get("name") or tools[0]["name"]
+        tool = next(t for t in tools if t.get("name") == name)
+        return Reply.tool_calls(call(name, example_instance(tool.get("input_schema"), text)))
+    return Reply.text(text)
+
+
 class AnthropicFake:
     """ASGI app: ``with serve(AnthropicFake()) as url`` then use ``base_url=url``.
 
@@ -442,7 +476,7 @@ class AnthropicFake:
             await send_json(send, 400, error_body("invalid_request_error", exc.message))
             return
 
-        reply = self.script.next() or Reply.text(echo(last_user_text(body["messages"])))
+        reply = self.script.next() or default_reply(body)
         if reply.delay and not await wait_or_disconnect(receive, reply.delay):
             return
         stream = bool(body.get("stream"))

@@ -13,7 +13,14 @@ It rejects what the real server rejects (and, to catch adapter bugs, a little mo
   keys, a role outside system/user/assistant/tool, non-string content, ``tool_calls``
   on a non-assistant message or with arguments that are not an object, a ``tool``
   message that does not follow an assistant message with ``tool_calls``, malformed
-  ``tools`` entries, badly typed ``options`` (temperature, num_predict, stop).
+  ``tools`` entries, badly typed ``options`` (temperature, top_p, num_predict, stop), a
+  ``format`` that is neither ``"json"`` nor a JSON schema object;
+- ``format`` together with ``tools`` -> 400 (stricter than Ollama, which accepts it and
+  then returns no tool calls: an adapter must not send both).
+
+Under a ``format`` and with an empty queue the answer is JSON, as Ollama's constrained
+decoding makes it: the schema's :func:`~tests.fakes.script.example_instance`, or
+``{"echo": ...}`` for ``"json"``.
 
 Scripting (thread-safe; the server runs in another thread)::
 
@@ -41,6 +48,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from tests.fakes.script import example_instance
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -194,6 +203,11 @@ class FakeOllama:
                 return self._queue.popleft()
         users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
         last = users[-1].get("content", "") if users else ""
+        fmt = body.get("format")
+        if isinstance(fmt, dict):
+            return Reply(content=json.dumps(example_instance(fmt, f"echo: {last}")))
+        if fmt == "json":
+            return Reply(content=json.dumps({"echo": f"echo: {last}"}))
         return Reply(content=f"echo: {last}")
 
     # --- ASGI -------------------------------------------------------------------
@@ -371,6 +385,13 @@ class FakeOllama:
                     400, f"registry.ollama.ai/library/{model.split(':')[0]} does not support tools"
                 )
             _validate_tools(tools)
+        fmt = body.get("format")
+        if fmt not in (None, "", "json") and not isinstance(fmt, dict):
+            raise BadRequest(
+                400, f'invalid format: {json.dumps(fmt)}; expected "json" or a JSON schema'
+            )
+        if fmt and tools:
+            raise BadRequest(400, "format with tools: the model could not call a tool (fake)")
         _validate_options(body.get("options"))
         messages = body.get("messages")
         if messages is None:
@@ -400,9 +421,10 @@ def _validate_options(options: Any) -> None:
         return
     if not isinstance(options, dict):
         raise BadRequest(400, "options must be an object")
-    temp = options.get("temperature")
-    if temp is not None and (isinstance(temp, bool) or not isinstance(temp, int | float)):
-        raise BadRequest(400, "option temperature must be a number")
+    for name in ("temperature", "top_p"):
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise BadRequest(400, f"option {name} must be a number")
     num = options.get("num_predict")
     if num is not None and (isinstance(num, bool) or not isinstance(num, int)):
         raise BadRequest(400, "option num_predict must be an integer")

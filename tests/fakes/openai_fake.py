@@ -15,10 +15,18 @@ what the real API rejects, with the real error body
   whose ``function.arguments`` is not a string, whose ``type`` is not ``function``, or
   whose id is missing or longer than 40 characters; an assistant message with neither
   content nor tool calls; malformed ``tools``; ``tool_choice`` without ``tools`` or
-  naming an unknown tool; ``stream_options`` without ``stream``.
+  naming an unknown tool; ``stream_options`` without ``stream``; ``parallel_tool_calls``
+  without ``tools`` or not a boolean; ``temperature`` outside 0..2, ``top_p`` outside
+  0..1; a ``response_format`` whose type is not text/json_object/json_schema, a
+  ``json_schema`` without ``name`` (or a name not matching ``^[a-zA-Z0-9_-]{1,64}$``) or
+  without an object ``schema``, a ``strict`` schema that breaks the strict-mode rules
+  (every object needs ``additionalProperties: false`` and all its properties in
+  ``required``), ``json_object`` when no message contains the word "json".
 
 Replies come from ``fake.script`` (see :mod:`tests.fakes.script`); with an empty queue
-the fake echoes the last user message. Usage numbers are computed from the request.
+the fake echoes the last user message (as JSON under a JSON ``response_format``: the
+schema's :func:`~tests.fakes.script.example_instance`, or ``{"echo": ...}``). Usage
+numbers are computed from the request.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from tests.fakes.script import (
     echo,
     end_stream,
     estimate_tokens,
+    example_instance,
     header_map,
     read_body,
     send_chunk,
@@ -129,6 +138,145 @@ def validate_request(body: Any) -> None:
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str | list):
         raise RequestRejected("Invalid type for 'stop'.", "stop", "invalid_type")
+    _validate_sampling(body)
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None:
+        if not isinstance(parallel, bool):
+            raise RequestRejected(
+                "Invalid type for 'parallel_tool_calls': expected a boolean.",
+                "parallel_tool_calls",
+                "invalid_type",
+            )
+        if not tool_names:
+            raise RequestRejected(
+                "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only "
+                "allowed when 'tools' are specified.",
+                "parallel_tool_calls",
+            )
+    _validate_response_format(body.get("response_format"), messages)
+
+
+def _validate_sampling(body: dict[str, Any]) -> None:
+    for name, high in (("temperature", 2), ("top_p", 1)):
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RequestRejected(f"Invalid type for '{name}'.", name, "invalid_type")
+        if value < 0:
+            raise RequestRejected(
+                f"Invalid '{name}': decimal below minimum value. Expected a value >= 0, but "
+                f"got {value} instead.",
+                name,
+                "decimal_below_min_value",
+            )
+        if value > high:
+            raise RequestRejected(
+                f"Invalid '{name}': decimal above maximum value. Expected a value <= {high}, "
+                f"but got {value} instead.",
+                name,
+                "decimal_above_max_value",
+            )
+
+
+def _validate_response_format(fmt: Any, messages: list[Any]) -> None:
+    if fmt is None:
+        return
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind not in ("text", "json_object", "json_schema"):
+        raise RequestRejected(
+            f"Invalid value: '{kind}'. Supported values are: 'json_object', 'json_schema', "
+            "and 'text'.",
+            "response_format.type",
+            "invalid_value",
+        )
+    if kind == "json_object":
+        if "json" not in json.dumps([m.get("content") for m in messages]).lower():
+            raise RequestRejected(
+                "'messages' must contain the word 'json' in some form, to use "
+                "'response_format' of type 'json_object'.",
+                "messages",
+            )
+        return
+    if kind != "json_schema":
+        return
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict):
+        raise RequestRejected(
+            "Missing required parameter: 'response_format.json_schema'.",
+            "response_format.json_schema",
+            "missing_required_parameter",
+        )
+    for extra in spec:
+        if extra not in ("name", "schema", "strict", "description"):
+            raise RequestRejected(
+                f"Unrecognized request argument supplied: response_format.json_schema.{extra}"
+            )
+    name = spec.get("name")
+    if not isinstance(name, str):
+        raise RequestRejected(
+            "Missing required parameter: 'response_format.json_schema.name'.",
+            "response_format.json_schema.name",
+            "missing_required_parameter",
+        )
+    if not TOOL_NAME.fullmatch(name):
+        raise RequestRejected(
+            "Invalid 'response_format.json_schema.name': string does not match pattern. "
+            "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+            "response_format.json_schema.name",
+            "invalid_value",
+        )
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        raise RequestRejected(
+            "Missing required parameter: 'response_format.json_schema.schema'.",
+            "response_format.json_schema.schema",
+            "missing_required_parameter",
+        )
+    strict = spec.get("strict", False)
+    if not isinstance(strict, bool | None):
+        raise RequestRejected(
+            "Invalid type for 'response_format.json_schema.strict': expected a boolean.",
+            "response_format.json_schema.strict",
+            "invalid_type",
+        )
+    if strict:
+        _check_strict_schema(schema, name, ())
+
+
+def _check_strict_schema(schema: Any, name: str, path: tuple[str, ...]) -> None:
+    """Structured Outputs' strict-mode rules (the ones an adapter could get wrong)."""
+    if not isinstance(schema, dict):
+        return
+    where = f"context=({', '.join(repr(p) for p in path)})"
+    if schema.get("type") == "object" or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            raise RequestRejected(
+                f"Invalid schema for response_format '{name}': In {where}, "
+                "'additionalProperties' is required to be supplied and to be false.",
+                "response_format",
+                "invalid_json_schema",
+            )
+        properties = schema.get("properties") or {}
+        missing = [key for key in properties if key not in (schema.get("required") or [])]
+        if missing:
+            raise RequestRejected(
+                f"Invalid schema for response_format '{name}': In {where}, 'required' is "
+                "required to be supplied and to be an array including every key in "
+                f"properties. Missing '{missing[0]}'.",
+                "response_format",
+                "invalid_json_schema",
+            )
+        for key, sub in properties.items():
+            _check_strict_schema(sub, name, (*path, "properties", key))
+    if "items" in schema:
+        _check_strict_schema(schema["items"], name, (*path, "items"))
+    for keyword in ("anyOf", "allOf"):
+        for i, sub in enumerate(schema.get(keyword) or []):
+            _check_strict_schema(sub, name, (*path, keyword, str(i)))
+    for keyword in ("$defs", "definitions"):
+        for key, sub in (schema.get(keyword) or {}).items():
+            _check_strict_schema(sub, name, (*path, keyword, key))
 
 
 def _validate_messages(messages: list[Any]) -> None:
@@ -330,6 +478,17 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def default_answer(body: dict[str, Any]) -> str:
+    """The answer with an empty script: the echo, as JSON under a JSON response format."""
+    text = echo(last_user_text(body["messages"]))
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return json.dumps(example_instance(fmt["json_schema"]["schema"], text))
+    if fmt.get("type") == "json_object":
+        return json.dumps({"echo": text})
+    return text
+
+
 class OpenAIFake:
     """ASGI app: ``with serve(OpenAIFake()) as url`` then use ``base_url=url + "/v1"``.
 
@@ -415,7 +574,7 @@ class OpenAIFake:
             )
             return
 
-        reply = self.script.next() or Reply.text(echo(last_user_text(body["messages"])))
+        reply = self.script.next() or Reply.text(default_answer(body))
         if reply.delay and not await wait_or_disconnect(receive, reply.delay):
             return
         stream = bool(body.get("stream"))

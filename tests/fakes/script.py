@@ -162,6 +162,43 @@ def echo(last_user_text: str) -> str:
     return f"echo: {last_user_text}"
 
 
+def example_instance(schema: Any, text: str = "echo") -> Any:
+    """A small value valid against *schema* (common keywords; ``$ref`` is not followed).
+
+    The fakes answer with it under a JSON response format when no reply is scripted,
+    as the vendor's constrained decoding would: strings are *text*.
+    """
+    if not isinstance(schema, dict):
+        return text
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for keyword in ("anyOf", "oneOf", "allOf"):
+        if schema.get(keyword):
+            return example_instance(schema[keyword][0], text)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = kind[0] if kind else None
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        return {
+            key: example_instance(properties.get(key), text) for key in schema.get("required", [])
+        }
+    if kind == "array":
+        count = 0 if schema.get("maxItems") == 0 else max(int(schema.get("minItems", 1)), 1)
+        return [example_instance(schema.get("items"), text) for _ in range(count)]
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.5))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return text
+
+
 def estimate_tokens(value: Any) -> int:
     """Deterministic stand-in for a tokenizer: ~4 characters per token, at least 1."""
     size = len(value if isinstance(value, str) else json.dumps(value, sort_keys=True))

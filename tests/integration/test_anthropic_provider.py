@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,17 @@ from ai_agents.errors import (
     ProviderTimeout,
 )
 from ai_agents.messages import Message, ToolCall, assistant, system, tool_result, user
-from ai_agents.providers.anthropic import PLACEHOLDER_USER_TEXT, AnthropicProvider
+from ai_agents.providers.anthropic import (
+    OUTPUT_TOOL_DESCRIPTION,
+    PLACEHOLDER_USER_TEXT,
+    AnthropicProvider,
+)
 from ai_agents.providers.base import (
     ProviderRequest,
+    ProviderResponse,
     ProviderSettings,
     ResponseDone,
+    ResponseFormat,
     StreamEvent,
     TextDelta,
     ToolCallReady,
@@ -46,6 +53,15 @@ WEATHER = ToolSpec(
     parameters={"type": "object", "properties": {"city": {"type": "string"}}},
 )
 TIME = ToolSpec(name="get_time", description="Current time in a city")
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+    "required": ["city", "population"],
+}
+CITY_FORMAT = ResponseFormat(
+    type="json_schema", name="city info!", schema=CITY_SCHEMA, description="A city"
+)
+CITY_TOOL = {"name": "city_info", "description": "A city", "input_schema": CITY_SCHEMA}
 
 
 @pytest.fixture(scope="module")
@@ -319,6 +335,187 @@ async def test_stream_tool_calls(provider: AnthropicProvider, fake: AnthropicFak
     assert done.response.finish_reason == "tool_calls"
 
 
+# --- structured output through the output tool -----------------------------------------
+
+
+async def respond(
+    p: AnthropicProvider, request: ProviderRequest, *, streaming: bool
+) -> ProviderResponse:
+    """The response; streamed, its text deltas must add up to its content."""
+    if not streaming:
+        return await p.complete(request)
+    events = await collect(p, request)
+    done = events[-1]
+    assert isinstance(done, ResponseDone)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.response.content
+    calls = [e.call for e in events if isinstance(e, ToolCallReady)]
+    assert calls == done.response.tool_calls
+    kinds = [type(e) for e in events if isinstance(e, TextDelta | ToolCallReady)]
+    assert kinds == sorted(kinds, key=lambda kind: kind is ToolCallReady)  # text first
+    return done.response
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_json_schema_answer_through_the_forced_output_tool(
+    provider: AnthropicProvider, fake: AnthropicFake, streaming: bool
+) -> None:
+    fake.push(Reply.tool_calls(call("city_info", {"city": "Paris", "population": 2102650})))
+    request = req([user("Paris?")], response_format=CITY_FORMAT)
+    response = await respond(provider, request, streaming=streaming)
+    assert json.loads(response.content) == {"city": "Paris", "population": 2102650}
+    assert response.tool_calls == [] and response.finish_reason == "stop"
+    body = fake.requests[-1]
+    assert body["tools"] == [CITY_TOOL]
+    assert body["tool_choice"] == {"type": "tool", "name": "city_info"}
+    # Text the model writes before the answer is not part of the JSON content.
+    fake.push(Reply.tool_calls(call("city_info", {"city": "Rome", "population": 1}), text="Sure:"))
+    response = await respond(provider, request, streaming=streaming)
+    assert json.loads(response.content) == {"city": "Rome", "population": 1}
+    # Unscripted, the fake obeys tool_choice: a call of the output tool.
+    response = await respond(provider, request, streaming=streaming)
+    assert json.loads(response.content) == {"city": "echo: Paris?", "population": 1}
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_json_object_and_non_object_schemas(
+    provider: AnthropicProvider, fake: AnthropicFake, streaming: bool
+) -> None:
+    request = req([user("x")], response_format=ResponseFormat(type="json_object"))
+    response = await respond(provider, request, streaming=streaming)
+    assert (response.content, response.finish_reason) == ("{}", "stop")
+    assert fake.requests[-1]["tools"] == [
+        {
+            "name": "response",
+            "description": OUTPUT_TOOL_DESCRIPTION,
+            "input_schema": {"type": "object"},
+        }
+    ]
+    # A schema whose root is not an object is wrapped (input_schema must be an object).
+    colors = {"type": "array", "items": {"type": "string"}}
+    fmt = ResponseFormat(type="json_schema", name="colors", schema=colors)
+    fake.push(Reply.tool_calls(call("colors", {"value": ["red", "blue"]})))
+    response = await respond(provider, req([user("x")], response_format=fmt), streaming=streaming)
+    assert json.loads(response.content) == ["red", "blue"]
+    assert fake.requests[-1]["tools"][0]["input_schema"] == {
+        "type": "object",
+        "properties": {"value": colors},
+        "required": ["value"],
+    }
+    # Its definitions move to the new root, where "#/$defs/..." points.
+    tagged = {
+        "type": "array",
+        "items": {"$ref": "#/$defs/tag"},
+        "$defs": {"tag": {"type": "string"}},
+    }
+    fmt = ResponseFormat(type="json_schema", name="tags", schema=tagged)
+    fake.push(Reply.tool_calls(call("tags", {"value": ["a"]})))
+    response = await respond(provider, req([user("x")], response_format=fmt), streaming=streaming)
+    assert json.loads(response.content) == ["a"]
+    assert fake.requests[-1]["tools"][0]["input_schema"] == {
+        "type": "object",
+        "properties": {"value": {"type": "array", "items": {"$ref": "#/$defs/tag"}}},
+        "required": ["value"],
+        "$defs": {"tag": {"type": "string"}},
+    }
+    assert fmt.schema == tagged  # the request's schema is not modified
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_text_without_the_output_tool_is_kept(
+    provider: AnthropicProvider, fake: AnthropicFake, streaming: bool
+) -> None:
+    """Cut off before calling the output tool: the text is the (invalid) answer."""
+    fake.push(Reply(content="Let me think about", finish_reason="max_tokens"))
+    request = req([user("x")], response_format=CITY_FORMAT)
+    response = await respond(provider, request, streaming=streaming)
+    assert (response.content, response.finish_reason) == ("Let me think about", "length")
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_output_tool_beside_real_tools(
+    provider: AnthropicProvider, fake: AnthropicFake, streaming: bool
+) -> None:
+    fake.push(
+        Reply.tool_calls(call("get_weather", {"city": "Paris"}, id="toolu_w"), text="Checking."),
+        Reply.tool_calls(call("city_info", {"city": "Paris", "population": 3})),
+    )
+    history = [user("Paris?")]
+    request = req(history, tools=[WEATHER], response_format=CITY_FORMAT)
+    first = await respond(provider, request, streaming=streaming)
+    assert first.tool_calls == [ToolCall("toolu_w", "get_weather", {"city": "Paris"})]
+    assert (first.content, first.finish_reason) == ("Checking.", "tool_calls")
+    body = fake.requests[-1]
+    assert [t["name"] for t in body["tools"]] == ["get_weather", "city_info"]
+    assert body["tool_choice"] == {"type": "any"}  # a real tool, or the answer
+    history += [
+        assistant(first.content, first.tool_calls),
+        tool_result(first.tool_calls[0], "sunny"),
+    ]
+    second = await respond(
+        provider, req(history, tools=[WEATHER], response_format=CITY_FORMAT), streaming=streaming
+    )
+    assert json.loads(second.content) == {"city": "Paris", "population": 3}
+    assert (second.tool_calls, second.finish_reason) == ([], "stop")
+
+
+@pytest.mark.parametrize(
+    ("choice", "parallel", "names", "wire"),
+    [
+        ("auto", None, ["get_weather", "get_time", "get_weather_2"], {"type": "any"}),
+        ("none", None, ["get_weather", "get_time", "get_weather_2"],
+         {"type": "tool", "name": "get_weather_2"}),
+        # A forced real tool: no output tool this time, the answer comes later.
+        ("required", None, ["get_weather", "get_time"], {"type": "any"}),
+        ("get_time", None, ["get_weather", "get_time"], {"type": "tool", "name": "get_time"}),
+        ("auto", False, ["get_weather", "get_time", "get_weather_2"],
+         {"type": "any", "disable_parallel_tool_use": True}),
+        ("get_time", False, ["get_weather", "get_time"],
+         {"type": "tool", "name": "get_time", "disable_parallel_tool_use": True}),
+    ],
+)  # fmt: skip
+async def test_output_tool_and_tool_choice(
+    provider: AnthropicProvider,
+    fake: AnthropicFake,
+    choice: str,
+    parallel: bool | None,
+    names: list[str],
+    wire: dict[str, Any],
+) -> None:
+    # The format's name collides with a real tool: the output tool gets another.
+    fmt = ResponseFormat(type="json_object", name="get_weather")
+    request = req(
+        [user("x")], tools=[WEATHER, TIME], tool_choice=choice, parallel_tool_calls=parallel,
+        response_format=fmt,
+    )  # fmt: skip
+    await provider.complete(request)
+    body = fake.requests[-1]
+    assert [t["name"] for t in body["tools"]] == names
+    assert body["tool_choice"] == wire
+
+
+@pytest.mark.parametrize(
+    ("choice", "wire"),
+    [
+        ("auto", {"type": "auto", "disable_parallel_tool_use": True}),
+        ("required", {"type": "any", "disable_parallel_tool_use": True}),
+        ("get_time", {"type": "tool", "name": "get_time", "disable_parallel_tool_use": True}),
+        ("none", {"type": "none"}),  # the API accepts no flag there
+    ],
+)
+async def test_parallel_tool_calls_false_and_top_p(
+    provider: AnthropicProvider, fake: AnthropicFake, choice: str, wire: dict[str, Any]
+) -> None:
+    request = req(
+        [user("x")], tools=[WEATHER, TIME], tool_choice=choice, parallel_tool_calls=False, top_p=0.5
+    )
+    await provider.complete(request)
+    body = fake.requests[-1]
+    assert body["tool_choice"] == wire
+    assert "top_p" not in body  # API 2026-10-21 rejects sampling parameters
+    await provider.complete(req([user("x")], tools=[WEATHER], parallel_tool_calls=True))
+    assert fake.requests[-1]["tool_choice"] == {"type": "auto"}
+
+
 # --- errors -----------------------------------------------------------------------------
 
 
@@ -421,6 +618,7 @@ def text(value: str) -> list[dict[str, Any]]:
 
 
 USE = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}
+TOOL = {"name": "f", "input_schema": {"type": "object"}}
 RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}
 
 BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
@@ -460,6 +658,19 @@ BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
      "only be specified while providing tools"),
     ({"messages": [{"role": "user", "content": "x"}], "unknown": 1},
      "unknown: Extra inputs are not permitted"),
+    ({"messages": [{"role": "user", "content": "x"}], "tools": [{**TOOL, "name": "f"}],
+      "tool_choice": {"type": "tool", "name": "answer"}}, "Tool 'answer' not found"),
+    ({"messages": [{"role": "user", "content": "x"}], "tools": [TOOL],
+      "tool_choice": {"type": "none", "disable_parallel_tool_use": True}},
+     "tool_choice.none.disable_parallel_tool_use: Extra inputs are not permitted"),
+    ({"messages": [{"role": "user", "content": "x"}], "tools": [TOOL],
+      "tool_choice": {"type": "any", "disable_parallel_tool_use": "yes"}},
+     "disable_parallel_tool_use: Input should be a valid boolean"),
+    ({"messages": [{"role": "user", "content": "x"}], "tools": [TOOL],
+      "tool_choice": {"type": "auto", "name": "f"}},
+     "tool_choice.auto.name: Extra inputs are not permitted"),
+    ({"messages": [{"role": "user", "content": "x"}], "top_p": 0.5},
+     "top_p: Extra inputs are not permitted"),
     ({"messages": [{"role": "user", "content": "x"}], "temperature": 1.0},
      "temperature: Extra inputs are not permitted"),
 ]  # fmt: skip

@@ -341,6 +341,9 @@ async def test_streamed_run_over_sse(client: httpx.AsyncClient) -> None:
             events.append((sse.event, sse.json()))
 
     kinds = [name for name, _ in events]
+    assert kinds[0] == "run_started" and events[0][1]["thread_id"] == thread["id"]
+    events = events[1:]
+    kinds = kinds[1:]
     assert kinds[0] == "tool_call" and kinds[1] == "tool_result" and kinds[-1] == "done"
     assert set(kinds[2:-1]) == {"text_delta"}
     assert events[0][1]["name"] == "add" and events[0][1]["arguments"] == {"a": 4, "b": 5}
@@ -353,6 +356,8 @@ async def test_streamed_run_over_sse(client: httpx.AsyncClient) -> None:
     text = "".join(data["text"] for name, data in events if name == "text_delta")
     done = events[-1][1]
     assert text == done["content"] == "The sum is 9."
+    run = (await client.get(f"/runs/{done['run_id']}")).json()
+    assert run["status"] == "completed" and run["id"] == done["run_id"]
     saved = (await client.get(f"/threads/{thread['id']}/messages")).json()["data"]
     assert [m["id"] for m in saved] == done["message_ids"]
 
@@ -365,6 +370,9 @@ async def test_stream_disconnect_cancels_the_run_and_frees_the_thread(
     url = f"/threads/{thread['id']}/runs"
     async with aconnect_sse(client, "POST", url, json={"input": "go", "stream": True}) as source:
         async for sse in source.aiter_sse():
+            if sse.event == "run_started":
+                run_id = sse.json()["run_id"]
+                continue
             assert sse.event == "text_delta"
             break  # hang up after the first delta
     # The run was cancelled: nothing of it is saved, and the thread lock is free again.
@@ -379,6 +387,8 @@ async def test_stream_disconnect_cancels_the_run_and_frees_the_thread(
     saved = (await client.get(f"{url[:-5]}/messages")).json()["data"]
     assert [m["content"] for m in saved][0] == "again"
     assert len(saved) == 2
+    cancelled = (await client.get(f"/runs/{run_id}")).json()
+    assert cancelled["status"] == "cancelled"
 
 
 async def test_busy_thread_rejects_or_waits(client: httpx.AsyncClient, brain: Brain) -> None:

@@ -250,7 +250,7 @@ async def test_stream_error_after_the_first_event_is_an_sse_error(
         assert source.response.status_code == 200
         async for sse in source.aiter_sse():
             events.append((sse.event, sse.json()))
-    assert [name for name, _ in events] == ["tool_call", "tool_result", "error"]
+    assert [name for name, _ in events] == ["run_started", "tool_call", "tool_result", "error"]
     error = events[-1][1]
     assert error["status"] == 503 and error["code"] == "provider_overloaded"
     assert (await client.get(f"/threads/{thread}")).json()["message_count"] == 0

@@ -96,7 +96,13 @@ async def test_background_run_polled_to_completion(
     thread = await _thread(client)
     r = await client.post(
         f"/threads/{thread}/runs",
-        json={"input": "hello", "background": True, "priority": "high", "metadata": {"n": 1}},
+        json={
+            "input": "hello",
+            "background": True,
+            "priority": "high",
+            "metadata": {"n": 1},
+            "model": "m2",
+        },
     )
     assert r.status_code == 202, r.text
     job = r.json()
@@ -104,6 +110,12 @@ async def test_background_run_polled_to_completion(
     assert job["metadata"] == {"n": 1} and job["result"] is None
     assert r.headers["location"] == f"/api/v1/jobs/{job['id']}"
     assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "queued"
+    queued = (await client.get(f"/runs/{job['run_id']}")).json()
+    assert (queued["status"], queued["job_id"], queued["overrides"]) == (
+        "queued",
+        job["id"],
+        {"model": "m2"},
+    )
 
     worker = await asyncio.to_thread(run_worker, settings)
     assert worker.returncode == 0, worker.stderr
@@ -114,6 +126,10 @@ async def test_background_run_polled_to_completion(
     assert [m["content"] for m in saved] == ["hello", "answer to hello"]
     assert [m["id"] for m in saved] == done["result"]["message_ids"]
     assert done["started_at"] is not None and done["finished_at"] is not None
+    assert done["run_id"] == job["run_id"] == done["result"]["run_id"]
+    finished = (await client.get(f"/runs/{job['run_id']}")).json()
+    assert (finished["status"], finished["model"]) == ("completed", "m2")
+    assert done["result"]["model"] == "m2"
 
 
 async def test_cancel_a_queued_job_and_tenant_isolation(

@@ -59,7 +59,8 @@ def api(settings: Settings, redis_cleanup: None) -> Iterator[RunningApi]:
 
 
 def _seed(api: RunningApi, auth: dict[str, str]) -> dict[str, str]:
-    """A real agent, thread (with messages) and user, so cases can hit existing objects."""
+    """A real agent, thread (with messages and a run) and user, so cases can hit existing
+    objects."""
     with requests.Session() as s:
         s.headers.update(auth)
         agent = s.post(
@@ -72,7 +73,12 @@ def _seed(api: RunningApi, auth: dict[str, str]) -> dict[str, str]:
         ).json()
         r = s.post(f"{api.api}/threads/{thread['id']}/runs", json={"input": "hi"}, timeout=30)
         assert r.status_code == 200, r.text
-    return {"agent_id": agent["id"], "thread_id": thread["id"], "user_id": "u1"}
+    return {
+        "agent_id": agent["id"],
+        "thread_id": thread["id"],
+        "run_id": r.json()["run_id"],
+        "user_id": "u1",
+    }
 
 
 def test_schemathesis_no_5xx_no_schema_violations(api: RunningApi) -> None:

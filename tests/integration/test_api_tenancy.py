@@ -38,6 +38,7 @@ class World:
     b_agent: JSON
     b_thread: JSON
     b_messages: list[JSON]
+    b_run: JSON
     a_agent: JSON
     a_thread: JSON
 
@@ -48,7 +49,7 @@ def _client(api: RunningApi, secret: str) -> httpx.AsyncClient:
     )
 
 
-async def _setup(c: httpx.AsyncClient, name: str) -> tuple[JSON, JSON]:
+async def _setup(c: httpx.AsyncClient, name: str) -> tuple[JSON, JSON, JSON]:
     r = await c.post(
         "/agents", json={"name": name, "role": "helps", "provider": "scripted", "model": "m"}
     )
@@ -58,12 +59,13 @@ async def _setup(c: httpx.AsyncClient, name: str) -> tuple[JSON, JSON]:
     thread = r.json()
     r = await c.post(f"/threads/{thread['id']}/runs", json={"input": f"hello from {name}"})
     assert r.status_code == 200, r.text
+    run = (await c.get(f"/runs/{r.json()['run_id']}")).json()
     assert (await c.put("/users/u1/memory/secret", json={"value": name})).status_code == 200
     r = await c.put(
         "/users/u1/memory/agent-secret", json={"value": name}, params={"agent_id": agent["id"]}
     )
     assert r.status_code == 200
-    return agent, (await c.get(f"/threads/{thread['id']}")).json()
+    return agent, (await c.get(f"/threads/{thread['id']}")).json(), run
 
 
 @pytest.fixture
@@ -73,10 +75,10 @@ async def world(api: RunningApi) -> AsyncIterator[World]:
         _client(api, api.create_key("tenant-b")) as b,
         _client(api, api.create_key("ops", admin=True)) as admin,
     ):
-        b_agent, b_thread = await _setup(b, "B")
-        a_agent, a_thread = await _setup(a, "A")
+        b_agent, b_thread, b_run = await _setup(b, "B")
+        a_agent, a_thread, _ = await _setup(a, "A")
         b_messages = (await b.get(f"/threads/{b_thread['id']}/messages")).json()["data"]
-        yield World(a, b, admin, b_agent, b_thread, b_messages, a_agent, a_thread)
+        yield World(a, b, admin, b_agent, b_thread, b_messages, b_run, a_agent, a_thread)
 
 
 def _assert_not_found(r: httpx.Response, what: str) -> None:
@@ -91,6 +93,8 @@ async def test_tenant_a_cannot_touch_tenant_b(world: World) -> None:
     agent = world.b_agent["id"]
     thread = world.b_thread["id"]
     first_message = world.b_messages[0]["id"]
+    run = world.b_run["id"]
+    outputs = {"tool_outputs": [{"tool_call_id": "call_1", "output": "x"}]}
     attempts: list[tuple[str, str, JSON | None, JSON | None]] = [
         ("GET", f"/agents/{agent}", None, None),
         ("PATCH", f"/agents/{agent}", {"name": "pwned"}, None),
@@ -104,6 +108,13 @@ async def test_tenant_a_cannot_touch_tenant_b(world: World) -> None:
         ("POST", f"/threads/{thread}/runs", {"input": "run it"}, None),
         ("POST", f"/threads/{thread}/runs", {"input": "stream it", "stream": True}, None),
         ("POST", f"/threads/{thread}/runs", {"input": "queue it", "background": True}, None),
+        ("GET", f"/threads/{thread}/runs", None, None),
+        ("GET", f"/threads/{thread}/runs", None, {"order": "asc", "limit": 1}),
+        ("GET", f"/runs/{run}", None, None),
+        ("GET", f"/runs/{run}/steps", None, None),
+        ("POST", f"/runs/{run}/cancel", None, None),
+        ("POST", f"/runs/{run}/tool_outputs", outputs, None),
+        ("POST", f"/runs/{run}/tool_outputs", {**outputs, "stream": True}, None),
         ("POST", f"/threads/{thread}/fork", {}, None),
         ("POST", f"/threads/{thread}/fork", {"up_to_message_id": first_message}, None),
         ("POST", f"/threads/{thread}/archive", None, None),
@@ -118,12 +129,13 @@ async def test_tenant_a_cannot_touch_tenant_b(world: World) -> None:
         _assert_not_found(r, f"{method} {path} {params or ''}")
 
     # A missing object answers exactly like B's object: nothing tells them apart.
-    missing = await a.get(f"/threads/{uuid.uuid4()}")
-    other = await a.get(f"/threads/{thread}")
-    assert missing.status_code == other.status_code == 404
-    assert missing.json()["message"].replace(missing.json()["details"]["id"], "X") == other.json()[
-        "message"
-    ].replace(thread, "X")
+    for kind, ident in (("threads", thread), ("runs", run)):
+        missing = await a.get(f"/{kind}/{uuid.uuid4()}")
+        other = await a.get(f"/{kind}/{ident}")
+        assert missing.status_code == other.status_code == 404
+        assert missing.json()["message"].replace(
+            missing.json()["details"]["id"], "X"
+        ) == other.json()["message"].replace(ident, "X")
 
     # Listings show only A's own objects, whatever the filters.
     agents = (await a.get("/agents", params={"include_inactive": True})).json()["data"]
@@ -161,6 +173,8 @@ async def test_tenant_a_cannot_touch_tenant_b(world: World) -> None:
     assert (await b.get(f"/agents/{agent}")).json() == world.b_agent
     assert (await b.get(f"/threads/{thread}")).json() == world.b_thread
     assert (await b.get(f"/threads/{thread}/messages")).json()["data"] == world.b_messages
+    assert (await b.get(f"/runs/{run}")).json() == world.b_run
+    assert (await b.get(f"/threads/{thread}/runs")).json()["data"] == [world.b_run]
     assert (await b.get("/threads")).json()["data"] == [world.b_thread]
     assert (await b.get("/users/u1/memory")).json()["values"] == {"secret": "B"}
     scoped = (await b.get("/users/u1/memory", params={"agent_id": agent})).json()["values"]
@@ -175,6 +189,10 @@ async def test_admin_sees_every_tenant(world: World) -> None:
     assert r.status_code == 200 and len(r.json()["data"]) == 2
     r = await admin.post(f"/threads/{world.b_thread['id']}/runs", json={"input": "admin run"})
     assert r.status_code == 200
+    r = await admin.get(f"/runs/{world.b_run['id']}")
+    assert r.status_code == 200 and r.json()["tenant_id"] == "tenant-b"
+    runs = (await admin.get(f"/threads/{world.b_thread['id']}/runs")).json()["data"]
+    assert [x["input"] for x in runs] == ["admin run", "hello from B"]
     r = await admin.get("/users/u1/memory", params={"tenant_id": "tenant-b"})
     assert r.json()["values"] == {"secret": "B"}
     r = await admin.post(

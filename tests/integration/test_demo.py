@@ -18,13 +18,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from ai_agents import AgentStore, Settings
-from ai_agents.demo import choose_provider, run_demo
+from ai_agents.demo import PROPERTY_FACTS, LookupThenAnswer, choose_provider, run_demo
 from ai_agents.embedded import EmbeddedPostgres, EmbeddedValkey, service_status, stop_services
+from ai_agents.messages import Message, ToolCall, assistant, tool_result, user
+from ai_agents.providers.base import ProviderRequest, ToolSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Everything that would point the demo at a configured service or provider.
@@ -114,6 +117,25 @@ def test_model_choice_order(monkeypatch: pytest.MonkeyPatch) -> None:
         assert fallback.provider == "local"
 
 
+def test_local_model_policy_looks_up_then_answers() -> None:
+    tool = ToolSpec(name="get_property_info", description="")
+    call = ToolCall("call_1", "get_property_info", {"topic": "wifi"})
+
+    def steered(messages: list[Message], **kwargs: Any) -> tuple[str, bool | None]:
+        kwargs.setdefault("tools", [tool])
+        request = ProviderRequest(model="m", system_prompt="", messages=messages, **kwargs)
+        result = LookupThenAnswer.steer(request)
+        return result.tool_choice, result.parallel_tool_calls
+
+    assert steered([user("wifi?")]) == ("required", False)
+    assert steered([user("wifi?"), assistant("", [call]), tool_result(call, "x")]) == (
+        "none",
+        False,
+    )
+    assert steered([user("wifi?")], tool_choice="none") == ("none", None)  # an explicit choice
+    assert steered([user("wifi?")], tools=[]) == ("auto", None)
+
+
 async def _rows(url: str, sql: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(url)
     try:
@@ -187,6 +209,11 @@ def test_demo_on_a_fresh_machine(fresh_home: Path, tmp_path: Path) -> None:
     assert f"embedded Valkey started: redis://127.0.0.1:{redis.group(1)}/0" in out
     if importlib.util.find_spec("llama_cpp") is not None:
         assert "== model: local/smollm2-135m-instruct (local model in-process" in out
+        # A real tool call by the model (the topic is its choice) and the handbook's answer.
+        shown = re.search(
+            r"\[calls get_property_info\(\{'topic': '(\w+)'\}\)\]\n +\[tool result: (.+)\]", out
+        )
+        assert shown and PROPERTY_FACTS[shown.group(1)] == shown.group(2), out
     else:
         assert "== model: demo/demo-model" in out and "pip install 'ai-agents[local]'" in out
     assert "guest> Hi! What time is check-out?" in out

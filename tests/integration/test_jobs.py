@@ -27,7 +27,7 @@ def queue(store: AgentStore) -> RedisJobQueue:
     queue = RedisJobQueue(
         store, QueueConfig(visibility_timeout=1.0, retry_backoff=0.05, retry_backoff_max=0.2)
     )
-    store.extensions["jobs"] = queue
+    store.use_job_queue(queue)
     return queue
 
 

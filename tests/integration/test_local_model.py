@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
+import logging
 import sys
 from contextlib import aclosing
+from typing import Any
 
+import jsonschema
 import pytest
 
 from ai_agents import AgentDefinition, AgentStore
-from ai_agents.errors import ConfigurationError
-from ai_agents.messages import user
-from ai_agents.providers.base import ProviderRequest, ResponseDone, TextDelta, ToolSpec
+from ai_agents.errors import ConfigurationError, ProviderBadRequest
+from ai_agents.messages import assistant, tool_result, user
+from ai_agents.providers.base import (
+    ProviderRequest,
+    ProviderResponse,
+    ResponseDone,
+    ResponseFormat,
+    TextDelta,
+    ToolCallReady,
+    ToolSpec,
+)
 from ai_agents.providers.local import (
     _MODELS,
     DEFAULT_MODEL,
@@ -196,7 +208,7 @@ async def test_tools_are_offered_as_xml_and_never_leak_into_the_stream(store: Ag
         """
         return f"Sunny, 22 C in {city}"
 
-    store.extensions["tool_registry"] = registry
+    store.use_tools(registry)
     thread_id = await make_agent(store, tools=["get_weather"])
     provider = store.runner.providers.get("local")
     assert isinstance(provider, LocalLlamaProvider)
@@ -228,3 +240,184 @@ async def test_tools_are_offered_as_xml_and_never_leak_into_the_stream(store: Ag
     saved = (await store.list_messages(thread_id)).items
     assert [m.role for m in saved].count("tool") == len(calls)
     assert saved[-1].role == "assistant"
+
+
+# --- grammar-constrained output ----------------------------------------------------------
+
+CITY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "minLength": 1},
+        "country": {"type": "string"},
+        "population": {"type": "integer"},
+        "size": {"enum": ["village", "town", "city"]},
+        "sights": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+    },
+    "required": ["city", "country", "population", "size"],
+    "additionalProperties": False,
+}
+WEATHER_TOOL = ToolSpec(
+    name="get_weather",
+    description="The current weather in a city.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "description": "the city's name"},
+            "unit": {"enum": ["celsius", "fahrenheit"]},
+        },
+        "required": ["city", "unit"],
+        "additionalProperties": False,
+    },
+)
+TIME_TOOL = ToolSpec(
+    name="get_time",
+    description="The current time in a time zone.",
+    parameters={
+        "type": "object",
+        "properties": {"zone": {"type": "string"}, "hour24": {"type": "boolean"}},
+        "required": ["zone"],
+    },
+)
+TOOLS = {t.name: t for t in (WEATHER_TOOL, TIME_TOOL)}
+
+
+def local_request(question: str, **kwargs: Any) -> ProviderRequest:
+    return ProviderRequest(
+        model=DEFAULT_MODEL,
+        system_prompt=kwargs.pop("system_prompt", "You are a helpful assistant."),
+        messages=kwargs.pop("messages", None) or [user(question)],
+        temperature=kwargs.pop("temperature", 0.0),
+        max_output_tokens=kwargs.pop("max_output_tokens", 160),
+        **kwargs,
+    )
+
+
+async def respond(
+    provider: LocalLlamaProvider, request: ProviderRequest, *, streaming: bool
+) -> ProviderResponse:
+    """The answer; streamed, the deltas add up to it and the calls come as events."""
+    if not streaming:
+        return await provider.complete(request)
+    events = [event async for event in provider.stream(request)]
+    done = events[-1]
+    assert isinstance(done, ResponseDone)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.response.content
+    assert [e.call for e in events if isinstance(e, ToolCallReady)] == done.response.tool_calls
+    return done.response
+
+
+@pytest.mark.slow
+@requires_llama
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize(
+    "question",
+    ["What is the capital of France?", "Describe a small village."],
+)
+async def test_json_schema_answers_are_valid_json_matching_the_schema(
+    question: str, streaming: bool
+) -> None:
+    provider = LocalLlamaProvider()
+    fmt = ResponseFormat(type="json_schema", name="city", schema=CITY_SCHEMA)
+    response = await respond(
+        provider, local_request(question, response_format=fmt), streaming=streaming
+    )
+    assert response.finish_reason == "stop", response.content  # not cut off
+    jsonschema.validate(json.loads(response.content), CITY_SCHEMA)
+    response = await respond(
+        provider,
+        local_request(question, response_format=ResponseFormat(type="json_object")),
+        streaming=streaming,
+    )
+    assert isinstance(json.loads(response.content), dict)
+
+
+def parse_notes(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the tool-call parser had to repair or could not read (empty: well-formed)."""
+    return [r.getMessage() for r in caplog.records if "tool call parse note" in r.getMessage()]
+
+
+def assert_valid_calls(response: ProviderResponse, names: set[str]) -> None:
+    for call in response.tool_calls:
+        assert call.name in names
+        jsonschema.validate(call.arguments, TOOLS[call.name].parameters)
+
+
+@pytest.mark.slow
+@requires_llama
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize(
+    "question",
+    ["What is the weather in Paris?", "Tell me a joke about cats."],
+)
+async def test_required_tool_choice_gives_one_well_formed_schema_valid_call(
+    question: str, streaming: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ai_agents.providers.ollama")
+    provider = LocalLlamaProvider()
+    request = local_request(
+        question, tools=list(TOOLS.values()), tool_choice="required", parallel_tool_calls=False
+    )
+    response = await respond(provider, request, streaming=streaming)
+    assert len(response.tool_calls) == 1, response
+    assert (response.content, response.finish_reason) == ("", "tool_calls")  # nothing else
+    assert_valid_calls(response, set(TOOLS))
+    # A tool name forces that tool.
+    request = local_request(question, tools=list(TOOLS.values()), tool_choice="get_time")
+    response = await respond(provider, request, streaming=streaming)
+    assert response.tool_calls and {c.name for c in response.tool_calls} == {"get_time"}
+    assert response.content == ""
+    assert_valid_calls(response, {"get_time"})
+    assert parse_notes(caplog) == []  # nothing had to be repaired: the calls were well-formed
+
+
+@pytest.mark.slow
+@requires_llama
+@pytest.mark.parametrize(
+    "question",
+    ["What is the weather in Paris?", "Hello! Who are you?", "Write <b>bold</b> HTML for 'hi'."],
+)
+async def test_auto_tool_choice_gives_prose_or_well_formed_calls(
+    question: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ai_agents.providers.ollama")
+    provider = LocalLlamaProvider()
+    response = await provider.complete(local_request(question, tools=list(TOOLS.values())))
+    assert "<" not in response.content
+    assert response.content or response.tool_calls
+    assert_valid_calls(response, set(TOOLS))
+    assert parse_notes(caplog) == []
+
+
+@pytest.mark.slow
+@requires_llama
+async def test_tool_choice_none_after_a_tool_result_answers_in_prose() -> None:
+    """Shown its tool exchange, the model would imitate a <tool_result>: it may not."""
+    provider = LocalLlamaProvider()
+    first = await provider.complete(
+        local_request("What is the weather in Paris?", tools=[WEATHER_TOOL], tool_choice="required")
+    )
+    history = [
+        user("What is the weather in Paris?"),
+        assistant("", first.tool_calls),
+        *(tool_result(c, "Sunny, 22 degrees.") for c in first.tool_calls),
+    ]
+    response = await provider.complete(
+        local_request("", messages=history, tools=[WEATHER_TOOL], tool_choice="none")
+    )
+    assert response.content and "<" not in response.content
+    assert response.tool_calls == []
+
+
+@pytest.mark.slow
+@requires_llama
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_a_grammar_llama_cpp_cannot_parse_is_an_error_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, streaming: bool
+) -> None:
+    from ai_agents.providers import local
+
+    monkeypatch.setattr(local, "build_grammar", lambda **_: "root ::= missing-rule\n")
+    provider = LocalLlamaProvider()
+    request = local_request("Hi", tools=[WEATHER_TOOL])
+    with pytest.raises(ProviderBadRequest, match="grammar does not parse"):
+        await respond(provider, request, streaming=streaming)

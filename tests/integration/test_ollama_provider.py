@@ -20,8 +20,10 @@ from ai_agents.errors import (
 from ai_agents.messages import Message, ToolCall, assistant, tool_result, user
 from ai_agents.providers.base import (
     ProviderRequest,
+    ProviderResponse,
     ProviderSettings,
     ResponseDone,
+    ResponseFormat,
     StreamEvent,
     TextDelta,
     ToolCallReady,
@@ -53,6 +55,16 @@ WEATHER = ToolSpec(
     },
 )
 CLOCK = ToolSpec(name="get_time", description="The current time.")
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+    "required": ["city", "population"],
+}
+CITY = ResponseFormat(type="json_schema", name="city", schema=CITY_SCHEMA)
+CITY_INSTRUCTION = (
+    "with only JSON, no other text. It must be valid against this JSON schema: "
+    + json.dumps(CITY_SCHEMA)
+)
 
 
 def _tool_json_for_fake() -> dict[str, Any]:
@@ -546,10 +558,114 @@ def test_prose_filter_at_every_split(answer: str) -> None:
 # --- the fake itself --------------------------------------------------------------
 
 
+# --- structured output and sampling ------------------------------------------------
+
+
+async def respond(p: OllamaProvider, req: ProviderRequest, *, streaming: bool) -> ProviderResponse:
+    """The response; streamed, its events must add up to it."""
+    if not streaming:
+        return await p.complete(req)
+    events = await collect(p, req)
+    done = events[-1]
+    assert isinstance(done, ResponseDone)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.response.content
+    assert [e.call for e in events if isinstance(e, ToolCallReady)] == done.response.tool_calls
+    return done.response
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize("model", [TOOL_MODEL, SMALL_MODEL])
+async def test_format_and_top_p_without_tools(
+    fake: FakeOllama, provider: OllamaProvider, model: str, streaming: bool
+) -> None:
+    req = request(model, [user("Paris?")], response_format=CITY, top_p=0.4)
+    response = await respond(provider, req, streaming=streaming)
+    assert json.loads(response.content) == {"city": "echo: Paris?", "population": 1}
+    body = fake.last_request
+    assert body["format"] == CITY_SCHEMA
+    assert body["options"] == {"top_p": 0.4}
+    # Ollama advises giving the schema in the prompt too.
+    assert body["messages"][0]["content"] == f"You are terse.\n\nAnswer {CITY_INSTRUCTION}"
+    req = request(model, [user("Paris?")], response_format=ResponseFormat(type="json_object"))
+    response = await respond(provider, req, streaming=streaming)
+    assert json.loads(response.content) == {"echo": "echo: Paris?"}
+    body = fake.last_request
+    assert body["format"] == "json"
+    assert body["messages"][0]["content"].endswith("Answer with only a JSON object, no other text.")
+    await respond(provider, request(model, response_format=ResponseFormat()), streaming=streaming)
+    assert "format" not in fake.last_request
+
+
+@pytest.mark.parametrize("model", [TOOL_MODEL, SMALL_MODEL])
+async def test_format_is_not_sent_when_tools_are_offered(
+    fake: FakeOllama, provider: OllamaProvider, model: str
+) -> None:
+    """``format`` would keep the model from calling tools: the instruction asks instead."""
+    fake.reply_text('{"city": "Paris", "population": 3}')
+    response = await provider.complete(request(model, tools=(WEATHER,), response_format=CITY))
+    assert json.loads(response.content) == {"city": "Paris", "population": 3}
+    body = fake.last_request
+    assert "format" not in body
+    system = body["messages"][0]["content"]
+    assert system.endswith(
+        f"When you give your final answer (not a tool call), answer {CITY_INSTRUCTION}"
+    )
+    assert ("tools" in body) == (model == TOOL_MODEL)
+    assert ("<tool_call>" in system) == (model == SMALL_MODEL)
+    # Tools withheld (tool_choice "none"): nothing keeps format away.
+    await provider.complete(
+        request(model, tools=(WEATHER,), response_format=CITY, tool_choice="none")
+    )
+    assert fake.last_request["format"] == CITY_SCHEMA
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize("model", [TOOL_MODEL, SMALL_MODEL])
+async def test_parallel_tool_calls_false_keeps_the_first_call(
+    fake: FakeOllama, provider: OllamaProvider, model: str, streaming: bool
+) -> None:
+    def reply() -> None:
+        if model == TOOL_MODEL:
+            fake.reply_tool_calls(
+                {"name": "get_weather", "arguments": {"city": "Oslo"}}, {"name": "get_time"}
+            )
+        else:
+            fake.reply_text(
+                xml_tool_call_text("get_weather", {"city": "Oslo"}, style="xml")
+                + "\n"
+                + xml_tool_call_text("get_time", {}, style="xml")
+            )
+
+    reply()
+    req = request(model, tools=(WEATHER, CLOCK), parallel_tool_calls=False)
+    response = await respond(provider, req, streaming=streaming)
+    assert [(c.name, c.arguments) for c in response.tool_calls] == [
+        ("get_weather", {"city": "Oslo"})
+    ]
+    assert response.finish_reason == "tool_calls"
+    assert "parallel_tool_calls" not in fake.last_request  # Ollama has no such option
+    reply()
+    response = await respond(provider, request(model, tools=(WEATHER, CLOCK)), streaming=streaming)
+    assert [c.name for c in response.tool_calls] == ["get_weather", "get_time"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
         ({"model": "nope", "messages": []}, 404, 'model "nope" not found'),
+        ({"model": SMALL_MODEL, "messages": [], "format": "xml"}, 400, "invalid format"),
+        ({"model": SMALL_MODEL, "messages": [], "format": ["json"]}, 400, "invalid format"),
+        (
+            {
+                "model": TOOL_MODEL,
+                "messages": [],
+                "format": "json",
+                "tools": [_tool_json_for_fake()],
+            },
+            400,
+            "format with tools",
+        ),
+        ({"model": SMALL_MODEL, "messages": [], "options": {"top_p": "0.5"}}, 400, "top_p"),
         ({"messages": []}, 400, "model is required"),
         ({"model": SMALL_MODEL, "messages": [{"role": "bot", "content": "x"}]}, 400, "role"),
         ({"model": SMALL_MODEL, "messages": [{"role": "user", "content": 1}]}, 400, "string"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -22,6 +23,7 @@ from ai_agents.providers.base import (
     ProviderRequest,
     ProviderSettings,
     ResponseDone,
+    ResponseFormat,
     StreamEvent,
     TextDelta,
     ToolCallReady,
@@ -41,6 +43,15 @@ WEATHER = ToolSpec(
     parameters={"type": "object", "properties": {"city": {"type": "string"}}},
 )
 TIME = ToolSpec(name="get_time", description="Current time in a city")
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+    "required": ["city", "population"],
+    "additionalProperties": False,
+}
+CITY_FORMAT = ResponseFormat(
+    type="json_schema", name="city_info", schema=CITY_SCHEMA, strict=True, description="A city"
+)
 
 
 @pytest.fixture(scope="module")
@@ -292,6 +303,94 @@ async def test_stream_tool_calls(provider: OpenAIChatProvider, fake: OpenAIFake)
     assert done.response.usage.output_tokens > 0
 
 
+# --- structured output and sampling --------------------------------------------------
+
+
+async def final(p: OpenAIChatProvider, request: ProviderRequest, *, streaming: bool) -> str:
+    """The answer's content; streamed, the deltas must add up to it."""
+    if not streaming:
+        return (await p.complete(request)).content
+    events = await collect(p, request)
+    done = events[-1]
+    assert isinstance(done, ResponseDone)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.response.content
+    return done.response.content
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_json_schema_response_format(
+    provider: OpenAIChatProvider, fake: OpenAIFake, streaming: bool
+) -> None:
+    fake.push(Reply.text('{"city": "Paris", "population": 2102650}'))
+    request = req([user("Tell me about Paris")], response_format=CITY_FORMAT)
+    content = await final(provider, request, streaming=streaming)
+    assert json.loads(content) == {"city": "Paris", "population": 2102650}
+    body = fake.requests[-1]
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "city_info",
+            "schema": CITY_SCHEMA,
+            "strict": True,
+            "description": "A city",
+        },
+    }
+    assert body["messages"][0] == {"role": "system", "content": "You are terse."}  # unchanged
+    # Unscripted, the fake answers like constrained decoding: an instance of the schema.
+    content = await final(provider, request, streaming=streaming)
+    assert json.loads(content) == {"city": "echo: Tell me about Paris", "population": 1}
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_json_object_gets_the_word_json_only_when_missing(
+    provider: OpenAIChatProvider, fake: OpenAIFake, streaming: bool
+) -> None:
+    fmt = ResponseFormat(type="json_object")
+    content = await final(
+        provider, req([user("Colors?")], response_format=fmt), streaming=streaming
+    )
+    assert json.loads(content) == {"echo": "echo: Colors?"}
+    body = fake.requests[-1]
+    assert body["response_format"] == {"type": "json_object"}
+    assert body["messages"][0]["content"] == (
+        "You are terse.\n\nAnswer with only a JSON object, no other text."
+    )
+    await final(provider, req([user("Colors, as Json?")], response_format=fmt), streaming=streaming)
+    assert fake.requests[-1]["messages"][0]["content"] == "You are terse."
+    await final(
+        provider,
+        req([user("Colors?")], system_prompt="", response_format=fmt, tools=[WEATHER]),
+        streaming=streaming,
+    )
+    assert fake.requests[-1]["messages"][0] == {
+        "role": "system",
+        "content": "When you give your final answer (not a tool call), answer with only a "
+        "JSON object, no other text.",
+    }
+
+
+async def test_text_response_format_sends_nothing(
+    provider: OpenAIChatProvider, fake: OpenAIFake
+) -> None:
+    await provider.complete(req([user("hi")], response_format=ResponseFormat(type="text")))
+    assert "response_format" not in fake.requests[-1]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_top_p_and_parallel_tool_calls(
+    provider: OpenAIChatProvider, fake: OpenAIFake, streaming: bool
+) -> None:
+    request = req([user("x")], tools=[WEATHER], top_p=0.3, parallel_tool_calls=False)
+    await answer(provider, request, streaming=streaming)
+    body = fake.requests[-1]
+    assert (body["top_p"], body["parallel_tool_calls"]) == (0.3, False)
+    await answer(provider, req([user("x")], tools=[WEATHER]), streaming=streaming)
+    assert "parallel_tool_calls" not in fake.requests[-1] and "top_p" not in fake.requests[-1]
+    # Without tools the API rejects parallel_tool_calls: it is not sent.
+    await answer(provider, req([user("x")], parallel_tool_calls=True), streaming=streaming)
+    assert "parallel_tool_calls" not in fake.requests[-1]
+
+
 # --- errors -----------------------------------------------------------------------------
 
 
@@ -442,6 +541,42 @@ async def test_fake_rejects_what_openai_rejects(base_url: str) -> None:
             assert expected in info.value.message, messages
     finally:
         await client.close()
+
+
+BAD_STRUCTURED_REQUESTS: list[tuple[dict[str, object], str]] = [
+    ({"parallel_tool_calls": False}, "'parallel_tool_calls' is only allowed when 'tools'"),
+    ({"top_p": 1.5}, "Expected a value <= 1, but got 1.5"),
+    ({"temperature": -1}, "Expected a value >= 0"),
+    ({"response_format": {"type": "xml"}}, "Invalid value: 'xml'"),
+    ({"response_format": {"type": "json_object"}}, "must contain the word 'json'"),
+    ({"response_format": {"type": "json_schema"}},
+     "Missing required parameter: 'response_format.json_schema'."),
+    ({"response_format": {"type": "json_schema", "json_schema": {"schema": CITY_SCHEMA}}},
+     "Missing required parameter: 'response_format.json_schema.name'."),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "a b"}}},
+     "'response_format.json_schema.name': string does not match pattern"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+     "Missing required parameter: 'response_format.json_schema.schema'."),
+    ({"response_format": {"type": "json_schema", "json_schema": {
+        "name": "x", "strict": True, "schema": {**CITY_SCHEMA, "required": ["city"]}}}},
+     "Missing 'population'"),
+    ({"response_format": {"type": "json_schema", "json_schema": {
+        "name": "x", "strict": True, "schema": {"type": "object", "properties": {}}}}},
+     "'additionalProperties' is required to be supplied and to be false"),
+]  # fmt: skip
+
+
+async def test_fake_rejects_bad_structured_output_and_sampling(base_url: str) -> None:
+    headers = {"Authorization": "Bearer sk-test"}
+    ok: dict[str, object] = {"model": MODEL, "messages": [{"role": "user", "content": "x"}]}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers) as http:
+        for extra, expected in BAD_STRUCTURED_REQUESTS:
+            response = await http.post("/chat/completions", json={**ok, **extra})
+            assert response.status_code == 400, extra
+            assert expected in response.json()["error"]["message"], extra
+        loose = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+        for extra in ({"response_format": loose}, {"top_p": 1, "temperature": 2}):
+            assert (await http.post("/chat/completions", json={**ok, **extra})).status_code == 200
 
 
 async def test_fake_requires_auth_header_and_model(base_url: str) -> None:

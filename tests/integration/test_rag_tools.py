@@ -57,7 +57,7 @@ async def docs(store: AgentStore, uploads: Path) -> DocumentService:
         "roomy",
         ModelLimits(100_000, 1000, 100_000, 100_000_000, True, False, 3.0, 15.0),
     )
-    store.extensions["tool_registry"] = ToolRegistry()
+    store.use_tools(ToolRegistry())
     service = enable_documents(store, embedder=EMBEDDER, upload_dirs=[uploads])
     for name in FILES:
         await service.ingestor.ingest_file(

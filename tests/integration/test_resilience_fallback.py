@@ -70,7 +70,7 @@ async def ai(store: AgentStore, fakes: tuple[OpenAIFake, AnthropicFake, str, str
         """
         return a + b
 
-    store.extensions["tool_registry"] = registry
+    store.use_tools(registry)
     store.register_provider(
         "openai",
         OpenAIChatProvider(ProviderSettings(base_url=openai_url, api_key="sk-test", timeout=5)),

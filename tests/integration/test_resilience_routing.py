@@ -74,7 +74,7 @@ async def ai(
         """
         return a + b
 
-    store.extensions["tool_registry"] = registry
+    store.use_tools(registry)
     store.register_provider(
         "ollama", OllamaProvider(ProviderSettings(base_url=ollama_url, name="ollama", timeout=5))
     )

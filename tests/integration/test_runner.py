@@ -69,7 +69,7 @@ def registry_models() -> None:
 
 @pytest.fixture
 async def ai(store: AgentStore, tools: ToolRegistry, registry_models: None) -> AgentStore:
-    store.extensions["tool_registry"] = tools
+    store.use_tools(tools)
     return store
 
 

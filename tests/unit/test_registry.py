@@ -98,7 +98,7 @@ def test_retired_models_are_marked_deprecated(reg: ModelRegistry) -> None:
     assert reg.get("anthropic", "claude-sonnet-4-20250514").deprecated
     assert reg.get("anthropic", "claude-3-5-sonnet-20241022").deprecated
     assert reg.get("openai", "o1-mini").deprecated
-    assert not reg.get("anthropic", "claude-opus-4-5").deprecated
+    assert reg.get("anthropic", "claude-opus-4-5").deprecated  # retired 2027-01-22
     assert not reg.get("anthropic", "claude-haiku-4-5").deprecated
     assert not reg.get("openai", "gpt-5.2").deprecated
 
