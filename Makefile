@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # the index cannot change what CI runs. `make constraints` rewrites it from the venv.
 CONSTRAINTS := constraints.txt
 
-.PHONY: install constraints services test test-unit test-integration lint typecheck bench demo schemathesis clean
+.PHONY: install constraints services test test-unit test-integration lint typecheck bench demo schemathesis chaos clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,12 @@ bench: install services
 schemathesis: install services
 	API_SCHEMATHESIS_EXAMPLES=200 API_SCHEMATHESIS_MIN_REQUESTS=10000 \
 	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_api_schemathesis.py
+
+# Fault runs under load (docs/operations.md, "Chaos testing"). No services target: the
+# run starts its own PostgreSQL, Redis and vendor on spare ports and stops only those.
+# AI_AGENTS_CHAOS_SECONDS sets the load's length (default 75).
+chaos: install
+	AI_AGENTS_CHAOS=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/chaos $(PYTEST_ARGS)
 
 # No services target: without AI_AGENTS_DATABASE_URL / AI_AGENTS_REDIS_URL the demo
 # starts its own embedded PostgreSQL and Valkey under .ai_agents/.

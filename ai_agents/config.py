@@ -6,6 +6,7 @@ arguments > environment > the file named by ``AI_AGENTS_CONFIG`` > defaults.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -23,6 +24,39 @@ def _env(*names: str) -> str | None:
         if value:
             return value
     return None
+
+
+def _env_list(name: str, sep: str) -> tuple[str, ...] | None:
+    """``a,b`` (or ``dir1:dir2``) -> ``("a", "b")``; unset -> ``None``."""
+    raw = _env(name)
+    if raw is None:
+        return None
+    return tuple(part.strip() for part in raw.split(sep) if part.strip())
+
+
+def _env_json(name: str) -> Any:
+    raw = _env(name)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{name} is not valid JSON: {exc}") from exc
+
+
+def _env_weights(name: str) -> dict[str, int] | None:
+    """``acme=3,beta=2`` -> ``{"acme": 3, "beta": 2}``; unset -> ``None``."""
+    raw = _env(name)
+    if raw is None:
+        return None
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        key, _, value = part.rpartition("=")
+        try:
+            out[key.strip()] = int(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"{name}: {part!r} is not tenant=weight") from exc
+    return out
 
 
 def normalize_database_url(url: str) -> str:
@@ -57,9 +91,27 @@ class Settings:
     rate_limit_fail_open: bool = False
     #: Length of the sliding rate-limit windows in seconds (vendors count per minute).
     rate_limit_window: float = 60.0
+    #: Longest a model call waits for room in a rate-limit window (seconds); a longer
+    #: wait fails at once with ``RateLimitTimeout`` (HTTP 429 with ``Retry-After``).
+    rate_limit_max_wait: float = 60.0
+    #: Tenant -> weight of its share of each provider window while several tenants use
+    #: it (unlisted tenants weigh 1; a tenant alone may use the whole window).
+    rate_limit_tenant_weights: dict[str, int] = field(default_factory=dict)
+    #: Providers agents may use; ``None``: the configured ones (docs/configuration.md),
+    #: ``("*",)``: every built-in. Providers passed to ``register_provider`` always count.
+    enabled_providers: tuple[str, ...] | None = None
+    #: Tenant -> the providers it may use (within ``enabled_providers``); key ``"*"``:
+    #: tenants not listed. Empty: every tenant may use every enabled provider.
+    tenant_providers: dict[str, list[str]] = field(default_factory=dict)
+    #: Directories whose ``.gguf`` files the ``local`` provider may load by path.
+    local_model_dirs: tuple[str, ...] = ()
     #: Tool loop bound and per-tool timeout (seconds), defaults for agents that set none.
     max_tool_iterations: int = 10
     tool_timeout: float = 60.0
+    #: Deployment-wide upper bounds of an agent's ``settings`` (checked when an agent is
+    #: saved; an agent saved before a ceiling was lowered runs with the ceiling).
+    max_tool_iterations_ceiling: int = 50
+    max_output_tokens_ceiling: int = 128_000
     #: A run's process extends its lease every third of this; a run whose lease passed
     #: (its process died) is marked ``expired`` and its thread is free again.
     run_lease_seconds: float = 30.0
@@ -67,6 +119,8 @@ class Settings:
     run_action_timeout: float = 600.0
     #: Runs allowed to wait for one busy thread (``on_busy="enqueue"``); more are refused.
     max_waiting_runs_per_thread: int = 100
+    #: Runs that may wait for busy threads across one tenant; more get ``ThreadBusyError``.
+    max_waiting_runs_per_tenant: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -95,11 +149,19 @@ class Settings:
             "db_max_overflow": _env("AI_AGENTS_DB_MAX_OVERFLOW"),
             "rate_limit_fail_open": _env("AI_AGENTS_RATE_LIMIT_FAIL_OPEN"),
             "rate_limit_window": _env("AI_AGENTS_RATE_LIMIT_WINDOW"),
+            "rate_limit_max_wait": _env("AI_AGENTS_RATE_LIMIT_MAX_WAIT"),
+            "rate_limit_tenant_weights": _env_weights("AI_AGENTS_RATE_LIMIT_TENANT_WEIGHTS"),
+            "enabled_providers": _env_list("AI_AGENTS_ENABLED_PROVIDERS", ","),
+            "tenant_providers": _env_json("AI_AGENTS_TENANT_PROVIDERS"),
+            "local_model_dirs": _env_list("AI_AGENTS_LOCAL_MODEL_DIRS", os.pathsep),
             "max_tool_iterations": _env("AI_AGENTS_MAX_TOOL_ITERATIONS"),
             "tool_timeout": _env("AI_AGENTS_TOOL_TIMEOUT"),
+            "max_tool_iterations_ceiling": _env("AI_AGENTS_MAX_TOOL_ITERATIONS_CEILING"),
+            "max_output_tokens_ceiling": _env("AI_AGENTS_MAX_OUTPUT_TOKENS_CEILING"),
             "run_lease_seconds": _env("AI_AGENTS_RUN_LEASE_SECONDS"),
             "run_action_timeout": _env("AI_AGENTS_RUN_ACTION_TIMEOUT"),
             "max_waiting_runs_per_thread": _env("AI_AGENTS_MAX_WAITING_RUNS_PER_THREAD"),
+            "max_waiting_runs_per_tenant": _env("AI_AGENTS_MAX_WAITING_RUNS_PER_TENANT"),
         }
         values.update({k: v for k, v in env_map.items() if v is not None})
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 
@@ -218,11 +219,48 @@ class ProviderConnectionError(ProviderError):
     retryable = True
 
 
+class ProviderBadResponse(ProviderError):
+    """The vendor answered (HTTP 200) but the reply cannot be read: not JSON, the wrong
+    shape, a value we do not know (a finish reason), or a stream that ended before its
+    final event. Retryable: it comes from a vendor or proxy having a bad moment, and
+    nothing of the reply is used, so a retry or a fallback may answer."""
+
+    code = "provider_bad_response"
+    retryable = True
+
+    #: At most this many characters of a message (no whole body in logs and API errors).
+    MAX_MESSAGE = 200
+
+    @classmethod
+    def of(
+        cls, provider: str, problem: str, *, got: object = None, status: int | None = 200
+    ) -> ProviderBadResponse:
+        """``"{provider}: unreadable reply: {problem} (got ...)"``, capped, with a short
+        excerpt of *got* (the offending value, never the whole body)."""
+        message = f"{provider}: unreadable reply: {problem}"
+        if got is not None:
+            message += f" (got {_excerpt.repr(got)})"
+        if len(message) > cls.MAX_MESSAGE:
+            message = message[: cls.MAX_MESSAGE - 3] + "..."
+        return cls(message, provider=provider, status=status)
+
+
 class ProviderUnavailable(ProviderError):
     """Every candidate provider was skipped or failed (open breakers, exhausted fallbacks)."""
 
     code = "provider_unavailable"
     retryable = True
+
+
+def _excerpt_repr() -> reprlib.Repr:
+    """A ``repr`` that stays short on any value (reprlib cuts long strings and containers)."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 60
+    short.maxlevel = 2
+    return short
+
+
+_excerpt = _excerpt_repr()
 
 
 # --- storage ----------------------------------------------------------------------

@@ -68,6 +68,12 @@ class RedisKeys:
         """Pub/sub: a run id to cancel, wherever it executes."""
         return f"{self.prefix}runs:cancel"
 
+    # --- REST API keys -------------------------------------------------------------
+    @property
+    def api_key_revoked_channel(self) -> str:
+        """Pub/sub: an API key id just revoked (every API process drops it from its cache)."""
+        return f"{self.prefix}api_keys:revoked"
+
     # --- provider resilience ------------------------------------------------------
     def breaker(self, provider: str, base_url: str) -> str:
         return f"{self.prefix}breaker:{provider}:{base_url}"

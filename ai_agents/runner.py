@@ -7,7 +7,8 @@ A run is a row (``runs``), never a held connection:
    second run finds the thread busy: ``on_busy="reject"`` raises
    :class:`ThreadBusyError`; ``"enqueue"`` records a ``queued`` run and waits, holding no
    connection, for the thread's release (Redis pub/sub, re-checked every second) up to
-   ``busy_timeout``. At most ``max_waiting_runs_per_thread`` runs wait per thread.
+   ``busy_timeout``. At most ``max_waiting_runs_per_thread`` runs wait per thread, and
+   ``max_waiting_runs_per_tenant`` per tenant.
 2. **execute**: the run's own task runs :class:`~ai_agents.runs.loop.TurnLoop`. The
    process's :class:`~ai_agents.runs.supervisor.RunSupervisor` extends its lease; a
    cancel from any process interrupts the task; nothing of an unsaved turn is kept.
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
 
+from ai_agents.agent_settings import Ceilings
 from ai_agents.db.engine import parse_uuid
 from ai_agents.db.scope import Scope
 from ai_agents.embeddings import Embedder, HashingEmbedder
@@ -44,6 +46,7 @@ from ai_agents.errors import (
     ValidationError,
 )
 from ai_agents.memory.base import LoadPlan
+from ai_agents.nul import nul_path
 from ai_agents.providers.base import Provider
 from ai_agents.providers.breaker import BreakerConfig, CircuitBreakers
 from ai_agents.providers.factory import ProviderFactory
@@ -55,7 +58,7 @@ from ai_agents.records import AgentRecord, ThreadRecord
 from ai_agents.response import AgentResponse, DoneEvent, RunEvent, RunStartedEvent
 from ai_agents.runs import rows
 from ai_agents.runs.gateway import ModelGateway, RateLimitAdmissions
-from ai_agents.runs.loop import LoopDefaults, Resume, TurnLoop
+from ai_agents.runs.loop import LoopDefaults, Progress, Resume, TurnLoop
 from ai_agents.runs.overrides import RunOverrides
 from ai_agents.runs.pg import PgRuns, RunLost
 from ai_agents.runs.records import RunRecord, RunStep, ToolOutput
@@ -99,7 +102,7 @@ class AgentRunner:
         tool_store: Any = None,
     ) -> None:
         self.runtime = runtime
-        self.providers = ProviderFactory()
+        self.providers = ProviderFactory(runtime.settings)
         self.tools = tools or default_registry()
         self.counter = counter or default_counter()
         self.embedder: Embedder = HashingEmbedder()
@@ -128,6 +131,7 @@ class AgentRunner:
             defaults=LoopDefaults(
                 max_tool_iterations=runtime.settings.max_tool_iterations,
                 tool_timeout=runtime.settings.tool_timeout,
+                ceilings=Ceilings.of(runtime.settings),
             ),
             tool_store=tool_store,
         )
@@ -187,7 +191,7 @@ class AgentRunner:
     ) -> RunTicket | AgentResponse:
         """Claim the thread for a new run (or wait for it); a replayed turn's response."""
         ident = parse_uuid(thread_id, "thread")
-        validate_input(text)
+        validate_input(text, options.metadata)
         self.check_overrides(options.overrides)
         run_id = uuid.uuid4()
         data = {
@@ -225,13 +229,19 @@ class AgentRunner:
                 break
         if options.on_busy == "reject":
             raise ThreadBusyError(ident)
-        if not await self.runs.queue(scope, ident, data, options.busy_timeout):
+        full = await self.runs.queue(scope, ident, data, options.busy_timeout)
+        if full is not None:
+            settings = self.runtime.settings
             error = ThreadBusyError(ident)
             error.message = (
                 f"thread {ident} is busy and already has "
-                f"{self.runtime.settings.max_waiting_runs_per_thread} runs waiting"
+                f"{settings.max_waiting_runs_per_thread} runs waiting"
+                if full == "thread"
+                else f"thread {ident} is busy and this tenant already has "
+                f"{settings.max_waiting_runs_per_tenant} runs waiting"
             )
             error.args = (error.message,)
+            error.details["waiting_cap"] = full
             raise error
         return await self._wait_and_start(scope, run_id, ident, options, job=False)
 
@@ -389,9 +399,15 @@ class AgentRunner:
         sink: Callable[[RunEvent], None] | None,
         resume: Resume | None,
     ) -> AgentResponse:
-        """The run's task: the loop, then the row's end when the loop did not save it."""
+        """The run's task: the loop, then the row's end when the loop did not save it.
+
+        A run that ends without its save still records the usage its model calls spent
+        (``progress.state``) on its row. The thread's and user's counters are not
+        touched: they count saved messages, and nothing of the turn was saved.
+        """
         response: AgentResponse | None = None
         owner = ticket.owner
+        progress = Progress()
         try:
             async for event in self.loop.execute(
                 ticket,
@@ -399,6 +415,7 @@ class AgentRunner:
                 resume=resume,
                 should_cancel=options.should_cancel,
                 settling=lambda: self.supervisor.settling(ticket.id),
+                progress=progress,
             ):
                 if sink is not None:
                     sink(event)
@@ -417,6 +434,7 @@ class AgentRunner:
                             "cancelled",
                             {"code": "cancelled", "message": "the caller stopped the run"},
                             owner=owner,
+                            state=progress.state,
                         )
                     )
                 raise
@@ -433,18 +451,25 @@ class AgentRunner:
                 "cancelled",
                 {"code": "cancelled", "message": "the run was cancelled"},
                 owner=owner,
+                state=progress.state,
             )
             raise RunCancelled("the run was cancelled; nothing of this turn was saved") from None
         except RunLost as exc:
-            await self.runs.finish(ticket.id, "expired", _error(exc), owner=owner)
+            await self.runs.finish(
+                ticket.id, "expired", _error(exc), owner=owner, state=progress.state
+            )
             raise
         except RunCancelled as exc:
-            await self.runs.finish(ticket.id, "cancelled", _error(exc), owner=owner)
+            await self.runs.finish(
+                ticket.id, "cancelled", _error(exc), owner=owner, state=progress.state
+            )
             raise
         except BaseException as exc:
             with suppress(Exception):
                 await asyncio.shield(
-                    self.runs.finish(ticket.id, "failed", _error(exc), owner=owner)
+                    self.runs.finish(
+                        ticket.id, "failed", _error(exc), owner=owner, state=progress.state
+                    )
                 )
             raise
         assert response is not None, "a run always ends with a DoneEvent"
@@ -559,6 +584,11 @@ def parse_outputs(
             raise ValidationError(
                 f"{where}.output must be a string", details={"field": f"{where}.output"}
             )
+        if "\x00" in item.output:
+            raise ValidationError(
+                f"{where}.output contains a NUL character (U+0000), which cannot be stored",
+                details={"field": f"{where}.output"},
+            )
         if item.tool_call_id not in expected:
             raise ValidationError(
                 f"{where}: the run does not wait for tool call {item.tool_call_id!r} "
@@ -580,13 +610,27 @@ def parse_outputs(
     return by_id
 
 
-def validate_input(text: str) -> None:
+def validate_input(text: str, metadata: dict[str, Any] | None = None) -> None:
+    """Check a run's input (and metadata) before the run exists or any model is called:
+    what PostgreSQL could not store (U+0000) would otherwise fail the save, after the
+    tokens were spent."""
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("run input must be a non-empty string", details={"field": "input"})
     if len(text) > MAX_INPUT_CHARS:
         raise ValidationError(
             f"run input is too long ({len(text)} characters; the limit is {MAX_INPUT_CHARS})",
             details={"field": "input"},
+        )
+    if "\x00" in text:
+        raise ValidationError(
+            "run input contains a NUL character (U+0000), which cannot be stored",
+            details={"field": "input"},
+        )
+    where = nul_path(metadata, "metadata")
+    if where is not None:
+        raise ValidationError(
+            f"{where} contains a NUL character (U+0000), which cannot be stored",
+            details={"field": where},
         )
 
 

@@ -14,7 +14,7 @@ returns a view on another tenant sharing the same pools.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ai_agents.agent_settings import Ceilings, prefixed, validate_settings
 from ai_agents.config import Settings
 from ai_agents.db import agents as agent_rows
 from ai_agents.db import memory as memory_rows
@@ -234,15 +235,20 @@ class AgentStore:
             "provider": provider,
             "model": model,
             "memory_strategy": memory_strategy,
-            "memory_config": dict(memory_config or {}),
-            "fallbacks": [dict(f) for f in fallbacks or ()],
-            "settings": dict(settings or {}),
+            # Copies of what is well-formed; anything else is named by the validation.
+            "memory_config": _copy(memory_config),
+            "fallbacks": (
+                [_copy(f) for f in fallbacks]
+                if isinstance(fallbacks, list | tuple)
+                else fallbacks or []
+            ),
+            "settings": _copy(settings),
             "metadata": dict(metadata or {}),
             "client_tools": list(client_tools or ()),
             "created_by": created_by,
         }
-        self._validate_agent_values(values)
         owner = self._scope.owner(tenant_id, self.settings.default_tenant)
+        self._validate_agent_values(values, tenant=owner)
         async with self._tx("create_agent") as conn:
             record = await agent_rows.insert_agent(conn, owner, values)
         return record.id
@@ -289,7 +295,7 @@ class AgentStore:
                 **{k: v for k, v in changes.items() if k in agent_rows.CONFIG_FIELDS},
                 **definition.to_dict(),
             }
-            self._validate_agent_values(values)
+            self._validate_agent_values(values, changed=set(changes), tenant=current.tenant_id)
             return await agent_rows.update_agent(conn, self._scope, ident, values)
 
     async def list_agents(
@@ -345,41 +351,93 @@ class AgentStore:
                 )
             ).items
 
-    def _validate_agent_values(self, values: dict[str, Any]) -> None:
+    def _validate_agent_values(
+        self,
+        values: dict[str, Any],
+        changed: Collection[str] | None = None,
+        *,
+        tenant: str | None = None,
+    ) -> None:
+        """Everything a run reads of the agent, checked before it is saved: a value no run
+        could use is a ``ValidationError`` naming its field (``settings.tool_timeout``).
+
+        *changed* (updates): the fields being changed. ``settings`` and ``fallbacks`` are
+        only re-checked when they or what they depend on change, so an agent saved before
+        these checks can still be renamed or deactivated (its runs name the bad field).
+        """
+        from ai_agents.memory import get_strategy
+        from ai_agents.providers.registry import get_registry
+        from ai_agents.providers.routing import AUTO, validate_agent_routing
+
         for name in ("provider", "model", "memory_strategy"):
             if not isinstance(values.get(name), str) or not values[name].strip():
                 raise ValidationError(f"{name} must be a non-empty string", details={"field": name})
-        for name in ("memory_config", "settings"):
-            if not isinstance(values.get(name), dict):
-                raise ValidationError(f"{name} must be a mapping", details={"field": name})
-        for i, fallback in enumerate(values.get("fallbacks") or ()):
-            if not isinstance(fallback, dict) or not {"provider", "model"} <= set(fallback):
+        if not isinstance(values.get("memory_config"), dict):
+            raise ValidationError(
+                "memory_config must be a mapping", details={"field": "memory_config"}
+            )
+        fallbacks = values.get("fallbacks") or ()
+        if not isinstance(fallbacks, list | tuple):
+            raise ValidationError(
+                "fallbacks must be a list of {provider, model}", details={"field": "fallbacks"}
+            )
+        checked = fallbacks if changed is None or "fallbacks" in changed else ()
+        for i, fallback in enumerate(checked):
+            if not isinstance(fallback, dict) or set(fallback) != {"provider", "model"}:
                 raise ValidationError(
-                    f"fallbacks[{i}] must be a mapping with 'provider' and 'model'",
-                    details={"field": "fallbacks"},
+                    f"fallbacks[{i}] must be a mapping with exactly 'provider' and 'model'",
+                    details={"field": f"fallbacks[{i}]"},
                 )
-        from ai_agents.memory import get_strategy
-        from ai_agents.providers.registry import get_registry
-        from ai_agents.providers.routing import validate_agent_routing
+            for key in ("provider", "model"):
+                if not isinstance(fallback[key], str) or not fallback[key].strip():
+                    raise ValidationError(
+                        f"fallbacks[{i}].{key} must be a non-empty string",
+                        details={"field": f"fallbacks[{i}].{key}"},
+                    )
+        registry = get_registry()
+        provider, model, settings = values["provider"], values["model"], values.get("settings")
+        if not isinstance(settings, dict):
+            raise ValidationError("settings must be a mapping", details={"field": "settings"})
+        if changed is None or {"settings", "provider", "model"} & set(changed):
+            # Routed agents choose their model per run (the run caps the output there).
+            routed = provider == AUTO or settings.get("routing") is not None
+            primary = None if routed else registry.find(provider, model)
+            validate_settings(
+                settings,
+                ceilings=Ceilings.of(self.settings),
+                model_max_output=primary.max_output if primary is not None else None,
+            )
 
         strategy = get_strategy(values["memory_strategy"])
         strategy.validate_config(values["memory_config"])
-        runner = self.runner
-        for provider, model in [
+        memory = values["memory_config"]
+        with prefixed("settings"):
             # provider="auto" / settings["routing"]: the policy's targets instead
-            *validate_agent_routing(
-                values["provider"],
-                values["model"],
-                values["settings"],
-                is_local=get_registry().is_local,
-            ),
-            *((f["provider"], f["model"]) for f in values.get("fallbacks") or ()),
-        ]:
-            if not runner.providers.known(provider):
+            routed_targets = validate_agent_routing(
+                provider, model, settings, is_local=registry.is_local
+            )
+        targets = [(p, m, "provider") for p, m in routed_targets]
+        targets += [(f["provider"], f["model"], f"fallbacks[{i}]") for i, f in enumerate(fallbacks)]
+        if values["memory_strategy"] == "summarize":
+            if provider == AUTO and "summary_provider" not in memory:
                 raise ValidationError(
-                    f"unknown provider {provider!r}", details={"field": "provider"}
+                    "the summarize strategy with provider='auto' needs "
+                    "memory_config.summary_provider and summary_model",
+                    details={"field": "memory_config.summary_provider"},
                 )
-            get_registry().get(provider, model)  # UnknownModelError names the fix
+            targets.append(
+                (
+                    memory.get("summary_provider", provider),
+                    memory.get("summary_model", model),
+                    "memory_config.summary_provider",
+                )
+            )
+        runner = self.runner
+        for target_provider, target_model, where in targets:
+            # Unknown, not enabled (for this tenant), or a local model path outside the
+            # operator's model directories: a ValidationError naming the field.
+            runner.providers.check(target_provider, target_model, tenant=tenant, field=where)
+            registry.get(target_provider, target_model)  # UnknownModelError names the fix
         runner.tools.resolve(values.get("tools") or ())
         if "client_tools" in values:
             from ai_agents.runs.overrides import parse_client_tools
@@ -952,11 +1010,27 @@ class AgentStore:
         The job's run exists from now on, ``queued`` (``(await store.get_job(id)).run_id``);
         keyword overrides apply to it as in :meth:`run`.
         """
+        return (
+            await self.submit_run(
+                thread_id, text, priority=priority, metadata=metadata, **overrides
+            )
+        ).id
+
+    async def submit_run(
+        self,
+        thread_id: UUID | str,
+        text: str,
+        *,
+        priority: str = "normal",
+        metadata: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> JobRecord:
+        """:meth:`enqueue_run`, answering the job record itself (as it was committed)."""
         from ai_agents.runs.overrides import parse_overrides
 
         parsed = parse_overrides(overrides)
         self.runner.check_overrides(parsed)
-        return await self.jobs.enqueue(
+        return await self.jobs.submit(
             thread_id,
             text,
             priority=priority,
@@ -980,6 +1054,14 @@ def _busy_timeout(value: float) -> float:
             "busy_timeout must be a number of seconds >= 0.001", details={"field": "busy_timeout"}
         )
     return float(value)
+
+
+def _copy(value: Any) -> Any:
+    """A mapping argument of ``create_agent`` as a dict (``None``: empty); anything else
+    unchanged, for the validation to name."""
+    if value is None:
+        return {}
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def _busy_policy(value: str) -> Any:

@@ -5,8 +5,8 @@ client) for its whole life and closes it on shutdown (the lifespan below). Its p
 created lazily, on first use, so they belong to the event loop that serves requests.
 
 ``app.state`` exposes what handlers and tests share: ``store``, ``key_store`` (the
-:class:`~api.keys.KeyStore`), ``key_limiter``, ``metrics``, ``api_config`` and
-``run_tasks`` (streamed runs in flight). Tests register test models on
+:class:`~api.keys.KeyStore`), ``key_limiter``, ``auth_throttle``, ``metrics``,
+``api_config`` and ``run_tasks`` (streamed runs in flight). Tests register test models on
 ``app.state.store`` (``register_provider``) before serving it.
 
 For ``uvicorn --factory`` (and ``ai-agents serve``) :func:`create_app_from_env` builds the
@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, Router
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -29,18 +29,18 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
 from litestar.middleware import ASGIMiddleware
-from litestar.openapi.spec import Parameter
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from ai_agents.config import Settings
 from ai_agents.errors import AgentsError
 from ai_agents.store import AgentStore
 from api import openapi
-from api.auth import KeyRateLimiter, provide_principal
+from api.auth import FailedAuthThrottle, KeyRateLimiter, provide_principal
 from api.config import ApiConfig
-from api.errors import EXCEPTION_HANDLERS, ApiError, status_of
+from api.errors import EXCEPTION_HANDLERS, status_of
 from api.keys import KeyStore
 from api.metrics import Metrics
+from api.request import ApiRequest, RequestChecks
 from api.routes import ROUTES
 
 API_PREFIX = "/api/v1"
@@ -79,49 +79,14 @@ class _MetricsMiddleware(ASGIMiddleware):
             )
 
 
-class _StrictQuery:
-    """Rejects query parameters an operation does not declare (a typo is a 400, not ignored).
-
-    The allowed names come from the finished OpenAPI document, so what is accepted is
-    exactly what is documented.
-    """
-
-    def __init__(self) -> None:
-        self.allowed: dict[tuple[str, str], frozenset[str]] = {}
-
-    def load(self, app: Litestar) -> None:
-        for path, item in (app.openapi_schema.paths or {}).items():
-            for method in ("get", "put", "post", "delete", "patch"):
-                op = getattr(item, method, None)
-                if op is None:
-                    continue
-                names = {
-                    p.name
-                    for p in op.parameters or ()
-                    if isinstance(p, Parameter) and p.param_in == "query"
-                }
-                self.allowed[(method.upper(), path)] = frozenset(names)
-
-    async def __call__(self, request: Request[Any, Any, Any]) -> None:
-        allowed = self.allowed.get((request.method, str(request.scope.get("path_template"))))
-        if allowed is None or not request.scope.get("query_string"):
-            return
-        unknown = sorted(set(request.query_params) - allowed)
-        if unknown:
-            raise ApiError(
-                400,
-                "invalid_request",
-                f"unknown query parameter(s): {', '.join(unknown)}",
-                details={"unknown": unknown, "allowed": sorted(allowed)},
-            )
-
-
-def _lifespan(store: AgentStore, run_tasks: set[asyncio.Task[None]]) -> Any:
+def _lifespan(store: AgentStore, keys: KeyStore, run_tasks: set[asyncio.Task[None]]) -> Any:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        keys.listen()  # revocations announced by other processes
         try:
             yield
         finally:
+            await keys.aclose()
             # Streamed runs still going: cancel them (their turns are not saved) and let
             # them release their thread locks before the pools close.
             pending = [t for t in run_tasks if not t.done()]
@@ -145,11 +110,15 @@ def create_app(
     config = config or ApiConfig.from_env()
     metrics = Metrics()
     run_tasks: set[asyncio.Task[None]] = set()
+    keys = KeyStore(store, pepper=config.key_pepper, cache_ttl=config.key_cache_ttl)
     state = State(
         {
             "store": store,
-            "key_store": KeyStore(store, pepper=config.key_pepper, cache_ttl=config.key_cache_ttl),
+            "key_store": keys,
             "key_limiter": KeyRateLimiter(store, config),
+            "auth_throttle": FailedAuthThrottle(
+                config.auth_failure_limit, config.auth_failure_window
+            ),
             "metrics": metrics,
             "api_config": config,
             "run_tasks": run_tasks,
@@ -165,10 +134,11 @@ def create_app(
             allow_credentials=config.cors_allow_credentials,
             max_age=600,
         )
-    strict_query = _StrictQuery()
+    checks = RequestChecks()
     app = Litestar(
         route_handlers=[Router(API_PREFIX, route_handlers=ROUTES)],
-        before_request=strict_query,
+        before_request=checks,
+        request_class=ApiRequest,
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[_MetricsMiddleware(metrics)],
@@ -178,7 +148,7 @@ def create_app(
         # Leave the process's logging to its owner (uvicorn, the CLI, pytest): the API's
         # own error handlers log what needs logging.
         logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="never"),
-        lifespan=[_lifespan(store, run_tasks)],
+        lifespan=[_lifespan(store, keys, run_tasks)],
         state=state,
         debug=debug,
     )
@@ -186,7 +156,7 @@ def create_app(
     if config.metrics_public:
         public.append(f"{API_PREFIX}/metrics")
     openapi.finalize(app, public_paths=tuple(public))
-    strict_query.load(app)
+    checks.load(app)
     return app
 
 

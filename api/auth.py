@@ -9,11 +9,20 @@ a 403 that would confirm it exists.
 Rate limits are per key, in the same Redis sliding window as provider limits
 (:class:`~ai_agents.queue.rate_limiter.RedisRateLimiter`, scope ``("key", key_id)``),
 so they hold across every API process. A refused request is a 429 with Retry-After.
+
+Failed authentications are throttled per client address (:class:`FailedAuthThrottle`):
+a flood of random keys costs a bounded number of database lookups, then 429s. A key this
+process already knows to be valid is never throttled, so clients sharing an address
+(behind a NAT or a proxy) with an attacker keep working.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import ipaddress
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -26,8 +35,10 @@ from ai_agents.store import AgentStore
 from api.config import ApiConfig
 from api.errors import ApiError, forbidden, unauthorized
 from api.keys import ApiKey, KeyStore
+from api.lru import LruCache
 
 _MAX_LIMITERS = 4096
+_MAX_ADDRESSES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,99 @@ class KeyRateLimiter:
             )
 
 
+class FailedAuthThrottle:
+    """Failed authentications per client address in a sliding window, in this process.
+
+    Once an address has *limit* failures within *window* seconds, :meth:`check` refuses
+    it (429, Retry-After: until its oldest failure leaves the window) before any database
+    lookup. In-process on purpose: the point is to bound each process's database work,
+    and a refusal costs no round trip at all. Addresses are kept in an LRU map.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        max_addresses: int = _MAX_ADDRESSES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._failures: LruCache[str, deque[float]] = LruCache(max_addresses)
+
+    def _recent(self, address: str, now: float) -> deque[float] | None:
+        failures = self._failures.get(address)
+        if failures is not None:
+            while failures and now - failures[0] >= self.window:
+                failures.popleft()
+        return failures
+
+    def check(self, address: str) -> None:
+        """Raise a 429 ApiError if *address* failed too often lately."""
+        if self.limit <= 0:
+            return
+        now = self._clock()
+        failures = self._recent(address, now)
+        if failures is None or len(failures) < self.limit:
+            return
+        retry_after = failures[0] + self.window - now
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many failed authentications from this address; retry in "
+            f"{math.ceil(retry_after)} s with a valid API key",
+            details={
+                "reason": "failed_authentications",
+                "limit": self.limit,
+                "window_seconds": self.window,
+            },
+            retry_after=retry_after,
+        )
+
+    def failed(self, address: str) -> None:
+        if self.limit <= 0:
+            return
+        now = self._clock()
+        failures = self._recent(address, now)
+        if failures is None:
+            failures = deque(maxlen=self.limit)
+            self._failures.put(address, failures)
+        failures.append(now)
+
+    def attempt(self, address: str) -> None:
+        """:meth:`check`, then count the attempt as failed until :meth:`forgive` (so that
+        concurrent attempts cannot all pass the check before any of them has failed)."""
+        self.check(address)
+        self.failed(address)
+
+    def forgive(self, address: str) -> None:
+        """Take back the failure :meth:`attempt` counted (the key was valid after all)."""
+        failures = self._failures.get(address)
+        if failures:
+            failures.pop()
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    """The caller's address for throttling: IPv4 as is, IPv6 by its /64 network.
+
+    One IPv6 host usually holds a whole /64, so counting single addresses would let it
+    rotate through them. Behind a proxy, run uvicorn with ``--forwarded-allow-ips`` so
+    this is the real client, not the proxy.
+    """
+    host = request.client.host if request.client else ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def bearer_token(request: Request[Any, Any, Any]) -> str:
     header = request.headers.get("authorization")
     if not header:
@@ -132,9 +236,24 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     """Litestar dependency: authenticate the caller and count the request."""
     token = bearer_token(request)
     keys: KeyStore = state.key_store
-    key = await keys.authenticate(token)
+    throttle: FailedAuthThrottle = state.auth_throttle
+    address = client_address(request)
+    # Only a key this process does not already know costs a lookup: only that is counted.
+    counted = not keys.known(token)
+    if counted:
+        throttle.attempt(address)
+    try:
+        key = await keys.authenticate(token)
+    except Exception:
+        if counted:
+            throttle.forgive(address)  # the database failed, not the client
+        raise
     if key is None:
+        if not counted:
+            throttle.failed(address)
         raise unauthorized("invalid or revoked API key")
+    if counted:
+        throttle.forgive(address)
     limiter: KeyRateLimiter = state.key_limiter
     await limiter.check(key)
     store: AgentStore = state.store

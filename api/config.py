@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from ai_agents.errors import ConfigurationError
 
 MB = 1024 * 1024
+#: Highest configurable JSON depth: the decoder itself recurses, and far below Python's
+#: recursion limit.
+MAX_JSON_DEPTH = 256
 
 
 def _get(name: str) -> str | None:
@@ -20,7 +23,7 @@ def _get(name: str) -> str | None:
     return value if value not in (None, "") else None
 
 
-def _int(name: str, default: int, *, minimum: int = 0) -> int:
+def _int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     raw = _get(name)
     if raw is None:
         return default
@@ -30,6 +33,8 @@ def _int(name: str, default: int, *, minimum: int = 0) -> int:
         raise ConfigurationError(f"{name}={raw!r} is not an integer") from exc
     if value < minimum:
         raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -62,8 +67,12 @@ def _list(name: str) -> tuple[str, ...]:
 class ApiConfig:
     """How the HTTP layer behaves (the store's own settings come from ``Settings``)."""
 
-    #: Largest request body accepted, in bytes (413 above it).
+    #: Largest request body accepted, in bytes (413 above it). It also bounds every JSON
+    #: string, array and object inside a body.
     max_body_bytes: int = 2 * MB
+    #: Deepest nesting of arrays/objects accepted in a JSON body, the body itself being
+    #: level 1 (400 above it, before the body is decoded).
+    max_json_depth: int = 32
     #: Requests per minute per API key when the key sets none; 0 turns the limit off.
     default_rpm: int = 600
     #: Origins allowed by CORS (empty: CORS headers are not sent at all).
@@ -74,6 +83,11 @@ class ApiConfig:
     #: Seconds an authenticated key is remembered in-process before the database is asked
     #: again (revocation through this process is immediate; elsewhere, within this TTL).
     key_cache_ttl: float = 5.0
+    #: Failed authentications per client address (IPv6: per /64) within
+    #: ``auth_failure_window`` seconds after which that address gets 429 instead of a
+    #: database lookup, per process; 0 turns the throttle off.
+    auth_failure_limit: int = 20
+    auth_failure_window: float = 60.0
     #: Optional server-side secret mixed into key hashes (HMAC-SHA256 instead of SHA-256).
     key_pepper: str | None = field(default=None, repr=False)
     #: Default seconds a run waits for a busy thread (``on_busy="enqueue"``).
@@ -84,11 +98,23 @@ class ApiConfig:
         defaults = cls()
         return cls(
             max_body_bytes=_int("AI_AGENTS_API_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
+            max_json_depth=_int(
+                "AI_AGENTS_API_MAX_JSON_DEPTH",
+                defaults.max_json_depth,
+                minimum=1,
+                maximum=MAX_JSON_DEPTH,
+            ),
             default_rpm=_int("AI_AGENTS_API_RATE_LIMIT_RPM", defaults.default_rpm),
             cors_origins=_list("AI_AGENTS_API_CORS_ORIGINS"),
             cors_allow_credentials=_bool("AI_AGENTS_API_CORS_ALLOW_CREDENTIALS", False),
             metrics_public=_bool("AI_AGENTS_API_METRICS_PUBLIC", False),
             key_cache_ttl=_float("AI_AGENTS_API_KEY_CACHE_TTL", defaults.key_cache_ttl),
+            auth_failure_limit=_int(
+                "AI_AGENTS_API_AUTH_FAILURE_LIMIT", defaults.auth_failure_limit
+            ),
+            auth_failure_window=_float(
+                "AI_AGENTS_API_AUTH_FAILURE_WINDOW", defaults.auth_failure_window
+            ),
             key_pepper=_get("AI_AGENTS_API_KEY_PEPPER"),
             busy_timeout=_float("AI_AGENTS_API_BUSY_TIMEOUT", defaults.busy_timeout),
         )

@@ -12,6 +12,7 @@ Status mapping (first match along the exception's class hierarchy):
 library error                               status
 ==========================================  ======
 LimitExceeded, RequestExceedsRateLimit      413
+ContextOverflow                             400
 ConfigurationError                          503
 ValidationError, UnknownModel/ToolError     422
 other UsageError                            400
@@ -19,6 +20,7 @@ NotFoundError                               404
 ThreadBusyError, RunCancelled, RunExpired   409
 RunStateError                               409
 InvalidStructuredOutput                     502
+ProviderBadResponse (unreadable reply)      502
 RateLimitTimeout                            429
 RateLimitUnavailable                        503
 ProviderError: retryable / not retryable    503 / 502
@@ -29,6 +31,11 @@ StorageError: otherwise                     503
 Litestar's own validation of parameters and bodies answers 400 (``invalid_request``);
 nothing a client sends can produce a 500 with a traceback: an unexpected exception is
 logged here and answered with a bare ``internal_error``.
+
+Answers reveal nothing of the server (:func:`public_error`): a server-side failure says
+what is down ("database unavailable", "model provider 'ollama' cannot be reached") and
+logs the driver's message, with its hosts, ports, URLs and variable names, here; an
+unknown tool names only the names asked for, never the tools the server has.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from ai_agents.errors import (
     InvalidStructuredOutput,
     LimitExceeded,
     NotFoundError,
+    ProviderBadResponse,
     ProviderError,
     RateLimitTimeout,
     RateLimitUnavailable,
@@ -62,6 +70,7 @@ from ai_agents.errors import (
     UsageError,
     ValidationError,
 )
+from ai_agents.memory.context import ContextOverflow
 from ai_agents.queue.rate_limiter import RequestExceedsRateLimit
 
 log = logging.getLogger("api.errors")
@@ -69,6 +78,7 @@ log = logging.getLogger("api.errors")
 _STATUS: dict[type[AgentsError], int] = {
     RequestExceedsRateLimit: 413,
     LimitExceeded: 413,
+    ContextOverflow: 400,
     ConfigurationError: 503,
     ValidationError: 422,
     UnknownModelError: 422,
@@ -80,6 +90,7 @@ _STATUS: dict[type[AgentsError], int] = {
     RunExpired: 409,
     RunStateError: 409,
     InvalidStructuredOutput: 502,
+    ProviderBadResponse: 502,
     RateLimitTimeout: 429,
     RateLimitUnavailable: 503,
     RunError: 500,
@@ -173,7 +184,7 @@ def status_of(exc: AgentsError) -> int:
     """The HTTP status for a library error (see the table in the module docstring)."""
     if isinstance(exc, ApiError):
         return exc.status
-    if isinstance(exc, ProviderError):
+    if isinstance(exc, ProviderError) and not isinstance(exc, ProviderBadResponse):
         return 503 if exc.retryable else 502
     if isinstance(exc, StorageError):
         sqlstate = str(exc.details.get("sqlstate") or "")
@@ -193,18 +204,105 @@ def _retry_after(exc: AgentsError) -> float | None:
     return None
 
 
-def handle_agents_error(request: Request[Any, Any, Any], exc: AgentsError) -> Response[Any]:
+#: What a provider failure is called in an answer (after ``model provider '<name>'``).
+_PROVIDER_TROUBLE = {
+    "provider_connection_error": "cannot be reached",
+    "provider_timeout": "did not answer in time",
+    "provider_overloaded": "is overloaded or failing",
+    "provider_rate_limited": "is rate limiting this server",
+    "provider_unavailable": "could not answer (every candidate failed or was skipped)",
+    "provider_auth_error": "refused this server's credentials, or it has none",
+    "provider_bad_response": "sent a reply that could not be read",
+}
+#: Details that name nothing of the server's own infrastructure.
+_PUBLIC_DETAILS = frozenset(
+    {"provider", "model", "status", "retry_after", "routing", "operation", "sqlstate"}
+)
+
+
+def _from_redis(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__module__.split(".")[0] == "redis":
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _server_side_message(exc: AgentsError, status: int) -> str | None:
+    """What a client is told of a failure on the server's side: what is down, never
+    where. None: the library's message is fine to show (it is about the request)."""
+    if isinstance(exc, ApiError | InvalidStructuredOutput):
+        return None
+    if isinstance(exc, ProviderError):
+        if exc.code == "provider_bad_request":
+            return None  # the vendor says what is wrong with the request
+        trouble = _PROVIDER_TROUBLE.get(exc.code, "failed")
+        return (
+            f"model provider {exc.provider!r} {trouble}" if exc.provider else f"no model {trouble}"
+        )
+    if status < 500:
+        return None
+    if isinstance(exc, StorageError):
+        if _from_redis(exc):
+            return "Redis unavailable"
+        sqlstate = exc.details.get("sqlstate")
+        return f"database error (SQLSTATE {sqlstate})" if sqlstate else "database unavailable"
+    if isinstance(exc, RateLimitUnavailable):
+        return "rate limiter unavailable: Redis cannot be reached"
+    if isinstance(exc, ConfigurationError):
+        return "the server is misconfigured (the details are in its log)"
+    return "internal server error"
+
+
+#: Stored errors (a run's ``last_error``, a job's ``error``) whose message may name the
+#: server's infrastructure, by code: what the client reads instead.
+_STORED_SERVER_SIDE = {
+    "storage_error": "database or Redis unavailable",
+    "rate_limiter_unavailable": "rate limiter unavailable: Redis cannot be reached",
+    "configuration_error": "the server is misconfigured (the details are in its log)",
+    "internal_error": "internal server error",
+    **{code: f"the model provider {trouble}" for code, trouble in _PROVIDER_TROUBLE.items()},
+}
+
+
+def public_stored_error(code: str, message: str) -> str:
+    """The message of a recorded error as a client may read it (see :func:`public_error`)."""
+    return _STORED_SERVER_SIDE.get(code, message)
+
+
+def public_error(exc: AgentsError) -> tuple[int, str, str, dict[str, Any]]:
+    """Status, code, message and details of *exc* as a client may see them.
+
+    Server-side failures (5xx) name what is down ("database unavailable") without hosts,
+    ports, URLs or environment variable names: those stay in the server log. An unknown
+    tool names only the unknown names, not the tools this server has.
+    """
     status = status_of(exc)
-    if status >= 500 and not isinstance(exc, ApiError):
-        log.warning("%s %s -> %s %s: %s", request.method, request.url.path, status, exc.code, exc)
-    code = exc.code
-    message = exc.message
-    if isinstance(exc, StorageError) and status == 422:
+    code, message, details = exc.code, exc.message, exc.details
+    public = _server_side_message(exc, status)
+    if public is not None:
+        message = public
+        details = {k: v for k, v in details.items() if k in _PUBLIC_DETAILS}
+    elif isinstance(exc, StorageError) and status == 422:
         code = "validation_error"
         message = f"invalid value: {message.split(': ', 1)[-1]}"
-    elif status == 500:
+    elif isinstance(exc, UnknownToolError):
+        unknown = [str(n) for n in details.get("unknown") or ()]
+        message = f"unknown tool(s): {', '.join(unknown)}" if unknown else "unknown tool"
+        details = {"field": "tools", "unknown": unknown}
+    return status, code, message, details
+
+
+def handle_agents_error(request: Request[Any, Any, Any], exc: AgentsError) -> Response[Any]:
+    status, code, message, details = public_error(exc)
+    if status == 500 and not isinstance(exc, ApiError):
         log.error("unexpected library error", exc_info=exc)
-    return error_response(status, code, message, exc.details, _retry_after(exc))
+    elif status >= 500 and not isinstance(exc, ApiError):
+        log.warning("%s %s -> %s %s: %s", request.method, request.url.path, status, exc.code, exc)
+    return error_response(status, code, message, details, _retry_after(exc))
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -5,16 +5,21 @@ stored: SHA-256, or HMAC-SHA256 with a server pepper when ``AI_AGENTS_API_KEY_PE
 is set. A slow password hash is not needed because the secret is random and long: there
 is nothing to brute-force, and a fast hash keeps authentication a single indexed lookup.
 
-Authentication results are cached in-process for a few seconds (``key_cache_ttl``) so a
-request costs no database round trip; revoking through this process drops the entry at
-once, other processes see a revocation within the TTL. ``last_used_at`` is written at
-most once a minute per key, not on every request.
+Authentication results are cached in-process so a request costs no database round trip:
+a valid key for ``key_cache_ttl`` seconds, an unknown or revoked one for
+:data:`NEGATIVE_TTL` seconds (a client retrying a bad key costs one lookup, not one per
+request). Both caches are bounded and evict the least recently used entry first, so a
+flood of random keys cannot push the valid keys out. Revoking publishes the key id on
+Redis (``api_key_revoked_channel``): every API process drops the key at once; the TTL is
+only the fallback for an announcement lost while Redis was unreachable. ``last_used_at``
+is written at most once a minute per key, not on every request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -23,20 +28,30 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from redis.exceptions import RedisError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ai_agents.db.engine import parse_uuid, translate_errors
 from ai_agents.errors import NotFoundError, ValidationError
+from ai_agents.pubsub import Subscription
 from ai_agents.store import AgentStore
+from api.lru import LruCache
 from api.tables import api_keys
+
+log = logging.getLogger("api.keys")
 
 KEY_PREFIX = "aak_"
 #: Scopes a key may carry. ``admin`` manages keys and sees every tenant.
 SCOPES = frozenset({"admin"})
+#: Most valid keys (and, separately, most failed lookups) remembered per process.
+CACHE_SIZE = 10_000
+#: Seconds an unknown or revoked key is remembered as such (no lookup meanwhile). A
+#: secret is random: one that was unknown cannot become valid later.
+NEGATIVE_TTL = 30.0
 _TOUCH_EVERY = 60.0
-_MAX_CACHE = 10_000
+_MAX_SECRET = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +87,7 @@ class CreatedKey:
 
 @dataclass(slots=True)
 class _Cached:
-    key: ApiKey | None
+    key: ApiKey
     fetched: float
     touched: float = field(default=0.0)
 
@@ -122,12 +137,26 @@ class KeyStore:
     """API keys in PostgreSQL, sharing the store's connection pool."""
 
     def __init__(
-        self, store: AgentStore, *, pepper: str | None = None, cache_ttl: float = 5.0
+        self,
+        store: AgentStore,
+        *,
+        pepper: str | None = None,
+        cache_ttl: float = 5.0,
+        cache_size: int = CACHE_SIZE,
     ) -> None:
         self._store = store
         self._pepper = pepper.encode() if pepper else None
         self._ttl = cache_ttl
-        self._cache: dict[str, _Cached] = {}
+        self._cache: LruCache[str, _Cached] = LruCache(cache_size)
+        #: Digests of secrets found unknown or revoked, with when.
+        self._misses: LruCache[str, float] = LruCache(cache_size)
+        #: Ids revoked while this process runs: a lookup that raced the revocation must
+        #: not cache the key as active again.
+        self._revoked: LruCache[UUID, float] = LruCache(cache_size)
+        self._revocations = Subscription(
+            lambda: store.redis, {store.keys.api_key_revoked_channel: self._forget}
+        )
+        self._listening = False
 
     @property
     def _engine(self) -> AsyncEngine:
@@ -213,35 +242,76 @@ class KeyStore:
                 )
         if row is None:
             raise NotFoundError("api key", ident)
-        self._cache = {h: c for h, c in self._cache.items() if c.key is None or c.key.id != ident}
+        self._forget(ident)
+        await self._announce_revocation(ident)
         return _to_key(row)
+
+    def listen(self) -> None:
+        """Follow revocations announced by other processes (the app starts this)."""
+        self._listening = True
+        self._revocations.ensure_listening()
+
+    async def aclose(self) -> None:
+        self._listening = False
+        await self._revocations.aclose()
+
+    def _forget(self, key_id: UUID) -> None:
+        self._revoked.put(key_id, time.monotonic())
+        self._cache.drop_where(lambda cached: cached.key.id == key_id)
+
+    async def _announce_revocation(self, key_id: UUID) -> None:
+        try:
+            await self._store.redis.publish(self._store.keys.api_key_revoked_channel, str(key_id))
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "revocation of API key %s not announced (Redis: %s); other API processes "
+                "drop it when their key cache entry expires",
+                key_id,
+                exc,
+            )
+
+    def known(self, secret: str) -> bool:
+        """Whether *secret* is a valid key this process remembers (no I/O at all)."""
+        if not secret.startswith(KEY_PREFIX) or len(secret) > _MAX_SECRET:
+            return False
+        cached = self._cache.get(self.hash(secret))
+        return cached is not None and time.monotonic() - cached.fetched <= self._ttl
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The active key with this secret, or None (unknown, malformed or revoked)."""
-        if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        if not secret.startswith(KEY_PREFIX) or len(secret) > _MAX_SECRET:
             return None
+        if self._listening:
+            self._revocations.ensure_listening()  # restarts a listener that died
         digest = self.hash(secret)
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is None or now - cached.fetched > self._ttl:
-            with translate_errors("authenticate"):
-                async with self._engine.connect() as conn:
-                    row = (
-                        (await conn.execute(select(api_keys).where(api_keys.c.key_hash == digest)))
-                        .mappings()
-                        .first()
-                    )
-            key = _to_key(row) if row is not None else None
-            if key is not None and not key.active:
-                key = None
-            if len(self._cache) >= _MAX_CACHE:
-                self._cache.clear()
+            missed = self._misses.get(digest)
+            if missed is not None and now - missed <= NEGATIVE_TTL:
+                return None
+            key = await self._lookup(digest)
+            if key is None or not key.active or key.id in self._revoked:
+                self._cache.pop(digest)
+                self._misses.put(digest, now)
+                return None
+            self._misses.pop(digest)
             cached = _Cached(key, now, cached.touched if cached else 0.0)
-            self._cache[digest] = cached
-        if cached.key is not None and now - cached.touched > _TOUCH_EVERY:
+            self._cache.put(digest, cached)
+        if now - cached.touched > _TOUCH_EVERY:
             cached.touched = now
             await self._touch(cached.key.id)
         return cached.key
+
+    async def _lookup(self, digest: str) -> ApiKey | None:
+        with translate_errors("authenticate"):
+            async with self._engine.connect() as conn:
+                row = (
+                    (await conn.execute(select(api_keys).where(api_keys.c.key_hash == digest)))
+                    .mappings()
+                    .first()
+                )
+        return _to_key(row) if row is not None else None
 
     async def _touch(self, key_id: UUID) -> None:
         with translate_errors("touch api key"):

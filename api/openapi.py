@@ -2,8 +2,8 @@
 
 Litestar generates the operations from the handlers; :func:`finalize` then documents
 what the handlers cannot say themselves: every error status an operation may answer
-(all with the same ``Error`` schema, 429 with its ``Retry-After`` header), that request
-bodies reject unknown fields. Operations that may answer a run as Server-Sent Events
+(all with the same ``Error`` schema, 429 with its ``Retry-After`` header, 415 on
+operations with a body), that request bodies reject unknown fields. Operations that may answer a run as Server-Sent Events
 declare it themselves with ``operation_class=StreamedRunOperation``. The schemathesis
 test checks the live API against this document.
 """
@@ -43,8 +43,10 @@ _ERRORS: dict[int, str] = {
     409: "Conflict: the thread is busy with another run (`on_busy: reject`), or the run's "
     "status does not allow this (e.g. tool outputs for a run not in `requires_action`).",
     413: "Request body, thread, user or tenant size limit exceeded.",
+    415: "The request body is not JSON (`Content-Type: application/json`).",
     422: "The request is well-formed but invalid (the message says which field).",
-    429: "Rate limit of the API key exceeded; retry after `Retry-After` seconds.",
+    429: "Rate limit of the API key exceeded, or too many failed authentications from "
+    "this address; retry after `Retry-After` seconds.",
     502: "The model provider rejected the request.",
     503: "The model provider, PostgreSQL or Redis is unavailable; retry later.",
 }
@@ -165,6 +167,8 @@ def finalize(app: Litestar, *, public_paths: tuple[str, ...] = ()) -> None:
         for status in _ERRORS:
             if public and status not in _PUBLIC_ERRORS:
                 continue
+            if status == 415 and op.request_body is None:
+                continue  # only operations with a body check its media type
             if public and str(status) in responses:
                 continue  # e.g. /health documents its own 503 body
             responses[str(status)] = _error_response(status)

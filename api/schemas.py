@@ -18,6 +18,7 @@ from ai_agents.messages import Message
 from ai_agents.queue.job_records import JobRecord
 from ai_agents.records import AgentRecord, ThreadRecord, UsageTotals
 from ai_agents.runs.records import RunRecord, RunStep
+from api.errors import public_stored_error
 from api.keys import ApiKey
 
 NonEmpty = Annotated[str, Meta(min_length=1, max_length=10_000)]
@@ -77,6 +78,90 @@ class ClientToolOut(Out):
     parameters: Json
 
 
+def _doc(text: str) -> Meta:
+    return Meta(description=text)
+
+
+class RetrySettings(In):
+    """Retry policy of the agent's model calls (docs/providers.md); unset fields keep the
+    deployment's policy."""
+
+    max_attempts: Annotated[int, _doc(">= 1")] | UnsetType = UNSET
+    base_delay: Annotated[float, _doc("seconds, >= 0")] | UnsetType = UNSET
+    max_delay: Annotated[float, _doc("seconds, >= 0")] | UnsetType = UNSET
+    max_total: Annotated[float, _doc("seconds, >= 0")] | UnsetType = UNSET
+    jitter: Annotated[float, _doc("0 to 1")] | UnsetType = UNSET
+
+
+class AgentSettings(In):
+    """What the runner reads of an agent (``ai_agents/agent_settings.py``). A wrong JSON
+    type or an unknown key is a 400; a value out of its bounds (including the deployment's
+    ceilings) a 422 whose ``details.field`` names it (``settings.max_tool_iterations``).
+    Every field may be null (the default). Free-form data belongs in ``metadata``."""
+
+    max_tool_iterations: (
+        Annotated[
+            int,
+            _doc(
+                "Tool-loop bound: 1 to the deployment's max_tool_iterations_ceiling "
+                "(default 50). Default: AI_AGENTS_MAX_TOOL_ITERATIONS (10)."
+            ),
+        ]
+        | None
+        | UnsetType
+    ) = UNSET
+    tool_timeout: (
+        Annotated[
+            float,
+            _doc(
+                "Per-call timeout (seconds) of tools without their own: > 0, <= 86400. "
+                "Default: AI_AGENTS_TOOL_TIMEOUT (60)."
+            ),
+        ]
+        | None
+        | UnsetType
+    ) = UNSET
+    max_output_tokens: (
+        Annotated[
+            int,
+            _doc(
+                "Output cap sent to the vendor and reserved in the token budget: 1 to the "
+                "model's max_output and the deployment's max_output_tokens_ceiling "
+                "(default 128000). Default: the model's max_output."
+            ),
+        ]
+        | None
+        | UnsetType
+    ) = UNSET
+    temperature: Annotated[float, _doc("0 to 2. Default: the vendor's.")] | None | UnsetType = UNSET
+    use_user_memory: (
+        Annotated[bool, _doc("Append the user's memory facts to the system prompt.")]
+        | None
+        | UnsetType
+    ) = UNSET
+    user_rpm: (
+        Annotated[int, _doc("Model calls per minute per user of this agent (>= 1).")]
+        | None
+        | UnsetType
+    ) = UNSET
+    user_tpm: (
+        Annotated[int, _doc("Tokens per minute per user of this agent (>= 1).")] | None | UnsetType
+    ) = UNSET
+    retry: RetrySettings | None | UnsetType = UNSET
+    routing: (
+        Annotated[
+            Json,
+            _doc(
+                "Routing policy (docs/providers.md): local, cloud, strong ({provider, model}), "
+                "prefer, privacy_patterns, allow_xml_tools, token_budget, "
+                "complexity_threshold, force_provider."
+            ),
+        ]
+        | None
+        | UnsetType
+    ) = UNSET
+
+
 class AgentCreate(In):
     name: Name
     role: Annotated[str, Meta(min_length=1, max_length=100_000)]
@@ -91,7 +176,7 @@ class AgentCreate(In):
     fallbacks: list[Fallback] = msgspec.field(default_factory=list)
     memory_strategy: Name = "last_messages"
     memory_config: Json = msgspec.field(default_factory=dict)
-    settings: Json = msgspec.field(default_factory=dict)
+    settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
     metadata: Json = msgspec.field(default_factory=dict)
     #: Admin keys only: the tenant that owns the new agent (default: the key's tenant).
     tenant_id: Name | None = None
@@ -113,7 +198,8 @@ class AgentUpdate(In):
     fallbacks: list[Fallback] | UnsetType = UNSET
     memory_strategy: Name | UnsetType = UNSET
     memory_config: Json | UnsetType = UNSET
-    settings: Json | UnsetType = UNSET
+    #: Replaces the whole settings mapping.
+    settings: AgentSettings | UnsetType = UNSET
     metadata: Json | UnsetType = UNSET
     is_active: bool | UnsetType = UNSET
 
@@ -143,6 +229,8 @@ class AgentOut(Out):
     fallbacks: list[Json]
     memory_strategy: str
     memory_config: Json
+    #: As saved (the ``AgentSettings`` shape; an agent saved before settings were
+    #: validated may hold other keys).
     settings: Json
     metadata: Json
     created_by: str | None
@@ -590,8 +678,9 @@ def _usage(input_tokens: int, output_tokens: int) -> RunUsage:
 def _error_out(error: dict[str, Any] | None) -> RunErrorOut | None:
     if error is None:
         return None
+    code = str(error.get("code") or "error")
     return RunErrorOut(
-        code=str(error.get("code") or "error"), message=str(error.get("message") or "")
+        code=code, message=public_stored_error(code, str(error.get("message") or ""))
     )
 
 
@@ -695,7 +784,11 @@ def job_out(job: JobRecord) -> JobOut:
         cancel_requested=job.cancel_requested,
         metadata=job.metadata,
         result=job.result,
-        error=JobErrorOut(code=job.error.code, message=job.error.message) if job.error else None,
+        error=JobErrorOut(
+            code=job.error.code, message=public_stored_error(job.error.code, job.error.message)
+        )
+        if job.error
+        else None,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

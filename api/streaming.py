@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
@@ -41,8 +42,9 @@ from ai_agents.response import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from api.errors import error_body, status_of
+from api.errors import error_body, public_error
 
+log = logging.getLogger("api.streaming")
 _END = object()
 
 
@@ -140,7 +142,11 @@ class RunStream:
 
 def _error_data(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, AgentsError):
-        body = error_body(exc.code, exc.message, exc.details, getattr(exc, "retry_after", None))
-        body["status"] = status_of(exc)
+        status, code, message, details = public_error(exc)
+        if status >= 500:
+            log.warning("streamed run failed -> %s %s: %s", status, exc.code, exc)
+        body = error_body(code, message, details, getattr(exc, "retry_after", None))
+        body["status"] = status
         return body
+    log.error("streamed run failed unexpectedly", exc_info=exc)
     return {**error_body("internal_error", "internal server error"), "status": 500}

@@ -125,6 +125,24 @@ def validate_message(message: Message) -> None:
         raise ValidationError(
             f"a {message.role} message needs non-empty content", details={"field": "content"}
         )
+    # PostgreSQL text/jsonb cannot store U+0000: name the field instead of a driver error.
+    from ai_agents.nul import nul_path
+
+    where = nul_path(
+        {
+            "content": message.content,
+            "tool_calls": [c.to_json() for c in message.tool_calls],
+            "tool_call_id": message.tool_call_id,
+            "tool_name": message.tool_name,
+            "metadata": message.metadata,
+        },
+        "",
+    )
+    if where is not None:
+        raise ValidationError(
+            f"{where} contains a NUL character (U+0000), which cannot be stored",
+            details={"field": where},
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,6 +262,11 @@ runs = Table(
         postgresql_where=text("status = 'queued'"),
     ),
     Index(
+        "ix_runs_tenant_waiting",
+        "tenant_id",
+        postgresql_where=text("status = 'queued' AND job_id IS NULL"),
+    ),
+    Index(
         "ix_runs_lease",
         "lease_expires_at",
         postgresql_where=text(

@@ -25,24 +25,37 @@ from ai_agents.memory.base import (
 from ai_agents.memory.context import blocks, fit_recent, require_fit, tokens
 from ai_agents.messages import Message
 
+#: Upper bound of every count in a memory_config: more messages than this per model call
+#: is a typo, and a huge value would reach SQL as a LIMIT.
+MAX_COUNT = 10_000
+
 
 def _positive_int(config: dict[str, Any], name: str, default: int, *, minimum: int = 1) -> int:
     value = config.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_COUNT:
         raise ValidationError(
-            f"memory_config.{name} must be an integer >= {minimum}",
+            f"memory_config.{name} must be an integer from {minimum} to {MAX_COUNT}, got {value!r}",
             details={"field": f"memory_config.{name}"},
         )
     return value
 
 
+def _optional_name(config: dict[str, Any], name: str) -> None:
+    value = config.get(name)
+    if name in config and (not isinstance(value, str) or not value.strip()):
+        raise ValidationError(
+            f"memory_config.{name} must be a non-empty string, got {value!r}",
+            details={"field": f"memory_config.{name}"},
+        )
+
+
 def _check_keys(config: dict[str, Any], allowed: set[str], strategy: str) -> None:
-    unknown = set(config) - allowed
+    unknown = sorted(str(k) for k in set(config) - allowed)
     if unknown:
         raise ValidationError(
-            f"unknown memory_config key(s) for {strategy}: {', '.join(sorted(unknown))} "
+            f"unknown memory_config key(s) for {strategy}: {', '.join(unknown)} "
             f"(allowed: {', '.join(sorted(allowed))})",
-            details={"field": "memory_config"},
+            details={"field": "memory_config", "allowed": sorted(allowed)},
         )
 
 
@@ -119,6 +132,8 @@ class Summarize:
         )
         _positive_int(config, "max_messages", 20)
         _positive_int(config, "summarize_batch", 10)
+        _optional_name(config, "summary_provider")
+        _optional_name(config, "summary_model")
 
     def plan(self, config: dict[str, Any]) -> LoadPlan:
         return LoadPlan(last=_positive_int(config, "max_messages", 20))

@@ -35,6 +35,10 @@ output tool's input comes back as the response's ``content`` (JSON text; text bl
 beside it are dropped), never as a tool call, with finish reason ``stop``.
 
 Usage: ``input_tokens`` includes cache-read and cache-creation input tokens.
+
+A 200 we cannot read (not JSON, the wrong shape, an unknown ``stop_reason``, a stream out
+of order or ending before ``message_stop``) is :class:`ProviderBadResponse` (retryable),
+read by the pure :func:`read_message` / :class:`EventReader`.
 """
 
 from __future__ import annotations
@@ -42,13 +46,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anthropic
 
 from ai_agents.errors import (
     ProviderAuthError,
     ProviderBadRequest,
+    ProviderBadResponse,
     ProviderConnectionError,
     ProviderError,
     ProviderOverloaded,
@@ -76,11 +81,15 @@ from ai_agents.providers.retry import parse_retry_after
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "EventReader",
     "OUTPUT_TOOL_DESCRIPTION",
     "PLACEHOLDER_USER_TEXT",
     "AnthropicProvider",
     "default_max_tokens",
+    "read_message",
 ]
+
+T = TypeVar("T")
 
 #: ``max_tokens`` when neither the request nor the model registry gives one.
 DEFAULT_MAX_TOKENS = 4096
@@ -276,129 +285,46 @@ class AnthropicProvider(Provider):
             kwargs["stop_sequences"] = list(request.stop)
         return kwargs
 
+    # The raw response (``with_raw_response``) keeps everything ``messages.create`` does
+    # (timeouts, deprecation warnings, headers) but hands us the decoded JSON, read by
+    # :func:`read_message` / :class:`EventReader`, which check the fields we use: the
+    # SDK's lenient models would let a wrong shape through as AttributeErrors.
+
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
         kwargs = self.build_kwargs(request)
         try:
-            message = await self.client.messages.create(**kwargs)
+            raw = await self.client.messages.with_raw_response.create(**kwargs)
+            data = await raw.json()
         except anthropic.AnthropicError as exc:
             raise self._map_error(exc) from exc
+        except _UNDECODABLE as exc:
+            raise ProviderBadResponse.of(self.name, f"the body is not JSON ({exc})") from exc
         except TypeError as exc:  # the SDK's "no credentials" error
             if "authentication" not in str(exc):
                 raise
             raise self._no_key_error() from exc
-        answer = _AnswerTool.of(request)
-        text: list[str] = []
-        calls: list[ToolCall] = []
-        answer_json: str | None = None
-        for block in message.content:
-            if block.type == "text":
-                text.append(block.text)
-            elif block.type == "tool_use":
-                if answer is not None and block.name == answer.name:
-                    answer_json = answer.content(block.input)
-                    continue
-                calls.append(
-                    ToolCall(id=block.id, name=block.name, arguments=_as_dict(block.input))
-                )
-        return ProviderResponse(
-            content="".join(text) if answer_json is None else answer_json,
-            tool_calls=calls,
-            finish_reason=_finish_reason(message.stop_reason, bool(calls), answer_json is not None),
-            usage=_usage(message.usage),
-            provider=self.name,
-            model=message.model or request.model,
-            raw_id=message.id,
+        return read_message(
+            data, provider=self.name, model=request.model, answer=_AnswerTool.of(request)
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
         kwargs = self.build_kwargs(request)
-        answer = _AnswerTool.of(request)
-        text: list[str] = []
-        # With an output tool, text is held back: dropped if the answer comes through the
-        # tool, passed on before a real tool call or at the end otherwise.
-        held: list[str] = []
-        answer_index: int | None = None
-        answer_json: list[str] | None = None
-        calls: list[ToolCall] = []
-        blocks: dict[int, dict[str, Any]] = {}  # index -> tool_use being received
-        input_tokens = 0
-        output_tokens = 0
-        stop_reason: str | None = None
-        raw_id: str | None = None
-        model = request.model
+        reader = EventReader(self.name, request.model, _AnswerTool.of(request))
         try:
-            events = await self.client.messages.create(**kwargs, stream=True)
+            raw = await self.client.messages.with_raw_response.create(**kwargs, stream=True)
+            events = await raw.parse(to=anthropic.AsyncStream[object])
             try:
-                async for event in events:
-                    if event.type == "message_start":
-                        raw_id = event.message.id
-                        model = event.message.model or model
-                        usage = _usage(event.message.usage)
-                        input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
-                    elif event.type == "content_block_start":
-                        block = event.content_block
-                        if block.type == "text" and block.text:
-                            if answer is not None:
-                                held.append(block.text)
-                            else:
-                                text.append(block.text)
-                                yield TextDelta(block.text)
-                        elif block.type == "tool_use" and answer and block.name == answer.name:
-                            answer_index, answer_json = event.index, []
-                        elif block.type == "tool_use":
-                            if held and answer_json is None:
-                                text.extend(held)
-                                yield TextDelta("".join(held))
-                                held.clear()
-                            blocks[event.index] = {
-                                "id": block.id,
-                                "name": block.name,
-                                "input": _as_dict(block.input),
-                                "json": "",
-                            }
-                    elif event.type == "content_block_delta":
-                        delta = event.delta
-                        if delta.type == "text_delta":
-                            if delta.text and answer is not None:
-                                if answer_json is None:
-                                    held.append(delta.text)
-                            elif delta.text:
-                                text.append(delta.text)
-                                yield TextDelta(delta.text)
-                        elif delta.type == "input_json_delta" and event.index in blocks:
-                            blocks[event.index]["json"] += delta.partial_json
-                        elif delta.type == "input_json_delta" and event.index == answer_index:
-                            assert answer is not None and answer_json is not None
-                            answer_json.append(delta.partial_json)
-                            if not answer.wrapped and delta.partial_json:
-                                yield TextDelta(delta.partial_json)
-                    elif event.type == "content_block_stop" and event.index == answer_index:
-                        assert answer is not None and answer_json is not None
-                        raw = "".join(answer_json)
-                        # Streamed as it came; only an empty or wrapped input is sent now.
-                        if answer.wrapped or not raw.strip():
-                            rest = answer.content(_parse_input(raw, {}))
-                            answer_json[:] = [rest]
-                            yield TextDelta(rest)
-                    elif event.type == "content_block_stop":
-                        pending = blocks.pop(event.index, None)
-                        if pending is not None:
-                            call = ToolCall(
-                                id=pending["id"],
-                                name=pending["name"],
-                                arguments=_parse_input(pending["json"], pending["input"]),
-                            )
-                            calls.append(call)
-                            yield ToolCallReady(call)
-                    elif event.type == "message_delta":
-                        stop_reason = event.delta.stop_reason or stop_reason
-                        output_tokens = event.usage.output_tokens or output_tokens
-                        if event.usage.input_tokens is not None:
-                            input_tokens = (
-                                event.usage.input_tokens
-                                + (event.usage.cache_read_input_tokens or 0)
-                                + (event.usage.cache_creation_input_tokens or 0)
-                            )
+                while True:
+                    try:
+                        data = await anext(events)
+                    except StopAsyncIteration:
+                        break
+                    except _UNDECODABLE as exc:  # a ``data:`` line that is not JSON
+                        raise ProviderBadResponse.of(
+                            self.name, f"a stream event is not JSON ({exc})"
+                        ) from exc
+                    for event in reader.feed(data):
+                        yield event
             finally:
                 await events.close()
         except anthropic.AnthropicError as exc:
@@ -407,20 +333,8 @@ class AnthropicProvider(Provider):
             if "authentication" not in str(exc):
                 raise
             raise self._no_key_error() from exc
-        if held and answer_json is None:
-            text.extend(held)
-            yield TextDelta("".join(held))
-        yield ResponseDone(
-            ProviderResponse(
-                content="".join(text) if answer_json is None else "".join(answer_json),
-                tool_calls=calls,
-                finish_reason=_finish_reason(stop_reason, bool(calls), answer_json is not None),
-                usage=Usage(input_tokens, output_tokens),
-                provider=self.name,
-                model=model,
-                raw_id=raw_id,
-            )
-        )
+        for event in reader.end():
+            yield event
 
     # --- errors -----------------------------------------------------------------------
 
@@ -436,6 +350,8 @@ class AnthropicProvider(Provider):
         credentials_error = getattr(anthropic, "CredentialsError", None)  # SDK 2.x
         if credentials_error is not None and isinstance(exc, credentials_error):
             return ProviderAuthError(f"{provider}: {exc}", provider=provider)
+        if isinstance(exc, anthropic.APIResponseValidationError):  # strict client, odd reply
+            return ProviderBadResponse.of(provider, exc.message, status=exc.status_code)
         if isinstance(exc, anthropic.APITimeoutError):
             return ProviderTimeout(f"{provider}: request timed out", provider=provider)
         if isinstance(exc, anthropic.APIConnectionError):
@@ -479,6 +395,324 @@ class AnthropicProvider(Provider):
                 message, provider=provider, status=status, vendor_message=vendor
             )
         return ProviderBadRequest(f"{provider}: {exc}", provider=provider)
+
+
+# --- reading replies ------------------------------------------------------------------
+#
+# The readers take the decoded JSON as it came and check only the fields they use (new
+# block and event types are skipped), so a reply we cannot read raises the retryable
+# ProviderBadResponse instead of an AttributeError (or a saved empty answer).
+
+#: What JSON decoding raises on a body or ``data:`` line that is not JSON
+#: (RecursionError: nesting deeper than the decoder goes).
+_UNDECODABLE = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+
+#: The stream events read; any other type (a newer one) is skipped.
+_EVENTS = frozenset(
+    {
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """Shape checks on one provider's reply; each failure names the field."""
+
+    provider: str
+
+    def bad(self, problem: str, got: object = None) -> ProviderBadResponse:
+        return ProviderBadResponse.of(self.provider, problem, got=got)
+
+    def obj(self, value: object, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.bad(f"{where} is not an object", value)
+        return value
+
+    def opt(self, value: object, kind: type[T], where: str) -> T | None:
+        """*value* when it is a *kind* or null (a JSON bool is not a number here)."""
+        if value is None:
+            return None
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise self.bad(f"{where} is not {kind.__name__}", value)
+        return value
+
+    def name(self, value: object, where: str) -> str:
+        """A required, non-empty string (tool names and ids)."""
+        text = self.opt(value, str, where)
+        if not text:
+            raise self.bad(f"{where} is missing", value)
+        return text
+
+    def count(self, value: object, where: str) -> int:
+        """A token count: a non-negative integer, null meaning 0."""
+        number = self.opt(value, int, where) or 0
+        if number < 0:
+            raise self.bad(f"{where} is negative", value)
+        return number
+
+    def index(self, event: dict[str, Any]) -> int:
+        index = event.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise self.bad(f"{event.get('type')}.index is not an index", index)
+        return index
+
+
+def read_message(
+    data: object, *, provider: str, model: str, answer: _AnswerTool | None = None
+) -> ProviderResponse:
+    """A decoded Messages API body as a response (*answer*: the request's output tool,
+    whose input becomes the content). Raises ProviderBadResponse."""
+    check = _Check(provider)
+    body = check.obj(data, "the body")
+    blocks = body.get("content")
+    if not isinstance(blocks, list):
+        raise check.bad("'content' is not a list", blocks)
+    text: list[str] = []
+    calls: list[ToolCall] = []
+    answer_json: str | None = None
+    for raw in blocks:
+        block = check.obj(raw, "a content block")
+        kind = block.get("type")
+        if kind == "text":
+            text.append(check.opt(block.get("text"), str, "a text block's text") or "")
+        elif kind == "tool_use":
+            name = check.name(block.get("name"), "a tool_use block's name")
+            if answer is not None and name == answer.name:
+                answer_json = answer.content(block.get("input"))
+                continue
+            call_id = check.name(block.get("id"), "a tool_use block's id")
+            calls.append(ToolCall(id=call_id, name=name, arguments=_as_dict(block.get("input"))))
+    reason = body.get("stop_reason")
+    if not isinstance(reason, str) or reason not in _STOP_REASONS:  # never null here
+        raise check.bad("unknown stop_reason", reason)
+    return ProviderResponse(
+        content="".join(text) if answer_json is None else answer_json,
+        tool_calls=calls,
+        finish_reason=_finish_reason(reason, bool(calls), answer_json is not None),
+        usage=_read_usage(body.get("usage"), check),
+        provider=provider,
+        model=check.opt(body.get("model"), str, "'model'") or model,
+        raw_id=check.opt(body.get("id"), str, "'id'"),
+    )
+
+
+class EventReader:
+    """Folds decoded stream events into stream events, ending with one ResponseDone.
+
+    The Messages stream has a strict order (``message_start``; per block a start, its
+    deltas, a stop; ``message_delta`` with the stop reason; ``message_stop``): a reply
+    out of that order, or one that ends before ``message_stop`` (:meth:`end`), raises
+    ProviderBadResponse, so a cut stream is never taken for an empty answer.
+
+    With an output tool, text is held back: dropped if the answer comes through the tool,
+    passed on before a real tool call or at the end otherwise.
+    """
+
+    def __init__(self, provider: str, model: str, answer: _AnswerTool | None = None) -> None:
+        self.check = _Check(provider)
+        self.provider = provider
+        self.model = model
+        self.answer = answer
+        self.started = False
+        self.stopped = False
+        self.open: set[int] = set()  # blocks started and not yet stopped
+        self.text: list[str] = []
+        self.held: list[str] = []
+        self.answer_index: int | None = None
+        self.answer_json: list[str] | None = None
+        self.calls: list[ToolCall] = []
+        self.blocks: dict[int, dict[str, Any]] = {}  # index -> tool_use being received
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.stop_reason: str | None = None
+        self.raw_id: str | None = None
+
+    def feed(self, data: object) -> list[StreamEvent]:
+        """The events of one stream event (raises ProviderBadResponse)."""
+        check = self.check
+        event = check.obj(data, "a stream event")
+        kind = event.get("type")
+        if not isinstance(kind, str):
+            raise check.bad("a stream event has no type", kind)
+        if kind not in _EVENTS:
+            return []  # a newer event type
+        if self.stopped:
+            raise check.bad(f"{kind} after message_stop")
+        if (kind == "message_start") == self.started:
+            raise check.bad("message_start twice" if self.started else f"{kind} first")
+        if kind == "message_start":
+            self._start(check.obj(event.get("message"), "message_start.message"))
+            return []
+        if kind == "content_block_start":
+            return self._block_start(check.index(event), event)
+        if kind == "content_block_delta":
+            return self._block_delta(self._open(event), event)
+        if kind == "content_block_stop":
+            return self._block_stop(self._open(event))
+        if kind == "message_delta":
+            self._message_delta(event)
+        else:  # message_stop
+            if self.open:
+                raise check.bad(f"message_stop with block(s) {sorted(self.open)} open")
+            if self.stop_reason is None:
+                raise check.bad("message_stop without a stop_reason")
+            self.stopped = True
+        return []
+
+    def end(self) -> list[StreamEvent]:
+        """The last events of a complete stream: held text, then the ResponseDone."""
+        if not self.stopped:
+            raise self.check.bad("the stream ended before message_stop")
+        events = self._release_held()
+        answered = self.answer_json is not None
+        return [
+            *events,
+            ResponseDone(
+                ProviderResponse(
+                    content="".join(self.answer_json or []) if answered else "".join(self.text),
+                    tool_calls=self.calls,
+                    finish_reason=_finish_reason(self.stop_reason, bool(self.calls), answered),
+                    usage=Usage(self.input_tokens, self.output_tokens),
+                    provider=self.provider,
+                    model=self.model,
+                    raw_id=self.raw_id,
+                )
+            ),
+        ]
+
+    # --- events -------------------------------------------------------------------
+
+    def _start(self, message: dict[str, Any]) -> None:
+        check = self.check
+        self.started = True
+        self.raw_id = check.opt(message.get("id"), str, "message.id")
+        self.model = check.opt(message.get("model"), str, "message.model") or self.model
+        usage = _read_usage(message.get("usage"), check)
+        self.input_tokens, self.output_tokens = usage.input_tokens, usage.output_tokens
+
+    def _open(self, event: dict[str, Any]) -> int:
+        index = self.check.index(event)
+        if index not in self.open:
+            raise self.check.bad(f"{event['type']} for block {index}, which is not open")
+        return index
+
+    def _block_start(self, index: int, event: dict[str, Any]) -> list[StreamEvent]:
+        check = self.check
+        if index in self.open:
+            raise check.bad(f"block {index} started twice")
+        self.open.add(index)
+        block = check.obj(event.get("content_block"), "content_block_start.content_block")
+        kind = block.get("type")
+        if kind == "text":
+            return self._text(check.opt(block.get("text"), str, "a text block's text") or "")
+        if kind != "tool_use":
+            return []  # thinking and server-side blocks: not part of the answer
+        name = check.name(block.get("name"), "a tool_use block's name")
+        if self.answer is not None and name == self.answer.name:
+            self.answer_index, self.answer_json = index, []
+            return []
+        self.blocks[index] = {
+            "id": check.name(block.get("id"), "a tool_use block's id"),
+            "name": name,
+            "input": _as_dict(block.get("input")),
+            "json": "",
+        }
+        return self._release_held()
+
+    def _block_delta(self, index: int, event: dict[str, Any]) -> list[StreamEvent]:
+        check = self.check
+        delta = check.obj(event.get("delta"), "content_block_delta.delta")
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return self._text(check.opt(delta.get("text"), str, "text_delta.text") or "")
+        if kind != "input_json_delta":
+            return []  # thinking, signature and citation deltas
+        part = check.opt(delta.get("partial_json"), str, "input_json_delta.partial_json") or ""
+        if index in self.blocks:
+            self.blocks[index]["json"] += part
+        elif index == self.answer_index and self.answer_json is not None:
+            assert self.answer is not None
+            self.answer_json.append(part)
+            if not self.answer.wrapped and part:
+                return [TextDelta(part)]
+        return []
+
+    def _block_stop(self, index: int) -> list[StreamEvent]:
+        self.open.discard(index)
+        if index == self.answer_index and self.answer_json is not None:
+            assert self.answer is not None
+            raw = "".join(self.answer_json)
+            # Streamed as it came; only an empty or wrapped input is sent now.
+            if self.answer.wrapped or not raw.strip():
+                rest = self.answer.content(_parse_input(raw, {}))
+                self.answer_json[:] = [rest]
+                return [TextDelta(rest)]
+            return []
+        pending = self.blocks.pop(index, None)
+        if pending is None:
+            return []
+        call = ToolCall(
+            id=pending["id"],
+            name=pending["name"],
+            arguments=_parse_input(pending["json"], pending["input"]),
+        )
+        self.calls.append(call)
+        return [ToolCallReady(call)]
+
+    def _message_delta(self, event: dict[str, Any]) -> None:
+        check = self.check
+        delta = check.opt(event.get("delta"), dict, "message_delta.delta") or {}
+        reason = delta.get("stop_reason")
+        if reason is not None:
+            if not isinstance(reason, str) or reason not in _STOP_REASONS:
+                raise check.bad("unknown stop_reason", reason)
+            self.stop_reason = reason
+        usage = check.opt(event.get("usage"), dict, "message_delta.usage") or {}
+        self.output_tokens = (
+            check.count(usage.get("output_tokens"), "usage.output_tokens") or self.output_tokens
+        )
+        if usage.get("input_tokens") is not None:
+            self.input_tokens = _read_usage(usage, check).input_tokens
+
+    # --- text -----------------------------------------------------------------------
+
+    def _text(self, text: str) -> list[StreamEvent]:
+        if not text:
+            return []
+        if self.answer is not None:
+            if self.answer_json is None:
+                self.held.append(text)
+            return []
+        self.text.append(text)
+        return [TextDelta(text)]
+
+    def _release_held(self) -> list[StreamEvent]:
+        """Held text, passed on (before a real tool call, or at the end)."""
+        if not self.held or self.answer_json is not None:
+            return []
+        text = "".join(self.held)
+        self.held.clear()
+        self.text.append(text)
+        return [TextDelta(text)]
+
+
+def _read_usage(value: object, check: _Check) -> Usage:
+    """Usage, input including cache reads and writes (none reported: estimated zeros)."""
+    usage = check.opt(value, dict, "'usage'")
+    if usage is None:
+        return Usage(estimated=True)
+    inputs = (
+        check.count(usage.get("input_tokens"), "usage.input_tokens")
+        + check.count(usage.get("cache_read_input_tokens"), "usage.cache_read_input_tokens")
+        + check.count(usage.get("cache_creation_input_tokens"), "usage.cache_creation_input_tokens")
+    )
+    return Usage(inputs, check.count(usage.get("output_tokens"), "usage.output_tokens"))
 
 
 # --- conversion helpers ---------------------------------------------------------------
@@ -558,17 +792,6 @@ class _AnswerTool:
         if self.wrapped:
             return json.dumps(value.get("value"))
         return json.dumps(value)
-
-
-def _usage(usage: Any) -> Usage:
-    if usage is None:
-        return Usage(estimated=True)
-    inputs = (
-        (usage.input_tokens or 0)
-        + (getattr(usage, "cache_read_input_tokens", None) or 0)
-        + (getattr(usage, "cache_creation_input_tokens", None) or 0)
-    )
-    return Usage(inputs, usage.output_tokens or 0)
 
 
 def _as_dict(value: object) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ai_agents.errors import (
+    ProviderBadResponse,
     ProviderConnectionError,
     ProviderOverloaded,
     ProviderTimeout,
@@ -79,8 +80,12 @@ _DEFAULT_ENDPOINTS = {
 
 
 def counts_as_failure(exc: BaseException) -> bool:
-    """Errors that say the *endpoint* is unhealthy (5xx/529, timeout, unreachable)."""
-    return isinstance(exc, ProviderOverloaded | ProviderTimeout | ProviderConnectionError)
+    """Errors that say the *endpoint* is unhealthy (5xx/529, timeout, unreachable, or
+    answering with replies nobody can read)."""
+    return isinstance(
+        exc,
+        ProviderOverloaded | ProviderTimeout | ProviderConnectionError | ProviderBadResponse,
+    )
 
 
 def endpoint_of(provider: Provider) -> str:

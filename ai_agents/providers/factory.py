@@ -9,17 +9,42 @@ a :class:`~ai_agents.providers.pool.NodePool` (health-checked, least-busy, failo
 Instances can also be registered directly
 (``store.register_provider(name, provider)``), which is how tests plug in
 :class:`ai_agents.testing.ScriptedProvider`.
+
+**Which providers agents may use.** A provider name comes from tenants (agents, runs), and
+some built-ins reach into the server itself: ``ollama`` connects to ``127.0.0.1:11434``
+unless told otherwise, ``local`` loads llama.cpp into the API process. So only *enabled*
+providers can be used (:meth:`ProviderFactory.allowed`):
+
+- ``Settings.enabled_providers`` (``AI_AGENTS_ENABLED_PROVIDERS=openai,ollama``) lists
+  them; ``*`` enables every built-in;
+- unset, every built-in is enabled except the two that reach into the server when
+  nobody configured them (:data:`SERVER_SIDE`): ``ollama`` only when ``OLLAMA_HOST`` is
+  set (or it is declared), ``local`` only when ``AI_AGENTS_LOCAL_MODEL_PATH`` or
+  ``AI_AGENTS_LOCAL_MODEL_DIRS`` is set or when no provider at all is configured (a fresh
+  machine runs the bundled model, as the demo does). The others reach a vendor's public
+  URL (without the operator's key they only fail authentication) or the base URL the
+  operator set (without it they cannot be built). Providers declared in
+  ``AI_AGENTS_PROVIDERS`` or by :meth:`ProviderFactory.configure` are enabled;
+- providers passed to :meth:`ProviderFactory.register` are always enabled;
+- ``Settings.tenant_providers`` narrows this per tenant (key ``"*"``: unlisted tenants).
+
+A provider that is not enabled is a :class:`ProviderNotAllowed` (a ``ValidationError``,
+HTTP 422) when an agent is saved and when a run would call it. Model names of local
+adapters are checked too: see :func:`ai_agents.providers.local.check_model`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from ai_agents.config import Settings
 from ai_agents.errors import ConfigurationError, ValidationError
 from ai_agents.providers.base import Provider, ProviderSettings
+
+__all__ = ["OPENAI_COMPATIBLE", "ProviderFactory", "ProviderNotAllowed"]
 
 #: OpenAI-compatible presets: name -> (base URL or its env var, API key env var).
 OPENAI_COMPATIBLE: dict[str, tuple[str | None, str | None]] = {
@@ -29,6 +54,39 @@ OPENAI_COMPATIBLE: dict[str, tuple[str | None, str | None]] = {
     "llamacpp": ("env:LLAMACPP_BASE_URL", None),
     "openai_compatible": ("env:OPENAI_COMPATIBLE_BASE_URL", "OPENAI_COMPATIBLE_API_KEY"),
 }
+
+
+#: Built-in providers with their own adapter.
+BUILTIN = ("openai", "anthropic", "ollama", "local")
+
+#: Built-ins that reach into the server itself when nobody configured them: ``ollama``
+#: (``127.0.0.1:11434`` by default) and ``local`` (llama.cpp loaded into this process).
+#: The others reach a public vendor or the base URL the operator set, or cannot be built.
+SERVER_SIDE = ("ollama", "local")
+
+#: Variables that mean "a provider is configured" (then ``local`` is not enabled by default).
+_CONFIGURED_VARS = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "GROQ_API_KEY",
+    "OLLAMA_HOST",
+    "VLLM_BASE_URL",
+    "LLAMACPP_BASE_URL",
+    "OPENAI_COMPATIBLE_BASE_URL",
+)
+
+
+class ProviderNotAllowed(ValidationError, ConfigurationError):
+    """The provider is not enabled on this server (or for this tenant).
+
+    A ``ValidationError`` (HTTP 422) for the agent or run that names it; a
+    ``ConfigurationError`` to the dispatcher, which skips such a fallback as
+    ``not_configured``.
+    """
+
+    code = "provider_not_allowed"
 
 
 def _adapter(kind: str) -> Callable[..., Provider]:
@@ -90,8 +148,10 @@ def _env_value(spec: str | None) -> str | None:
 
 
 class ProviderFactory:
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
         self._instances: dict[str, Provider] = {}
+        self._registered: set[str] = set()
         self._configured: dict[str, dict[str, Any]] = self._load_env_config()
 
     @staticmethod
@@ -111,21 +171,128 @@ class ProviderFactory:
         if not isinstance(provider, Provider):
             raise ValidationError(f"provider {name!r} must be a Provider instance")
         self._instances[name] = provider
+        self._registered.add(name)
 
     def configure(self, name: str, **config: Any) -> None:
         """Declare a named provider (adapter, base_url, api_key, api_key_env, headers, timeout)."""
         self._configured[name] = config
         self._instances.pop(name, None)
+        self._registered.discard(name)
 
-    def known(self, name: str) -> bool:
+    def _exists(self, name: str) -> bool:
         return (
-            name in self._instances
+            name in self._registered
             or name in self._configured
             or name in OPENAI_COMPATIBLE
-            or name in {"openai", "anthropic", "ollama", "local"}
+            or name in BUILTIN
         )
 
+    def known(self, name: str) -> bool:
+        """Whether *name* is a provider this server can use (exists and is enabled)."""
+        return self._exists(name) and self._enabled(name)
+
+    # --- which providers may be used ----------------------------------------------------
+
+    def allowed(self, tenant: str | None = None) -> frozenset[str] | None:
+        """The providers agents (of *tenant*) may use; ``None``: every provider that exists."""
+        names = self._deployment_allowed()
+        per_tenant = self._tenant_list(tenant)
+        if per_tenant is None:
+            return names
+        if names is None:
+            return frozenset(per_tenant)
+        return names & frozenset(per_tenant)
+
+    def _deployment_allowed(self) -> frozenset[str] | None:
+        listed = self.settings.enabled_providers
+        if listed is not None:
+            return None if "*" in listed else frozenset(listed) | self._registered
+        return frozenset(self._configured_names()) | self._registered
+
+    def _configured_names(self) -> Iterable[str]:
+        """The default allowlist (module docstring)."""
+        yield from (n for n in (*BUILTIN, *OPENAI_COMPATIBLE) if n not in SERVER_SIDE)
+        yield from self._configured
+        if os.environ.get("OLLAMA_HOST"):
+            yield "ollama"
+        explicit_local = bool(
+            os.environ.get("AI_AGENTS_LOCAL_MODEL_PATH") or self.settings.local_model_dirs
+        )
+        nothing_else = not (
+            any(os.environ.get(var) for var in _CONFIGURED_VARS) or self._configured
+        )
+        if explicit_local or nothing_else:
+            yield "local"
+
+    def _tenant_list(self, tenant: str | None) -> list[str] | None:
+        mapping = self.settings.tenant_providers or {}
+        if tenant is None or not mapping:
+            return None
+        names = mapping.get(tenant, mapping.get("*"))
+        if names is None:
+            return None
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise ConfigurationError(
+                f"tenant_providers[{tenant!r}] must be a list of provider names"
+            )
+        return list(names)
+
+    def _enabled(self, name: str, tenant: str | None = None) -> bool:
+        names = self.allowed(tenant)
+        return names is None or name in names
+
+    def check(
+        self,
+        name: str,
+        model: str | None = None,
+        *,
+        tenant: str | None = None,
+        field: str = "provider",
+    ) -> None:
+        """Raise unless *tenant* may use *name* (and *model*, for a local adapter).
+
+        ``ValidationError`` for a provider that does not exist, :class:`ProviderNotAllowed`
+        for one that is not enabled, :class:`~ai_agents.providers.local.UnknownLocalModel`
+        for a local model name that is not configured or not in the model directories.
+        """
+        if not self._exists(name):
+            raise ValidationError(f"unknown provider {name!r}", details={"field": field})
+        if not self._enabled(name):
+            raise ProviderNotAllowed(
+                f"provider {name!r} is not enabled on this server "
+                "(AI_AGENTS_ENABLED_PROVIDERS, docs/configuration.md)",
+                details={"field": field, "provider": name},
+            )
+        if not self._enabled(name, tenant):
+            raise ProviderNotAllowed(
+                f"provider {name!r} is not enabled for tenant {tenant!r}",
+                details={"field": field, "provider": name},
+            )
+        if model is not None and name not in self._registered and self._kind(name) == "local":
+            from ai_agents.providers.local import check_model
+
+            cfg = self._configured.get(name, {})
+            check_model(model, models=cfg.get("models"), model_dirs=self._model_dirs(cfg))
+
+    def _kind(self, name: str) -> str:
+        if name in self._configured:
+            return str(self._configured[name].get("adapter", "openai"))
+        return name if name in BUILTIN else "openai"
+
+    def _model_dirs(self, cfg: dict[str, Any]) -> tuple[str, ...]:
+        dirs = cfg.get("model_dirs", self.settings.local_model_dirs)
+        return (dirs,) if isinstance(dirs, str) else tuple(dirs or ())
+
+    # --- instances ------------------------------------------------------------------------
+
     def get(self, name: str) -> Provider:
+        """The instance behind *name* (:class:`ProviderNotAllowed` when not enabled)."""
+        if name not in self._registered and self._exists(name) and not self._enabled(name):
+            raise ProviderNotAllowed(
+                f"provider {name!r} is not enabled on this server "
+                "(AI_AGENTS_ENABLED_PROVIDERS, docs/configuration.md)",
+                details={"field": "provider", "provider": name},
+            )
         provider = self._instances.get(name)
         if provider is None:
             provider = self._build(name)
@@ -152,6 +319,8 @@ class ProviderFactory:
                 timeout=float(cfg.pop("timeout", 120.0)),
                 name=name,
             )
+            if kind == "local":
+                cfg["model_dirs"] = self._model_dirs(cfg)
             return _adapter(kind)(settings, **cfg)
         if name in OPENAI_COMPATIBLE:
             base, key_env = OPENAI_COMPATIBLE[name]
@@ -164,7 +333,11 @@ class ProviderFactory:
             return _adapter("openai")(
                 ProviderSettings(base_url=base_url, api_key=api_key or "not-needed", name=name)
             )
-        if name in {"openai", "anthropic", "ollama", "local"}:
+        if name == "local":
+            return _adapter(name)(
+                ProviderSettings(name=name), model_dirs=self.settings.local_model_dirs
+            )
+        if name in BUILTIN:
             return _adapter(name)(ProviderSettings(name=name))
         raise ConfigurationError(
             f"unknown provider {name!r}: use openai, anthropic, ollama, local, one of "

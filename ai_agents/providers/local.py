@@ -26,7 +26,12 @@ agents run with no key, no server and no network. It is a provider like the othe
   Closing a stream early stops the generation at the next token.
 
 Model names: ``smollm2-135m-instruct`` (the bundled file, or ``AI_AGENTS_LOCAL_MODEL_PATH``
-when set), a name given in ``models={name: path}``, or a path to a ``.gguf`` file.
+when set), a name given in ``models={name: path}``, or a path to a ``.gguf`` file inside
+one of the operator's model directories (``model_dirs``, default
+``AI_AGENTS_LOCAL_MODEL_DIRS``; none by default). The model name comes from tenants, so
+any other path, a path that leaves those directories (``..``, symlinks) and a missing
+file all give the same :class:`UnknownLocalModel` error: it never tells whether a file
+exists on the server.
 Tuning by environment: ``AI_AGENTS_LOCAL_N_CTX`` (context, default 8192),
 ``AI_AGENTS_LOCAL_THREADS`` (CPU threads, default llama.cpp's choice).
 """
@@ -42,12 +47,17 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ai_agents.errors import ConfigurationError, ProviderBadRequest, ProviderError
+from ai_agents.errors import (
+    ConfigurationError,
+    ProviderBadRequest,
+    ProviderError,
+    ValidationError,
+)
 from ai_agents.messages import ToolCall
 from ai_agents.providers.base import (
     FinishReason,
@@ -80,7 +90,9 @@ __all__ = [
     "DEFAULT_MODEL",
     "INSTALL_HINT",
     "LocalLlamaProvider",
+    "UnknownLocalModel",
     "bundled_model_path",
+    "check_model",
     "local_model_status",
 ]
 
@@ -112,6 +124,64 @@ def bundled_model_path() -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+class UnknownLocalModel(ValidationError, ConfigurationError):
+    """A local model name that is neither known nor a ``.gguf`` file in the model dirs.
+
+    A ``ValidationError`` (HTTP 422) when an agent or a run names it; a
+    ``ConfigurationError`` to code that handles provider set-up failures.
+    """
+
+    code = "unknown_local_model"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"unknown local model {model!r}: use {DEFAULT_MODEL}, a name configured with "
+            "models={name: path}, or a .gguf file inside AI_AGENTS_LOCAL_MODEL_DIRS",
+            details={"field": "model"},
+        )
+
+
+def env_model_dirs() -> tuple[str, ...]:
+    """``AI_AGENTS_LOCAL_MODEL_DIRS`` (``os.pathsep``-separated), empty when unset."""
+    raw = os.environ.get("AI_AGENTS_LOCAL_MODEL_DIRS") or ""
+    return tuple(part for part in raw.split(os.pathsep) if part.strip())
+
+
+def _gguf_in_dirs(model: str, dirs: Sequence[str]) -> str | None:
+    """The real path of *model* when it is a ``.gguf`` file inside one of *dirs*.
+
+    Relative names are looked up in each directory; the result is resolved (symlinks,
+    ``..``) before the containment check, so nothing outside the directories is ever
+    looked at beyond the resolution itself.
+    """
+    if not model.endswith(".gguf"):
+        return None
+    name = Path(model).expanduser()
+    for directory in dirs:
+        root = Path(directory).expanduser().resolve()
+        candidate = (root / name).resolve()
+        if candidate.is_relative_to(root) and candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def check_model(
+    model: str,
+    *,
+    models: Mapping[str, str] | None = None,
+    model_dirs: Sequence[str] | None = None,
+) -> None:
+    """Raise :class:`UnknownLocalModel` unless *model* names a model a local provider with
+    these ``models``/``model_dirs`` may load (used when an agent is saved; needs no
+    llama.cpp). The bundled default is accepted even when not installed: a run then says
+    what to install."""
+    if model == DEFAULT_MODEL or model in (models or {}):
+        return
+    dirs = env_model_dirs() if model_dirs is None else model_dirs
+    if _gguf_in_dirs(model, dirs) is None:
+        raise UnknownLocalModel(model)
 
 
 def local_model_status() -> tuple[bool, str]:
@@ -268,9 +338,12 @@ class LocalLlamaProvider(Provider):
         n_threads: int | None = None,
         seed: int | None = None,
         repeat_penalty: float = 1.1,
+        model_dirs: Sequence[str] | None = None,
     ) -> None:
         """
         :param models: more model names -> GGUF paths (the default model is always known).
+        :param model_dirs: directories whose ``.gguf`` files may be named by path (default
+            ``AI_AGENTS_LOCAL_MODEL_DIRS``; empty: no path is accepted).
         :param n_ctx: context length (default ``AI_AGENTS_LOCAL_N_CTX`` or 8192).
         :param n_threads: CPU threads (default ``AI_AGENTS_LOCAL_THREADS`` or llama.cpp's).
         :param seed: sampling seed (``None``: a new one per call; temperature 0 is greedy).
@@ -282,6 +355,7 @@ class LocalLlamaProvider(Provider):
                 f"the local provider needs llama-cpp-python, which is not installed: {INSTALL_HINT}"
             )
         self._models = dict(models or {})
+        self.model_dirs = tuple(env_model_dirs() if model_dirs is None else model_dirs)
         self.n_ctx = n_ctx or _env_int("AI_AGENTS_LOCAL_N_CTX", DEFAULT_N_CTX) or DEFAULT_N_CTX
         self.n_threads = n_threads or _env_int("AI_AGENTS_LOCAL_THREADS", None)
         self.seed = seed
@@ -291,22 +365,21 @@ class LocalLlamaProvider(Provider):
         return False
 
     def model_path(self, model: str) -> str:
-        """The GGUF file behind *model* (:class:`ConfigurationError` when there is none)."""
+        """The GGUF file behind *model* (:class:`UnknownLocalModel` for a name that is not
+        configured and a path outside the model dirs or missing: the same error)."""
         if model in self._models:
             return self._models[model]
         if model == DEFAULT_MODEL:
-            path = bundled_model_path()
-            if path is None or not path.is_file():
+            bundled = bundled_model_path()
+            if bundled is None or not bundled.is_file():
                 raise ConfigurationError(
                     f"the local model {DEFAULT_MODEL} is not installed: {INSTALL_HINT}"
                 )
-            return str(path)
-        if model.endswith(".gguf") and Path(model).expanduser().is_file():
-            return str(Path(model).expanduser())
-        raise ConfigurationError(
-            f"unknown local model {model!r}: use {DEFAULT_MODEL}, a path to a .gguf file, "
-            "or LocalLlamaProvider(models={name: path})"
-        )
+            return str(bundled)
+        path = _gguf_in_dirs(model, self.model_dirs)
+        if path is None:
+            raise UnknownLocalModel(model)
+        return path
 
     async def _model(self, model: str) -> _Loaded:
         path = self.model_path(model)

@@ -43,7 +43,9 @@ Errors: 400/404/422 (e.g. model not pulled) -> :class:`ProviderBadRequest`, 401/
 :class:`ProviderOverloaded` (``Retry-After`` honoured when a proxy sends one), timeouts
 -> :class:`ProviderTimeout`, unreachable server -> :class:`ProviderConnectionError`. An
 ``{"error": ...}`` line in the middle of a stream (the model runner crashed) ->
-:class:`ProviderOverloaded`.
+:class:`ProviderOverloaded`. A 200 we cannot read (not JSON, the wrong shape, an unknown
+``done_reason``, a stream without its ``done: true`` line) ->
+:class:`ProviderBadResponse` (retryable), never an empty answer.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlsplit
 from uuid import uuid4
 
@@ -63,6 +65,7 @@ import httpx
 from ai_agents.errors import (
     ProviderAuthError,
     ProviderBadRequest,
+    ProviderBadResponse,
     ProviderConnectionError,
     ProviderError,
     ProviderOverloaded,
@@ -96,7 +99,9 @@ from ai_agents.tools.parser import (
     render_tool_result,
 )
 
-__all__ = ["DEFAULT_OLLAMA_HOST", "OllamaProvider", "ollama_base_url"]
+__all__ = ["DEFAULT_OLLAMA_HOST", "OllamaProvider", "ollama_base_url", "read_chunk"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -263,25 +268,14 @@ class OllamaProvider(Provider):
             raise self._http_error(
                 response.status_code, response.text, response.headers, request.model
             )
+        check = _Check(self.name)
         try:
-            data = response.json()
-        except ValueError as exc:
-            raise ProviderError(
-                f"ollama returned invalid JSON: {response.text[:200]!r}",
-                provider=self.name,
-                status=response.status_code,
-            ) from exc
-        if not isinstance(data, dict):
-            raise ProviderError("ollama returned an unexpected body", provider=self.name)
-        if data.get("error"):
-            raise ProviderOverloaded(
-                f"ollama error: {data['error']}",
-                provider=self.name,
-                vendor_message=str(data["error"]),
-            )
-        message = data.get("message") or {}
-        content = str(message.get("content") or "")
-        tool_calls = [_read_tool_call(c) for c in message.get("tool_calls") or []]
+            data = json.loads(response.content)
+        except _UNDECODABLE as exc:
+            raise check.bad(f"the body is not JSON ({exc})") from exc
+        content, tool_calls, done = read_chunk(data, provider=self.name)
+        if not done:
+            raise check.bad("the answer is not done (no 'done': true)")
         if prepared.xml_tools is not None:
             parsed = parse_tool_calls(content, known_tools=prepared.xml_tools)
             _log_problems(parsed.problems, request.model)
@@ -318,6 +312,7 @@ class OllamaProvider(Provider):
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
         prepared = self.prepare(request, stream=True)
         hold = _ProseFilter(prepared.xml_tools) if prepared.xml_tools is not None else None
+        check = _Check(self.name)
         content: list[str] = []
         tool_calls: list[ToolCall] = []
         final: dict[str, Any] | None = None
@@ -336,42 +331,27 @@ class OllamaProvider(Provider):
                         continue
                     try:
                         chunk = json.loads(line)
-                    except ValueError as exc:
-                        raise ProviderError(
-                            f"ollama sent an invalid stream line: {line[:200]!r}",
-                            provider=self.name,
-                        ) from exc
-                    if not isinstance(chunk, dict):
-                        continue
-                    if chunk.get("error"):
-                        raise ProviderOverloaded(
-                            f"ollama error during stream: {chunk['error']}",
-                            provider=self.name,
-                            vendor_message=str(chunk["error"]),
-                        )
-                    message = chunk.get("message") or {}
-                    piece = str(message.get("content") or "")
+                    except _UNDECODABLE as exc:
+                        raise check.bad(f"a stream line is not JSON ({exc})", line) from exc
+                    piece, calls, done = read_chunk(chunk, provider=self.name)
                     if piece:
                         content.append(piece)
                         visible = hold.feed(piece) if hold is not None else piece
                         if visible:
                             yield TextDelta(visible)
-                    for raw_call in message.get("tool_calls") or []:
-                        tool_call = _read_tool_call(raw_call)
+                    for tool_call in calls:
                         if tool_calls and request.parallel_tool_calls is False:
                             _log_dropped([tool_call], request.model)
                             continue
                         tool_calls.append(tool_call)
                         yield ToolCallReady(tool_call)
-                    if chunk.get("done"):
+                    if done:
                         final = chunk
                         break
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, request.model) from exc
         if final is None:
-            raise ProviderConnectionError(
-                "ollama stream ended before its final (done) line", provider=self.name
-            )
+            raise check.bad("the stream ended before its final ('done': true) line")
         text = "".join(content)
         if hold is not None:
             rest, parsed = hold.finish()
@@ -420,6 +400,89 @@ class OllamaProvider(Provider):
         if status >= 500:
             return ProviderOverloaded(message, **kwargs)
         return ProviderBadRequest(message, **kwargs)
+
+
+# --- reading replies --------------------------------------------------------------
+#
+# A body (or stream line) is checked in the fields we use, so a reply we cannot read
+# raises the retryable ProviderBadResponse instead of a TypeError (or a saved empty
+# answer); fields we do not use (``thinking``, durations) are never looked at.
+
+#: What JSON decoding raises on a body or line that is not JSON
+#: (RecursionError: nesting deeper than the decoder goes).
+_UNDECODABLE = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+
+#: ``done_reason`` values of a chat answer (``load``/``unload`` answer no prompt).
+_DONE_REASONS = frozenset({"stop", "length"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """Shape checks on one provider's reply; each failure names the field."""
+
+    provider: str
+
+    def bad(self, problem: str, got: object = None) -> ProviderBadResponse:
+        return ProviderBadResponse.of(self.provider, problem, got=got)
+
+    def obj(self, value: object, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.bad(f"{where} is not an object", value)
+        return value
+
+    def opt(self, value: object, kind: type[T], where: str) -> T | None:
+        """*value* when it is a *kind* or null (a JSON bool is not a number here)."""
+        if value is None:
+            return None
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise self.bad(f"{where} is not {kind.__name__}", value)
+        return value
+
+
+def read_chunk(data: object, *, provider: str) -> tuple[str, list[ToolCall], bool]:
+    """``(text, tool calls, done)`` of one decoded ``/api/chat`` body or stream line.
+
+    Raises ProviderBadResponse for a wrong shape, ProviderOverloaded for an ``error``
+    (the model runner failed).
+    """
+    check = _Check(provider)
+    chunk = check.obj(data, "the reply")
+    error = chunk.get("error")
+    if error:
+        raise ProviderOverloaded(
+            f"{check.provider} error: {error}", provider=check.provider, vendor_message=str(error)
+        )
+    message = check.obj(chunk.get("message"), "'message'")
+    text = check.opt(message.get("content"), str, "message.content") or ""
+    raw_calls = check.opt(message.get("tool_calls"), list, "message.tool_calls") or []
+    calls = [_read_tool_call(raw, check) for raw in raw_calls]
+    done = bool(check.opt(chunk.get("done"), bool, "'done'"))
+    if done:
+        reason = chunk.get("done_reason")
+        if reason is not None and (not isinstance(reason, str) or reason not in _DONE_REASONS):
+            raise check.bad("unknown done_reason", reason)
+        check.opt(chunk.get("model"), str, "'model'")
+    return text, calls, done
+
+
+def _read_tool_call(raw: object, check: _Check) -> ToolCall:
+    call = check.obj(raw, "a tool call")
+    fn = check.obj(call.get("function"), "a tool call's function")
+    name = check.opt(fn.get("name"), str, "a tool call's name")
+    if not name:
+        raise check.bad("a tool call has no name")
+    # The model wrote the arguments: bad JSON goes back to it as ``_raw``, it is no
+    # reason to reject the reply.
+    args: Any = fn.get("arguments") or {}
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except (ValueError, RecursionError):
+            args = {"_raw": args}
+    if not isinstance(args, dict):
+        args = {"_raw": args}
+    call_id = check.opt(call.get("id"), str, "a tool call's id")
+    return ToolCall(id=call_id or _new_call_id(), name=name, arguments=args)
 
 
 # --- helpers ----------------------------------------------------------------------
@@ -529,24 +592,6 @@ def _xml_messages(history: Sequence[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def _read_tool_call(raw: Any) -> ToolCall:
-    fn = raw.get("function") if isinstance(raw, dict) else None
-    if not isinstance(fn, dict):
-        fn = {}
-    args: Any = fn.get("arguments") or {}
-    if isinstance(args, str):
-        try:
-            args = json.loads(args)
-        except ValueError:
-            args = {"_raw": args}
-    if not isinstance(args, dict):
-        args = {"_raw": args}
-    call_id = raw.get("id") if isinstance(raw, dict) else None
-    return ToolCall(
-        id=str(call_id or _new_call_id()), name=str(fn.get("name") or ""), arguments=args
-    )
-
-
 def _allowed_calls(calls: list[ToolCall], request: ProviderRequest) -> list[ToolCall]:
     """*calls*, or only the first when the request allows one (``parallel_tool_calls``)."""
     if request.parallel_tool_calls is not False or len(calls) <= 1:
@@ -578,10 +623,10 @@ def _usage(
     prompt = final.get("prompt_eval_count")
     output = final.get("eval_count")
     estimated = False
-    if not isinstance(prompt, int) or isinstance(prompt, bool):
+    if not isinstance(prompt, int) or isinstance(prompt, bool) or prompt < 0:
         prompt = default_counter().count_text(prompt_text, provider=provider, model=model)
         estimated = True
-    if not isinstance(output, int) or isinstance(output, bool):
+    if not isinstance(output, int) or isinstance(output, bool) or output < 0:
         output = default_counter().count_text(output_text, provider=provider, model=model)
         estimated = True
     return Usage(prompt, output, estimated=estimated)

@@ -14,7 +14,10 @@ the system prompt when none does. ``parallel_tool_calls`` is only sent with tool
 API rejects it without).
 
 The SDK's own retries are disabled (``max_retries=0``): retrying, backoff and breakers
-are done by the layer above, which relies on the mapped :mod:`ai_agents.errors`.
+are done by the layer above, which relies on the mapped :mod:`ai_agents.errors`. A 200
+we cannot read (not JSON, the wrong shape, an unknown ``finish_reason``, a stream that
+ends before its ``finish_reason``) is :class:`ProviderBadResponse` (retryable), read by
+the pure :func:`read_completion` / :class:`ChunkReader`.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ai_agents.errors import (
     ProviderAuthError,
     ProviderBadRequest,
+    ProviderBadResponse,
     ProviderConnectionError,
     ProviderError,
     ProviderOverloaded,
@@ -56,7 +60,15 @@ from ai_agents.providers.history import normalize_history, remap_tool_ids, to_id
 from ai_agents.providers.response_format import json_instruction, mentions_json
 from ai_agents.providers.retry import parse_retry_after
 
-__all__ = ["OpenAIChatProvider", "parse_arguments", "parse_retry_after"]
+__all__ = [
+    "ChunkReader",
+    "OpenAIChatProvider",
+    "parse_arguments",
+    "parse_retry_after",
+    "read_completion",
+]
+
+T = TypeVar("T")
 
 #: OpenAI rejects tool-call ids longer than this.
 MAX_TOOL_CALL_ID = 40
@@ -191,129 +203,48 @@ class OpenAIChatProvider(Provider):
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
         kwargs = self.build_kwargs(request)
         try:
-            completion = await self.client.post(
-                "/chat/completions", body=kwargs, cast_to=ChatCompletion
-            )
+            # ``cast_to=object``: the decoded JSON as is; :func:`read_completion` checks
+            # the fields we use (the SDK's lenient models would let a wrong shape through
+            # as AttributeErrors further down).
+            data = await self.client.post("/chat/completions", body=kwargs, cast_to=object)
+            if isinstance(data, str):  # a body sent without a JSON content type
+                data = json.loads(data)
         except openai.OpenAIError as exc:
             raise self._map_error(exc) from exc
-        return self._parse(completion, request)
+        except _UNDECODABLE as exc:
+            raise ProviderBadResponse.of(self.name, f"the body is not JSON ({exc})") from exc
+        return read_completion(
+            data, provider=self.name, model=request.model, prompt=kwargs["messages"]
+        )
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
         kwargs = self.build_kwargs(request)
-        text: list[str] = []
-        pending: dict[int, dict[str, str]] = {}  # index -> {"id", "name", "arguments"}
-        calls: list[ToolCall] = []
-        finish: str | None = None
-        usage: Usage | None = None
-        raw_id: str | None = None
-        model = request.model
+        reader = ChunkReader(self.name, request.model)
         try:
             chunks = await self.client.post(
                 "/chat/completions",
                 body={**kwargs, "stream": True, "stream_options": {"include_usage": True}},
-                cast_to=ChatCompletion,
+                cast_to=object,
                 stream=True,
-                stream_cls=openai.AsyncStream[ChatCompletionChunk],
+                stream_cls=openai.AsyncStream[object],
             )
             try:
-                async for chunk in chunks:
-                    raw_id = raw_id or chunk.id
-                    model = chunk.model or model
-                    if chunk.usage is not None:
-                        usage = Usage(
-                            chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0
-                        )
-                    for choice in chunk.choices[:1]:
-                        delta = choice.delta
-                        if delta.content:
-                            text.append(delta.content)
-                            yield TextDelta(delta.content)
-                        for fragment in delta.tool_calls or []:
-                            slot = pending.setdefault(
-                                fragment.index, {"id": "", "name": "", "arguments": ""}
-                            )
-                            if fragment.id:
-                                slot["id"] = fragment.id
-                            if fragment.function is not None:
-                                if fragment.function.name:
-                                    slot["name"] += fragment.function.name
-                                if fragment.function.arguments:
-                                    slot["arguments"] += fragment.function.arguments
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
-                            for event in self._flush(pending, calls):
-                                yield event
+                while True:
+                    try:
+                        data = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    except _UNDECODABLE as exc:  # a ``data:`` line that is not JSON
+                        raise ProviderBadResponse.of(
+                            self.name, f"a stream chunk is not JSON ({exc})"
+                        ) from exc
+                    for event in reader.feed(data):
+                        yield event
             finally:
                 await chunks.close()
         except openai.OpenAIError as exc:
             raise self._map_error(exc) from exc
-        for event in self._flush(pending, calls):
-            yield event
-        content = "".join(text)
-        if usage is None:
-            usage = _estimate_usage(kwargs["messages"], content, calls)
-        yield ResponseDone(
-            ProviderResponse(
-                content=content,
-                tool_calls=calls,
-                finish_reason=_finish_reason(finish, bool(calls)),
-                usage=usage,
-                provider=self.name,
-                model=model,
-                raw_id=raw_id,
-            )
-        )
-
-    @staticmethod
-    def _flush(pending: dict[int, dict[str, str]], calls: list[ToolCall]) -> list[ToolCallReady]:
-        events = []
-        for index in sorted(pending):
-            slot = pending.pop(index)
-            call = ToolCall(
-                id=slot["id"] or _new_call_id(),
-                name=slot["name"],
-                arguments=parse_arguments(slot["arguments"]),
-            )
-            calls.append(call)
-            events.append(ToolCallReady(call))
-        return events
-
-    def _parse(self, completion: Any, request: ProviderRequest) -> ProviderResponse:
-        choices = completion.choices or []
-        content = ""
-        calls: list[ToolCall] = []
-        finish: str | None = None
-        if choices:
-            choice = choices[0]
-            finish = choice.finish_reason
-            message = choice.message
-            content = message.content or ""
-            for tool_call in message.tool_calls or []:
-                function = getattr(tool_call, "function", None)
-                if function is None:  # custom (non-function) tool calls: not supported
-                    continue
-                calls.append(
-                    ToolCall(
-                        id=tool_call.id or _new_call_id(),
-                        name=function.name,
-                        arguments=parse_arguments(function.arguments),
-                    )
-                )
-        if completion.usage is not None:
-            usage = Usage(
-                completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0
-            )
-        else:
-            usage = _estimate_usage(self.build_messages(request), content, calls)
-        return ProviderResponse(
-            content=content,
-            tool_calls=calls,
-            finish_reason=_finish_reason(finish, bool(calls)),
-            usage=usage,
-            provider=self.name,
-            model=completion.model or request.model,
-            raw_id=completion.id,
-        )
+        yield ResponseDone(reader.result(kwargs["messages"]))
 
     # --- errors -----------------------------------------------------------------------
 
@@ -356,6 +287,8 @@ class OpenAIChatProvider(Provider):
             return ProviderBadRequest(
                 message, provider=provider, status=status, vendor_message=vendor
             )
+        if isinstance(exc, openai.APIResponseValidationError):  # strict client, odd reply
+            return ProviderBadResponse.of(provider, exc.message, status=exc.status_code)
         if isinstance(exc, openai.APIError):  # error event inside a stream
             vendor = _vendor_message(exc.body) or exc.message
             kind = f"{exc.type or ''} {exc.code or ''}"
@@ -374,6 +307,204 @@ class OpenAIChatProvider(Provider):
         if "api_key" in str(exc) or "credentials" in str(exc).lower():
             return ProviderAuthError(f"{provider}: {exc}", provider=provider)
         return ProviderBadRequest(f"{provider}: {exc}", provider=provider)
+
+
+# --- reading replies ------------------------------------------------------------------
+#
+# The readers take the decoded JSON as it came and check only the fields they use, so a
+# new vendor field never breaks a reply, while a reply we cannot read raises the
+# retryable ProviderBadResponse instead of an AttributeError (or a saved empty answer).
+
+#: What the SDK's JSON decoding raises on a body or ``data:`` line that is not JSON
+#: (RecursionError: nesting deeper than the decoder goes).
+_UNDECODABLE = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """Shape checks on one provider's reply; each failure names the field."""
+
+    provider: str
+
+    def bad(self, problem: str, got: object = None) -> ProviderBadResponse:
+        return ProviderBadResponse.of(self.provider, problem, got=got)
+
+    def obj(self, value: object, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.bad(f"{where} is not an object", value)
+        return value
+
+    def opt(self, value: object, kind: type[T], where: str) -> T | None:
+        """*value* when it is a *kind* or null (a JSON bool is not a number here)."""
+        if value is None:
+            return None
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise self.bad(f"{where} is not {kind.__name__}", value)
+        return value
+
+    def count(self, value: object, where: str) -> int:
+        """A token count: a non-negative integer, null meaning 0."""
+        number = self.opt(value, int, where) or 0
+        if number < 0:
+            raise self.bad(f"{where} is negative", value)
+        return number
+
+
+def read_completion(
+    data: object, *, provider: str, model: str, prompt: Sequence[Any]
+) -> ProviderResponse:
+    """A decoded Chat Completions body as a response (*prompt*: the wire messages, to
+    estimate usage when the server reports none). Raises ProviderBadResponse."""
+    check = _Check(provider)
+    body = check.obj(data, "the body")
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise check.bad("'choices' is missing or empty", choices)
+    choice = check.obj(choices[0], "choices[0]")
+    message = check.obj(choice.get("message"), "choices[0].message")
+    content = check.opt(message.get("content"), str, "message.content") or ""
+    calls: list[ToolCall] = []
+    for raw in check.opt(message.get("tool_calls"), list, "message.tool_calls") or []:
+        tool_call = check.obj(raw, "a tool call")
+        if tool_call.get("type", "function") != "function":
+            continue  # custom (non-function) tool calls: not supported
+        function = check.obj(tool_call.get("function"), "a tool call's function")
+        name = check.opt(function.get("name"), str, "a tool call's name")
+        if not name:
+            raise check.bad("a tool call has no name")
+        arguments = function.get("arguments")
+        calls.append(
+            ToolCall(
+                id=check.opt(tool_call.get("id"), str, "a tool call's id") or _new_call_id(),
+                name=name,
+                arguments=(
+                    dict(arguments)  # some compatible servers send an object
+                    if isinstance(arguments, dict)
+                    else parse_arguments(check.opt(arguments, str, "a tool call's arguments"))
+                ),
+            )
+        )
+    usage = _read_usage(body.get("usage"), check)
+    return ProviderResponse(
+        content=content,
+        tool_calls=calls,
+        finish_reason=_read_finish(choice.get("finish_reason"), bool(calls), check),
+        usage=usage or _estimate_usage(prompt, content, calls),
+        provider=provider,
+        model=check.opt(body.get("model"), str, "'model'") or model,
+        raw_id=check.opt(body.get("id"), str, "'id'"),
+    )
+
+
+class ChunkReader:
+    """Folds decoded stream chunks into stream events, then one response.
+
+    The stream is complete once a chunk carries a ``finish_reason`` (the usage chunk
+    and ``[DONE]`` follow; the SDK consumes ``[DONE]``): :meth:`result` of a stream
+    that ended before it raises, so a cut stream is never taken for an empty answer.
+    """
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.check = _Check(provider)
+        self.provider = provider
+        self.model = model
+        self.raw_id: str | None = None
+        self.text: list[str] = []
+        self.pending: dict[int, dict[str, str]] = {}  # index -> {"id", "name", "arguments"}
+        self.calls: list[ToolCall] = []
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+
+    def feed(self, data: object) -> list[StreamEvent]:
+        """The events of one chunk (raises ProviderBadResponse)."""
+        check = self.check
+        chunk = check.obj(data, "a stream chunk")
+        self.raw_id = self.raw_id or check.opt(chunk.get("id"), str, "'id'")
+        self.model = check.opt(chunk.get("model"), str, "'model'") or self.model
+        usage = _read_usage(chunk.get("usage"), check)
+        if usage is not None:
+            self.usage = usage
+        events: list[StreamEvent] = []
+        for raw in (check.opt(chunk.get("choices"), list, "'choices'") or [])[:1]:
+            choice = check.obj(raw, "choices[0]")
+            delta = check.opt(choice.get("delta"), dict, "choices[0].delta") or {}
+            content = check.opt(delta.get("content"), str, "delta.content")
+            fragments = check.opt(delta.get("tool_calls"), list, "delta.tool_calls") or []
+            if self.finish is not None and (content or fragments):
+                raise check.bad("content after the finish_reason")
+            if content:
+                self.text.append(content)
+                events.append(TextDelta(content))
+            for position, fragment in enumerate(fragments):
+                self._add_fragment(fragment, position)
+            reason = choice.get("finish_reason")
+            if reason is not None:
+                _read_finish(reason, False, check)  # an unknown reason raises here
+                self.finish = reason
+                events.extend(self._flush())
+        return events
+
+    def _add_fragment(self, raw: object, position: int) -> None:
+        check = self.check
+        fragment = check.obj(raw, "a tool call fragment")
+        index = fragment.get("index", position)
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise check.bad("a tool call fragment's index is not an integer", index)
+        slot = self.pending.setdefault(index, {"id": "", "name": "", "arguments": ""})
+        call_id = check.opt(fragment.get("id"), str, "a tool call's id")
+        if call_id:
+            slot["id"] = call_id
+        function = check.opt(fragment.get("function"), dict, "a tool call's function") or {}
+        slot["name"] += check.opt(function.get("name"), str, "a tool call's name") or ""
+        arguments = check.opt(function.get("arguments"), str, "a tool call's arguments")
+        slot["arguments"] += arguments or ""
+
+    def _flush(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for index in sorted(self.pending):
+            slot = self.pending.pop(index)
+            if not slot["name"]:
+                raise self.check.bad(f"tool call {index} has no name")
+            call = ToolCall(
+                id=slot["id"] or _new_call_id(),
+                name=slot["name"],
+                arguments=parse_arguments(slot["arguments"]),
+            )
+            self.calls.append(call)
+            events.append(ToolCallReady(call))
+        return events
+
+    def result(self, prompt: Sequence[Any]) -> ProviderResponse:
+        """The response of a complete stream (*prompt*: for a usage estimate)."""
+        if self.finish is None:
+            raise self.check.bad("the stream ended before its finish_reason")
+        content = "".join(self.text)
+        return ProviderResponse(
+            content=content,
+            tool_calls=self.calls,
+            finish_reason=_finish_reason(self.finish, bool(self.calls)),
+            usage=self.usage or _estimate_usage(prompt, content, self.calls),
+            provider=self.provider,
+            model=self.model,
+            raw_id=self.raw_id,
+        )
+
+
+def _read_finish(reason: object, has_calls: bool, check: _Check) -> FinishReason:
+    """The finish reason (null: "stop"); an unknown one means a reply we cannot trust."""
+    if reason is not None and (not isinstance(reason, str) or reason not in _FINISH_REASONS):
+        raise check.bad("unknown finish_reason", reason)
+    return _finish_reason(reason, has_calls)
+
+
+def _read_usage(value: object, check: _Check) -> Usage | None:
+    usage = check.opt(value, dict, "'usage'")
+    if usage is None:
+        return None
+    return Usage(
+        check.count(usage.get("prompt_tokens"), "usage.prompt_tokens"),
+        check.count(usage.get("completion_tokens"), "usage.completion_tokens"),
+    )
 
 
 # --- conversion helpers ---------------------------------------------------------------

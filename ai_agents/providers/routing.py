@@ -10,10 +10,11 @@ Auto routing (``provider="auto"``, or any agent with ``settings["routing"]``) fo
 run (so every model call of a turn goes to the same place unless a fallback is needed):
 
 1. **privacy**: the input or the loaded history matches one of ``privacy_patterns``
-   (case-insensitive regexes) -> the ``local`` target, and *only local providers*: cloud
-   fallbacks are dropped (reason ``privacy_local_only``). A hard constraint: no other
-   rule, not even ``force_provider``, can send such a run to a cloud provider. If no
-   local target exists the run fails with :class:`NoEligibleProvider` and nothing is sent.
+   (case-insensitive RE2 regexes, see below) -> the ``local`` target, and *only local
+   providers*: cloud fallbacks are dropped (reason ``privacy_local_only``). A hard
+   constraint: no other rule, not even ``force_provider``, can send such a run to a cloud
+   provider. If no local target exists the run fails with :class:`NoEligibleProvider`
+   and nothing is sent.
 2. **force_provider** (policy, or per run ``metadata={"routing": {"force_provider": ...}}``)
    -> that target (a target name ``local``/``cloud``/``strong`` or a target's provider).
 3. **token_budget** / **complexity_threshold**: estimated input tokens above the budget,
@@ -29,6 +30,14 @@ run (so every model call of a turn goes to the same place unless a fallback is n
 The decision (target, factors, score, token estimate, which pattern *names* matched,
 never the matched text) is returned in ``AgentResponse.routing["decision"]``, saved in
 the assistant message's ``metadata["routing"]`` and logged.
+
+Privacy patterns are tenant input run against every input and history message, in the
+event loop. They are therefore compiled with RE2 (``google-re2``), whose matching time
+is linear in the text: a backtracking pattern such as ``^(a+)+$`` cannot freeze the
+process. RE2 has no backreferences or lookaround; a pattern it cannot compile, more
+than :data:`MAX_PRIVACY_PATTERNS` patterns or one longer than
+:data:`MAX_PATTERN_LENGTH` characters is a :class:`ValidationError` when the agent is
+saved.
 """
 
 from __future__ import annotations
@@ -39,11 +48,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import re2
+
 from ai_agents.errors import ProviderUnavailable, ValidationError
 from ai_agents.providers.retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_PRIVACY_PATTERNS",
+    "MAX_PATTERN_LENGTH",
+    "MAX_PRIVACY_PATTERNS",
     "NoEligibleProvider",
     "Plan",
     "RoutingInput",
@@ -71,6 +84,15 @@ DEFAULT_PRIVACY_PATTERNS: dict[str, str] = {
     "ssn": r"\b\d{3}-\d{2}-\d{4}\b",
     "card_number": r"\b(?:\d[ -]?){13,16}\b",
 }
+
+#: Bounds of ``routing.privacy_patterns`` (each pattern is run on every message of a run).
+MAX_PRIVACY_PATTERNS = 32
+MAX_PATTERN_LENGTH = 512
+
+#: Case-insensitive; compile errors are raised (as ValidationError), not logged by RE2.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.case_sensitive = False
+_RE2_OPTIONS.log_errors = False
 
 #: Words that make a request "complex" (the seed design's list).
 COMPLEX_TERMS = (
@@ -164,7 +186,8 @@ class RoutingPolicy:
     cloud: Target | None = None
     strong: Target | None = None
     prefer: str = "local"
-    privacy_patterns: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
+    #: name -> compiled RE2 pattern (``search(text)`` like ``re``, in linear time).
+    privacy_patterns: Mapping[str, Any] = field(default_factory=dict)
     allow_xml_tools: bool = False
     token_budget: int | None = None
     complexity_threshold: float | None = None
@@ -287,7 +310,8 @@ class RoutingPolicy:
         )
 
 
-def _compile_patterns(patterns: Any) -> dict[str, re.Pattern[str]]:
+def _compile_patterns(patterns: Any) -> dict[str, Any]:
+    where = {"field": "routing.privacy_patterns"}
     if isinstance(patterns, Mapping):
         items = list(patterns.items())
     elif isinstance(patterns, Sequence) and not isinstance(patterns, str):
@@ -295,21 +319,35 @@ def _compile_patterns(patterns: Any) -> dict[str, re.Pattern[str]]:
     else:
         raise ValidationError(
             "routing.privacy_patterns must be a list of regexes or a {name: regex} mapping",
-            details={"field": "routing.privacy_patterns"},
+            details=where,
+        )
+    if len(items) > MAX_PRIVACY_PATTERNS:
+        raise ValidationError(
+            f"routing.privacy_patterns: at most {MAX_PRIVACY_PATTERNS} patterns, got {len(items)}",
+            details=where,
         )
     out = {}
     for name, pattern in items:
         if not isinstance(pattern, str) or not pattern:
             raise ValidationError(
-                "routing.privacy_patterns entries must be non-empty strings",
-                details={"field": "routing.privacy_patterns"},
+                "routing.privacy_patterns entries must be non-empty strings", details=where
+            )
+        if len(pattern) > MAX_PATTERN_LENGTH or len(str(name)) > MAX_PATTERN_LENGTH:
+            raise ValidationError(
+                f"routing.privacy_patterns: a pattern (or its name) is longer than "
+                f"{MAX_PATTERN_LENGTH} characters",
+                details=where,
             )
         try:
-            out[str(name)] = re.compile(pattern, re.IGNORECASE)
-        except re.error as exc:
+            out[str(name)] = re2.compile(pattern, _RE2_OPTIONS)
+        except re2.error as exc:
+            reason = exc.args[0] if exc.args else exc
+            if isinstance(reason, bytes):
+                reason = reason.decode("utf-8", "replace")
             raise ValidationError(
-                f"routing.privacy_patterns: invalid regex {pattern!r}: {exc}",
-                details={"field": "routing.privacy_patterns"},
+                f"routing.privacy_patterns: invalid regex {pattern!r}: {reason} "
+                "(RE2 syntax: no backreferences or lookaround)",
+                details=where,
             ) from exc
     return out
 

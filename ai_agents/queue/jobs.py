@@ -179,6 +179,30 @@ class RedisJobQueue:
 
         The job's run is created with it (status ``queued``; ``JobRecord.run_id``).
         """
+        job = await self.submit(
+            thread_id,
+            text,
+            priority=priority,
+            metadata=metadata,
+            max_attempts=max_attempts,
+            scope=scope,
+            overrides=overrides,
+        )
+        return job.id
+
+    async def submit(
+        self,
+        thread_id: UUID | str,
+        text: str,
+        *,
+        priority: Priority | str = "normal",
+        metadata: dict[str, Any] | None = None,
+        max_attempts: int | None = None,
+        scope: Scope | None = None,
+        overrides: RunOverrides | None = None,
+    ) -> JobRecord:
+        """:meth:`enqueue`, answering the job as it was recorded (no second read: once this
+        returns, the job exists, whatever happens to the database next)."""
         from ai_agents.runner import validate_input
 
         ident = parse_uuid(thread_id, "thread")
@@ -210,7 +234,7 @@ class RedisJobQueue:
             job, is_head = await rows.insert_job(conn, self._scope(scope), ident, values)
             job.run_id = await rows.insert_job_run(conn, job, overrides or RunOverrides())
         if not is_head:
-            return job.id  # published when the thread's earlier jobs have finished
+            return job  # published when the thread's earlier jobs have finished
         try:
             await self.transport.publish(job.id, job.priority)
         except RedisError as exc:
@@ -220,7 +244,7 @@ class RedisJobQueue:
                 with suppress(RedisError):
                     await self.transport.publish(*successor)
             raise StorageError(f"could not queue the job: Redis failed: {exc}") from exc
-        return job.id
+        return job
 
     async def get_job(self, job_id: UUID | str, *, scope: Scope | None = None) -> JobRecord:
         """The job as recorded in PostgreSQL (another tenant's job is not found)."""

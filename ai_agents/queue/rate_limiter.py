@@ -20,6 +20,20 @@ that block it leave the window. Because it is atomic and uses only the server cl
 processes on different machines with skewed clocks still agree, and two of them can never
 both take the last slot.
 
+**Tenant shares (noisy neighbours).** The model's window is one vendor quota shared by
+every tenant. Given ``tenant=``, a limiter also keeps the tenant's own slice of the
+model's windows (``<model window>:tenant:<tenant>``) and the set of tenants *active* on
+the model (``<model rpm key>:tenants``: the tenants that asked for room in the last
+window, admitted or not, with their weights and the running total of those weights).
+The script then applies a share **only while another tenant is active**: a tenant may
+hold at most ``floor(limit * weight / total active weight)`` requests/tokens of the
+model's window, except that a tenant holding nothing in it may always make one request
+that fits the model's window. Alone, a tenant may use the whole window; as soon as a
+second tenant asks for room, the first can take no more than its share until it falls
+back under it, so the newcomer gets the room that frees up (and it gets it at once if
+the first tenant stopped at its share). The shares are computed in the same atomic script
+as every other check, so they are exact across processes.
+
 Limitations (documented, by design): all keys of one check must live on one Redis node
 (use a hash tag in the prefix with Redis Cluster); a window is a true sliding window,
 i.e. an entry admitted at ``t`` counts against every check made in ``[t, t + window)``.
@@ -214,26 +228,96 @@ local n_rpm = tonumber(ARGV[2])
 local n_tpm = tonumber(ARGV[3])
 """
 
-# ARGV[4] = reservation id, ARGV[5] = tokens, ARGV[6..] = n_rpm rpm limits, n_tpm tpm limits
+# The active tenants of a model: a zset (tenant -> last request time), a hash (tenant ->
+# weight) and the running total of the weights, kept right like a tokens window's total.
+# Registers *tenant* (with *weight*) as active now; returns the total active weight and
+# the number of active tenants.
+_LUA_ACTIVE = """
+local function activate(akey, wkey, skey, cutoff, tenant, weight, now, ttl)
+  local gone = redis.call('ZRANGEBYSCORE', akey, '-inf', cutoff)
+  if #gone > 0 then
+    redis.call('ZREMRANGEBYSCORE', akey, '-inf', cutoff)
+    local freed = 0
+    for _, t in ipairs(gone) do
+      freed = freed + (tonumber(redis.call('HGET', wkey, t)) or 0)
+      redis.call('HDEL', wkey, t)
+    end
+    if redis.call('EXISTS', skey) == 1 then redis.call('DECRBY', skey, freed) end
+  end
+  if redis.call('EXISTS', skey) == 0 then
+    local total = 0
+    for _, w in ipairs(redis.call('HVALS', wkey)) do total = total + tonumber(w) end
+    redis.call('SET', skey, total)
+  end
+  local old = tonumber(redis.call('HGET', wkey, tenant))
+  if old ~= weight then
+    redis.call('HSET', wkey, tenant, weight)
+    redis.call('INCRBY', skey, weight - (old or 0))
+  end
+  redis.call('ZADD', akey, now, tenant)
+  for _, k in ipairs({akey, wkey, skey}) do redis.call('PEXPIRE', k, ttl) end
+  return tonumber(redis.call('GET', skey)), redis.call('ZCARD', akey)
+end
+
+-- When the first other active tenant was last seen (it goes inactive one window later,
+-- and the shares grow then), or -1.
+local function others_seen_at(akey, tenant)
+  local e = redis.call('ZRANGE', akey, 0, 1, 'WITHSCORES')
+  for k = 1, #e, 2 do
+    if e[k] ~= tenant then return tonumber(e[k + 1]) end
+  end
+  return -1
+end
+"""
+
+# ARGV[4] = reservation id, ARGV[5] = tokens, ARGV[6..] = n_rpm rpm limits, n_tpm tpm
+# limits, then the tenant share: rpm share window index, tpm share window index (0: none;
+# the model's windows are always the first of each kind), tenant, weight. With a share,
+# KEYS ends with the active-tenant keys (zset, weights hash, weights total).
 # Returns {1, now_us} when admitted, {0, retry_us, now_us} when refused, or
 # {-1, window_index} when the request can never fit that window's limit.
 _ACQUIRE_LUA = (
     _LUA_COMMON
+    + _LUA_ACTIVE
     + """
 local rid = ARGV[4]
 local tokens = tonumber(ARGV[5])
 local now = now_us()
 local cutoff = now - window
+local ttl = math.floor(window / 1000) + 1000
 local retry = 0
+local cards = {}
+local totals = {}
+
+-- How long until `need` tokens of the oldest entries of zkey have left the window.
+local function tokens_wait(zkey, need)
+  local freed = 0
+  local start = 0
+  while true do
+    local batch = redis.call('ZRANGE', zkey, start, start + 99, 'WITHSCORES')
+    if #batch == 0 then return window end
+    for k = 1, #batch, 2 do
+      freed = freed + member_tokens(batch[k])
+      if freed >= need then return tonumber(batch[k + 1]) + window - now end
+    end
+    start = start + 100
+  end
+end
+
+-- How long until the (drop)-th oldest entry of zkey has left the window.
+local function entries_wait(zkey, drop)
+  local e = redis.call('ZRANGE', zkey, drop - 1, drop - 1, 'WITHSCORES')
+  return tonumber(e[2]) + window - now
+end
 
 for i = 1, n_rpm do
   local limit = tonumber(ARGV[5 + i])
   if limit >= 0 and limit < 1 then return {-1, i} end
   local card = trim_rpm(KEYS[i], cutoff)
+  cards[i] = card
   if limit >= 0 and card + 1 > limit then
-    -- the (card - limit + 1)-th oldest entry must leave for one slot to free up
-    local e = redis.call('ZRANGE', KEYS[i], card - limit, card - limit, 'WITHSCORES')
-    local wait = tonumber(e[2]) + window - now
+    -- the (card - limit + 1) oldest entries must leave for one slot to free up
+    local wait = entries_wait(KEYS[i], card - limit + 1)
     if wait > retry then retry = wait end
   end
 end
@@ -244,33 +328,56 @@ for j = 1, n_tpm do
   local skey = KEYS[n_rpm + 2 * j]
   if limit >= 0 and tokens > limit then return {-1, n_rpm + j} end
   local total = trim_tpm(zkey, skey, cutoff)
+  totals[j] = total
   if limit >= 0 and total + tokens > limit then
-    -- walk from the oldest entry until enough tokens would have left the window
-    local need = total + tokens - limit
-    local freed = 0
-    local wait = window
-    local start = 0
-    local found = false
-    while not found do
-      local batch = redis.call('ZRANGE', zkey, start, start + 99, 'WITHSCORES')
-      if #batch == 0 then break end
-      for k = 1, #batch, 2 do
-        freed = freed + member_tokens(batch[k])
-        if freed >= need then
-          wait = tonumber(batch[k + 1]) + window - now
-          found = true
-          break
-        end
-      end
-      start = start + 100
-    end
+    local wait = tokens_wait(zkey, total + tokens - limit)
     if wait > retry then retry = wait end
+  end
+end
+
+local a = 5 + n_rpm + n_tpm
+local share_rpm = tonumber(ARGV[a + 1]) or 0
+local share_tpm = tonumber(ARGV[a + 2]) or 0
+if share_rpm > 0 or share_tpm > 0 then
+  local tenant = ARGV[a + 3]
+  local weight = tonumber(ARGV[a + 4])
+  local base = n_rpm + 2 * n_tpm
+  local akey = KEYS[base + 1]
+  local total_w, n_active = activate(
+    akey, KEYS[base + 2], KEYS[base + 3], cutoff, tenant, weight, now, ttl)
+  if n_active > 1 and total_w > 0 then
+    -- Over its share while others are active: wait until enough of its own entries
+    -- leave (holding nothing, it may always make one request), or until the first
+    -- other tenant goes inactive, whichever comes first.
+    local share_wait = 0
+    if share_rpm > 0 then
+      local cap = math.floor(tonumber(ARGV[6]) * weight / total_w)
+      local used = cards[share_rpm]
+      if used > 0 and used + 1 > cap then
+        share_wait = entries_wait(KEYS[share_rpm], math.min(used - cap + 1, used))
+      end
+    end
+    if share_tpm > 0 then
+      local cap = math.floor(tonumber(ARGV[6 + n_rpm]) * weight / total_w)
+      local used = totals[share_tpm]
+      if used > 0 and used + tokens > cap then
+        local wait = tokens_wait(
+          KEYS[n_rpm + 2 * share_tpm - 1], math.min(used + tokens - cap, used))
+        if wait > share_wait then share_wait = wait end
+      end
+    end
+    if share_wait > 0 then
+      local seen = others_seen_at(akey, tenant)
+      if seen >= 0 and seen + window - now < share_wait then
+        share_wait = math.max(1, seen + window - now)
+      end
+      if share_wait > retry then retry = share_wait end
+    end
   end
 end
 
 if retry > 0 then return {0, retry, now} end
 
-local ttl = math.floor(window / 1000) + 1000
 for i = 1, n_rpm do
   redis.call('ZADD', KEYS[i], now, rid)
   redis.call('PEXPIRE', KEYS[i], ttl)
@@ -368,6 +475,17 @@ def _total_key(tpm_key: str) -> str:
     return f"{tpm_key}:sum"
 
 
+def _share_key(model_key: str, tenant: str) -> str:
+    """A tenant's slice of a model window (same members as the model window)."""
+    return f"{model_key}:tenant:{tenant}"
+
+
+def _active_keys(model_rpm_key: str) -> list[str]:
+    """The model's active tenants: zset (last request), hash (weight), weights total."""
+    base = f"{model_rpm_key}:tenants"
+    return [base, f"{base}:weights", f"{base}:weights:sum"]
+
+
 @dataclass(frozen=True, slots=True)
 class _Window:
     """One sorted set the limiter checks: a requests or a tokens window."""
@@ -385,6 +503,10 @@ class RedisRateLimiter:
     override it). ``scopes`` adds windows checked atomically with the model's, e.g.
     ``[("user", "u1", RateLimits(rpm=10)), ("tenant", "t1", RateLimits(tpm=100_000))]``:
     a request is admitted only if it fits all of them, and then it is counted in all.
+
+    ``tenant`` (with ``tenant_weight``, a positive integer) adds the tenant's share of the
+    model's limited windows (module docstring): while other tenants are active on the
+    model, this tenant may hold at most its weighted share of each.
 
     With ``fail_open=True`` an unreachable Redis does not stop requests: every such call
     logs a WARNING and returns an ``unlimited`` reservation. The default is to raise
@@ -404,7 +526,18 @@ class RedisRateLimiter:
         window_seconds: float = 60.0,
         fail_open: bool = False,
         max_jitter: float = 0.01,
+        tenant: str | None = None,
+        tenant_weight: int = 1,
     ) -> None:
+        if (
+            isinstance(tenant_weight, bool)
+            or not isinstance(tenant_weight, int)
+            or tenant_weight < 1
+        ):
+            raise ValidationError(
+                f"tenant_weight must be a positive integer, got {tenant_weight!r}",
+                details={"field": "tenant_weight"},
+            )
         if window_seconds <= 0:
             raise ValidationError(
                 "window_seconds must be positive", details={"field": "window_seconds"}
@@ -417,6 +550,8 @@ class RedisRateLimiter:
         self.model = model
         self.limits = limits
         self.scopes: tuple[tuple[str, str, RateLimits], ...] = tuple(scopes)
+        self.tenant = tenant
+        self.tenant_weight = tenant_weight
         self.window_seconds = window_seconds
         self.fail_open = fail_open
         self._max_jitter = max_jitter
@@ -427,6 +562,19 @@ class RedisRateLimiter:
         model_label = f"{provider}/{model}"
         rpm: list[_Window] = [_Window("rpm", keys.rpm(provider, model), limits.rpm, model_label)]
         tpm: list[_Window] = [_Window("tpm", keys.tpm(provider, model), limits.tpm, model_label)]
+        # The tenant's slices of the model's limited windows, checked against a share the
+        # script computes (their own limit is "track only"); indexes are 1-based for Lua.
+        self._share_rpm = self._share_tpm = 0
+        self._active_keys: list[str] = []
+        if tenant is not None and (limits.rpm is not None or limits.tpm is not None):
+            label = f"tenant {tenant} share of {model_label}"
+            if limits.rpm is not None:
+                rpm.append(_Window("rpm", _share_key(rpm[0].key, tenant), None, label))
+                self._share_rpm = len(rpm)
+            if limits.tpm is not None:
+                tpm.append(_Window("tpm", _share_key(tpm[0].key, tenant), None, label))
+                self._share_tpm = len(tpm)
+            self._active_keys = _active_keys(rpm[0].key)
         for scope, ident, scope_limits in self.scopes:
             label = f"{scope} {ident}"
             if scope_limits.rpm is not None:
@@ -495,8 +643,10 @@ class RedisRateLimiter:
         ]
         args += [-1 if w.limit is None else w.limit for w in self._rpm_windows]
         args += [-1 if w.limit is None else w.limit for w in self._tpm_windows]
+        args += [self._share_rpm, self._share_tpm, self.tenant or "", self.tenant_weight]
+        keys = self._redis_keys + self._active_keys
         try:
-            result = await self._run(self._acquire(keys=self._redis_keys, args=args))
+            result = await self._run(self._acquire(keys=keys, args=args))
         except RateLimitUnavailable as exc:
             if not self.fail_open:
                 raise

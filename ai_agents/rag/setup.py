@@ -4,6 +4,7 @@ In code (recommended)::
 
     store = AgentStore()
     enable_documents(store, upload_dirs=["/srv/uploads"])   # PostgreSQL index, MiniLM
+    # tenant "acme" uploads from /srv/uploads/acme only
     await store.create_agent(definition, provider=..., model=..., tools=["search_documents"])
 
 registers the five tools in the store's tool registry (the process-wide default registry
@@ -18,15 +19,19 @@ From the environment (API servers, workers): list ``ai_agents.rag.builtin`` in
   or ``opensearch`` (``OPENSEARCH_URL``, index ``AI_AGENTS_RAG_OPENSEARCH_INDEX``);
 - ``AI_AGENTS_RAG_EMBEDDER``: ``minilm`` (default), ``hashing``, ``ollama:MODEL[@DIM]``,
   ``openai:MODEL[@DIM]``;
-- ``AI_AGENTS_RAG_UPLOAD_DIRS``: directories ``upload_document`` may read (``os.pathsep``
-  separated; none: uploads are refused);
+- ``AI_AGENTS_RAG_UPLOAD_DIRS``: upload roots (``os.pathsep`` separated; none: uploads are
+  refused); a tenant's ``upload_document`` reads only ``{root}/{tenant_id}``;
+- ``AI_AGENTS_RAG_TENANT_UPLOAD_DIRS``: JSON mapping a tenant to its own directory or list
+  of directories, instead of ``{root}/{tenant_id}`` (e.g. a tenant id that is not a safe
+  directory name: :func:`ai_agents.rag.uploads.tenant_directory_name`);
 - ``AI_AGENTS_RAG_CROSS_ENCODER``: a local cross-encoder model directory (default: MMR).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ai_agents.config import Settings
@@ -51,6 +56,7 @@ def enable_documents(
     index: DocumentIndex | None = None,
     embedder: Embedder | None = None,
     upload_dirs: Sequence[str | os.PathLike[str]] = (),
+    tenant_upload_dirs: Mapping[str, Sequence[str | os.PathLike[str]]] | None = None,
     reranker: Reranker | None = None,
     registry: ToolRegistry | None = None,
     share_embedder: bool = True,
@@ -65,6 +71,7 @@ def enable_documents(
         index=index,
         embedder=embedder,
         upload_dirs=upload_dirs,
+        tenant_upload_dirs=tenant_upload_dirs,
         reranker=reranker,
     )
     if share_embedder:
@@ -101,6 +108,30 @@ def index_from_env(embedder: Embedder, settings: Settings | None = None) -> Docu
     )
 
 
+def tenant_upload_dirs_from_env() -> dict[str, list[str]]:
+    """``AI_AGENTS_RAG_TENANT_UPLOAD_DIRS``: ``{"tenant": "/dir" | ["/dir", ...]}``."""
+    raw = os.environ.get("AI_AGENTS_RAG_TENANT_UPLOAD_DIRS", "").strip()
+    if not raw:
+        return {}
+    problem = (
+        'AI_AGENTS_RAG_TENANT_UPLOAD_DIRS must be a JSON object like {"acme": "/srv/acme"} '
+        'or {"acme": ["/srv/acme", "/srv/shared-acme"]}'
+    )
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{problem}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(problem)
+    mapping: dict[str, list[str]] = {}
+    for tenant, dirs in data.items():
+        listed = [dirs] if isinstance(dirs, str) else dirs
+        if not isinstance(listed, list) or not all(isinstance(d, str) and d for d in listed):
+            raise ConfigurationError(problem, details={"tenant": tenant})
+        mapping[tenant] = listed
+    return mapping
+
+
 def register_from_env(registry: ToolRegistry) -> DocumentService:
     """Register the document tools in *registry* configured by environment variables."""
     embedder = embedder_from_spec(os.environ.get("AI_AGENTS_RAG_EMBEDDER", "minilm"))
@@ -111,5 +142,6 @@ def register_from_env(registry: ToolRegistry) -> DocumentService:
         index=index_from_env(embedder),
         embedder=embedder,
         upload_dirs=dirs,
+        tenant_upload_dirs=tenant_upload_dirs_from_env(),
         reranker=CrossEncoderReranker(cross_encoder) if cross_encoder else None,
     )

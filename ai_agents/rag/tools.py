@@ -10,10 +10,12 @@ nothing. A conversation can be pinned to one entity with ``entity_id`` in the th
 metadata (or, failing that, the agent's metadata): the tools then use it by default and
 refuse any other entity the model names.
 
-Uploads. ``upload_document`` only reads regular files inside the configured upload
-directories: the path is resolved (``..`` and symlinks included) and must stay inside one
-of them, so ``../../etc/passwd``, ``/etc/passwd`` or a symlink pointing out are refused
-without being opened.
+Uploads. ``upload_document`` only reads regular files inside the calling tenant's own
+upload directories (``{root}/{tenant_id}``, or the directories configured for the tenant:
+:mod:`ai_agents.rag.uploads`): the path is resolved (``..`` and symlinks included) and
+must stay inside one of them, so ``../../etc/passwd``, ``/etc/passwd``, another tenant's
+file or a symlink pointing out are refused, without being opened, with the same message
+as a missing file.
 
 ``ask_documents`` retrieves passages, then asks the calling agent's own provider and model
 to answer from them with numbered citations; the sources come back with the answer.
@@ -22,8 +24,7 @@ to answer from them with numbered citations; the sources come back with the answ
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -32,11 +33,12 @@ from ai_agents.embeddings import Embedder
 from ai_agents.errors import UsageError
 from ai_agents.messages import Message
 from ai_agents.providers.base import ProviderRequest
-from ai_agents.rag.chunking import SUPPORTED_SUFFIXES, Chunker
-from ai_agents.rag.errors import UploadRejected
+from ai_agents.rag.chunking import Chunker
 from ai_agents.rag.index import DocumentIndex, SearchHit, check_scope
 from ai_agents.rag.rerank import Reranker
 from ai_agents.rag.service import MAX_TOP_K, DocumentService, SearchSettings
+from ai_agents.rag.uploads import TenantUploads
+from ai_agents.rag.uploads import UploadDirectories as UploadDirectories  # re-exported
 from ai_agents.tools.decorator import ToolContext, tool
 from ai_agents.tools.registry import ToolRegistry
 
@@ -60,43 +62,6 @@ EntityArg = Annotated[
     str | None,
     Field(max_length=200, description="Only documents of this entity; omit for all"),
 ]
-
-
-class UploadDirectories:
-    """The directories ``upload_document`` may read from (resolved once, symlinks included)."""
-
-    def __init__(self, directories: Sequence[str | os.PathLike[str]]) -> None:
-        roots = []
-        for directory in directories:
-            root = Path(directory).resolve()
-            if not root.is_dir():
-                raise UsageError(f"upload directory {directory} does not exist")
-            roots.append(root)
-        self.roots = roots
-
-    def resolve(self, file_path: str) -> tuple[Path, str]:
-        """The real file and its name relative to its upload directory, or UploadRejected."""
-        if not self.roots:
-            raise UploadRejected("uploading documents is not enabled (no upload directory)")
-        if not isinstance(file_path, str) or not file_path.strip() or "\x00" in file_path:
-            raise UploadRejected("file_path must be a file name such as 'guide.pdf'")
-        requested = Path(file_path)
-        for root in self.roots:
-            candidate = requested if requested.is_absolute() else root / requested
-            try:
-                real = candidate.resolve(strict=True)
-            except (OSError, RuntimeError):  # missing, or a symlink loop
-                continue
-            if real.is_relative_to(root) and real.is_file():
-                if real.suffix.lower() not in SUPPORTED_SUFFIXES:
-                    supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
-                    raise UploadRejected(f"unsupported file type; supported: {supported}")
-                return real, real.relative_to(root).as_posix()
-        raise UploadRejected(
-            f"file_path {file_path!r} is not a file inside the upload directory; give a path "
-            "relative to it, such as 'guide.pdf' or 'handbook/rules.md'",
-            details={"file_path": file_path[:300]},
-        )
 
 
 async def _pinned_entity(ctx: ToolContext) -> str | None:
@@ -139,15 +104,20 @@ def register_document_tools(
     index: DocumentIndex,
     embedder: Embedder,
     upload_dirs: Sequence[str | os.PathLike[str]] = (),
+    tenant_upload_dirs: Mapping[str, Sequence[str | os.PathLike[str]]] | None = None,
     reranker: Reranker | None = None,
     chunker: Chunker | None = None,
     search_settings: SearchSettings | None = None,
 ) -> DocumentService:
-    """Register the five document tools in *registry*; returns the service they share."""
+    """Register the five document tools in *registry*; returns the service they share.
+
+    ``upload_dirs`` are upload *roots*: a tenant reads only ``{root}/{tenant_id}``.
+    ``tenant_upload_dirs`` maps a tenant to its own directories instead.
+    """
     service = DocumentService(
         index, embedder, reranker=reranker, chunker=chunker, settings=search_settings
     )
-    uploads = UploadDirectories(upload_dirs)
+    uploads = TenantUploads(upload_dirs, tenant_upload_dirs)
 
     @tool(registry=registry, name="search_documents")
     async def search_documents(
@@ -220,7 +190,7 @@ def register_document_tools(
             entity_id: Store it for this entity (e.g. a property id); omit for everyone
         """
         tenant, entity = await resolve_scope(ctx, entity_id)
-        real, source = uploads.resolve(file_path)
+        real, source = uploads.resolve(tenant, file_path)
         result = await service.ingestor.ingest_file(
             real, tenant_id=tenant, entity_id=entity, source=source
         )

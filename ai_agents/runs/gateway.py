@@ -3,17 +3,25 @@
 :class:`ModelGateway` is what the turn loop calls; it yields text deltas while the
 answer streams and ends with a :class:`ModelAnswer` (the response, who gave it, its cost,
 the rate-limit wait). :class:`RateLimitAdmissions` owns the Redis limiters of the
-(provider, model) windows and of per-user windows.
+(provider, model) windows, the calling tenant's share of them and per-user windows.
+
+Admission of a target, in order: the tenant may use the provider (and, for a local
+adapter, the model: :meth:`ProviderFactory.check`; a fallback it may not use is skipped
+as ``not_allowed``), then the rate limiter, which waits at most
+``Settings.rate_limit_max_wait`` seconds and otherwise raises ``RateLimitTimeout``
+(HTTP 429 with ``Retry-After``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ai_agents.errors import ConfigurationError, ValidationError
 from ai_agents.messages import Message
 from ai_agents.providers.base import (
     Provider,
@@ -39,6 +47,9 @@ log = logging.getLogger("ai_agents.run")
 #: Output tokens reserved in the rate-limit window before the answer's size is known.
 ESTIMATED_OUTPUT_CAP = 1024
 
+#: Limiters (per provider, model and tenant) kept per process, least recently used out.
+_MAX_CACHED_LIMITERS = 1024
+
 
 @dataclass(slots=True)
 class ModelAnswer:
@@ -56,16 +67,30 @@ class ModelAnswer:
 
 
 class RateLimitAdmissions:
-    """The Redis rate-limit windows a call waits on (model-wide, and per user)."""
+    """The Redis rate-limit windows a call waits on (model-wide with the tenant's share,
+    and per user)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         #: Per-process overrides of the registry's RPM/TPM (benchmarks, tests, operators).
         self.overrides: dict[tuple[str, str], RateLimits] = {}
-        self._limiters: dict[tuple[str, str], RedisRateLimiter] = {}
+        self._limiters: OrderedDict[tuple[str, str, str], RedisRateLimiter] = OrderedDict()
 
     def model_limits(self, provider: str, model: str, limits: ModelLimits) -> RateLimits:
         return self.overrides.get((provider, model), RateLimits(rpm=limits.rpm, tpm=limits.tpm))
+
+    def tenant_weight(self, tenant: str) -> int:
+        """The tenant's weight in shared windows (``rate_limit_tenant_weights``, else 1)."""
+        weight = self.runtime.settings.rate_limit_tenant_weights.get(tenant, 1)
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+            raise ConfigurationError(
+                f"rate_limit_tenant_weights[{tenant!r}] must be a positive integer, got {weight!r}"
+            )
+        return weight
+
+    @property
+    def max_wait(self) -> float:
+        return self.runtime.settings.rate_limit_max_wait
 
     def limiter(
         self,
@@ -75,20 +100,27 @@ class RateLimitAdmissions:
         agent: AgentRecord,
         thread: ThreadRecord,
     ) -> RedisRateLimiter:
-        """The model's window, plus the user's when the agent sets ``user_rpm``/``user_tpm``.
+        """The model's window with the thread tenant's share, plus the user's window when
+        the agent sets ``user_rpm``/``user_tpm``.
 
-        Model limiters are cached per process. A per-user limiter is built per call (no
-        I/O) so it uses the agent's current settings and the cache does not grow with
-        the number of users. User windows are per tenant.
+        Limiters without a user window are cached per process (LRU). A per-user limiter
+        is built per call (no I/O) so it uses the agent's current settings and the cache
+        does not grow with the number of users. User windows are per tenant.
         """
+        tenant = thread.tenant_id
         user_rpm = agent.settings.get("user_rpm")
         user_tpm = agent.settings.get("user_tpm")
         if thread.user_id and (user_rpm or user_tpm):
-            user = ("user", f"{thread.tenant_id}:{thread.user_id}", RateLimits(user_rpm, user_tpm))
-            return self._new(provider, model, limits, scopes=[user])
-        limiter = self._limiters.get((provider, model))
+            user = ("user", f"{tenant}:{thread.user_id}", RateLimits(user_rpm, user_tpm))
+            return self._new(provider, model, limits, scopes=[user], tenant=tenant)
+        key = (provider, model, tenant)
+        limiter = self._limiters.get(key)
         if limiter is None:
-            limiter = self._limiters[(provider, model)] = self._new(provider, model, limits)
+            limiter = self._limiters[key] = self._new(provider, model, limits, tenant=tenant)
+            if len(self._limiters) > _MAX_CACHED_LIMITERS:
+                self._limiters.popitem(last=False)
+        else:
+            self._limiters.move_to_end(key)
         return limiter
 
     def _new(
@@ -97,6 +129,7 @@ class RateLimitAdmissions:
         model: str,
         limits: ModelLimits,
         scopes: Sequence[tuple[str, str, RateLimits]] = (),
+        tenant: str | None = None,
     ) -> RedisRateLimiter:
         settings = self.runtime.settings
         return RedisRateLimiter(
@@ -108,6 +141,8 @@ class RateLimitAdmissions:
             scopes=scopes,
             fail_open=settings.rate_limit_fail_open,
             window_seconds=settings.rate_limit_window,
+            tenant=tenant,
+            tenant_weight=self.tenant_weight(tenant) if tenant is not None else 1,
         )
 
     async def window(self, provider: str, model: str) -> WindowUsage:
@@ -154,6 +189,14 @@ class ModelGateway:
         primary_limits = get_registry().get(primary.provider, primary.model)
 
         async def admit(target: Target) -> _Admission:
+            try:
+                self.dispatcher.providers.check(
+                    target.provider, target.model, tenant=thread.tenant_id
+                )
+            except ValidationError:
+                if target == primary:
+                    raise
+                raise SkipTarget("not_allowed") from None
             # The rate limits of the provider/model actually called (fallbacks too).
             limits = (
                 primary_limits
@@ -171,7 +214,9 @@ class ModelGateway:
             if target != primary and estimate + reserve > limits.context_window:
                 raise SkipTarget("context_window")
             limiter = self.admissions.limiter(target.provider, target.model, limits, agent, thread)
-            reservation = await limiter.wait_if_needed(estimate + reserve)
+            reservation = await limiter.wait_if_needed(
+                estimate + reserve, max_wait=self.admissions.max_wait
+            )
             return _Admission(limiter, reservation, limits)
 
         dispatched: Dispatched[_Admission] | None = None

@@ -27,14 +27,16 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from uuid import UUID
 
+from ai_agents.agent_settings import AgentSettings, Ceilings, read_settings
 from ai_agents.errors import InvalidStructuredOutput, RunCancelled, RunStateError
 from ai_agents.memory import MemoryInput, get_strategy
 from ai_agents.memory.base import LoadPlan, MemoryServices, MemoryStrategy
 from ai_agents.messages import Message, ToolCall
+from ai_agents.nul import NUL, nul_path, without_nul
 from ai_agents.providers.base import (
     Provider,
     ProviderRequest,
@@ -139,10 +141,23 @@ class ProviderLookup(Protocol):
 
 @dataclass(slots=True, kw_only=True)
 class LoopDefaults:
-    """Deployment defaults for agents that set none."""
+    """Deployment defaults for agents that set none, and the ceilings over every agent."""
 
     max_tool_iterations: int = 10
     tool_timeout: float = 60.0
+    ceilings: Ceilings = field(default_factory=Ceilings)
+
+
+@dataclass(slots=True)
+class Progress:
+    """What a run has done so far, for its driver: the turn's state once the run has one.
+
+    A run that fails after model calls (a tool loop that overflows the context, a save
+    refused) has spent tokens no saved turn accounts for; its driver records
+    ``state.unrecorded`` on the run row when it ends the run.
+    """
+
+    state: TurnState | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -170,9 +185,14 @@ class TurnPlan:
     model: str
     limits: ModelLimits
     system_prompt: str
+    #: The agent's settings, validated (``read_settings``).
+    settings: AgentSettings
     max_iterations: int
     tool_timeout: float
+    #: Output tokens reserved per call (the budget, the rate-limit estimate).
     max_output: int
+    #: Output cap sent to the vendor (``None``: the vendor's default, within the ceiling).
+    request_max_output: int | None
     budget: int
     response_format: ResponseFormat | None
     services: MemoryServices
@@ -208,10 +228,12 @@ class TurnLoop:
         resume: Resume | None = None,
         should_cancel: CancelCheck | None = None,
         settling: Callable[[], None] | None = None,
+        progress: Progress | None = None,
     ) -> AsyncGenerator[RunEvent, None]:
         """Run *ticket* to its end (saved, or paused for tool outputs); yield its events.
 
         *settling* is called right before the run writes its end (the save, or the pause).
+        *progress* is given the turn's state as soon as it exists.
         """
         started = time.perf_counter()
         plan = await self.prepare(ticket)
@@ -219,6 +241,9 @@ class TurnLoop:
             state = TurnState(turn=[user_message(ticket)])
         else:
             state = rebuild(ticket, resume.steps)
+        if progress is not None:
+            progress.state = state
+        if resume is not None:
             for event in self._apply_outputs(state, resume):
                 yield event
         context = ToolContext(
@@ -315,6 +340,9 @@ class TurnLoop:
 
     async def prepare(self, ticket: RunTicket) -> TurnPlan:
         agent, thread, ov = ticket.agent, ticket.thread, ticket.overrides
+        # First: a value saved before settings were validated stops the run here, with
+        # its field, before anything else is read or any model is called.
+        settings = read_settings(agent.settings)
         strategy, memory_config = self.memory_of(agent, ov)
         load = strategy.plan(memory_config)
         preloaded = ticket.preloaded
@@ -345,7 +373,7 @@ class TurnLoop:
             return self.counter.count_message(message, provider=provider, model=model)
 
         fixed = self.counter.count_request(system_prompt, (), specs, provider=provider, model=model)
-        max_output = int(agent.settings.get("max_output_tokens") or limits.max_output)
+        max_output, request_max_output = self._output_cap(settings, limits)
         budget = limits.context_window - max_output - fixed
         tpm = self.models.tokens_per_minute(provider, model, limits)
         if tpm is not None:
@@ -367,16 +395,30 @@ class TurnLoop:
             model=model,
             limits=limits,
             system_prompt=system_prompt,
-            max_iterations=int(
-                agent.settings.get("max_tool_iterations", self.defaults.max_tool_iterations)
+            settings=settings,
+            max_iterations=min(
+                settings.max_tool_iterations or self.defaults.max_tool_iterations,
+                self.defaults.ceilings.max_tool_iterations,
             ),
-            tool_timeout=float(agent.settings.get("tool_timeout", self.defaults.tool_timeout)),
+            tool_timeout=settings.tool_timeout or self.defaults.tool_timeout,
             max_output=max_output,
+            request_max_output=request_max_output,
             budget=budget,
             response_format=ov.response_format,
             services=self.storage.memory_services(agent, thread),
             count=count,
         )
+
+    def _output_cap(self, settings: AgentSettings, limits: ModelLimits) -> tuple[int, int | None]:
+        """(tokens reserved per call, the cap sent to the vendor). Never above the model's
+        ``max_output`` nor the deployment's ceiling (an agent saved before it was lowered,
+        or run on another model by an override or its routing, gets the lower one)."""
+        cap = min(limits.max_output, self.defaults.ceilings.max_output_tokens)
+        if settings.max_output_tokens is not None:
+            value = min(settings.max_output_tokens, cap)
+            return value, value
+        # Unset: the vendor's default, unless the model allows more than the ceiling.
+        return cap, cap if limits.max_output > cap else None
 
     def _route(self, ticket: RunTicket, loaded: list[Message], tools_required: bool) -> Plan:
         """Targets of this run: primary + fallbacks, or the auto-routing decision."""
@@ -440,17 +482,17 @@ class TurnLoop:
         choice = ov.tool_choice or "auto"
         if state.iteration > 0 and choice not in ("auto", "none"):
             choice = "auto"  # a forced tool call applies to the run's first model call
-        max_output = agent.settings.get("max_output_tokens")
+        max_output = plan.request_max_output
         if ov.max_completion_tokens is not None:
             remaining = max(1, ov.max_completion_tokens - state.total.output_tokens)
-            max_output = min(int(max_output or plan.max_output), remaining)
+            max_output = min(max_output or plan.max_output, remaining)
         request = ProviderRequest(
             model=plan.model,
             system_prompt=prompt,
             messages=[*prepared.history, *state.turn],
             tools=plan.specs,
             temperature=(
-                ov.temperature if ov.temperature is not None else agent.settings.get("temperature")
+                ov.temperature if ov.temperature is not None else plan.settings.temperature
             ),
             top_p=ov.top_p,
             max_output_tokens=max_output,
@@ -469,18 +511,23 @@ class TurnLoop:
                 thread=ticket.thread,
                 max_output=plan.max_output,
                 stream=stream,
-                retry=agent.settings.get("retry"),
+                retry=plan.settings.retry,
             ):
                 if isinstance(item, ModelAnswer):
                     answer = item
+                elif NUL in item.text:
+                    yield TextDeltaEvent(without_nul(item.text))
                 else:
                     yield item
             assert answer is not None
-            response = answer.response
+            # The one place model output is made storable: before it is checked, saved,
+            # written to a step, or given to a tool as arguments.
+            response = _storable(answer.response)
             problem = self._format_problem(plan.response_format, response)
             if problem is None:
                 break
             if attempt == 2:
+                state.charge(response.usage, answer.cost)  # spent: the failed run records it
                 await _settle([answer, *(r[0] for r in [rejected] if r)])
                 raise InvalidStructuredOutput(
                     f"the model's answer did not match the run's response_format twice: {problem}",
@@ -600,7 +647,10 @@ class TurnLoop:
                     f"{call.arguments['_raw']!r}",
                     is_error=True,
                 )
-            return await tool.invoke(call.arguments, context, time_limit=plan.tool_timeout)
+            outcome = await tool.invoke(call.arguments, context, time_limit=plan.tool_timeout)
+            if NUL in outcome.content:  # a tool's text is saved as the tool message
+                outcome = ToolOutcome(without_nul(outcome.content), is_error=outcome.is_error)
+            return outcome
 
         return list(await asyncio.gather(*(one(c) for c in calls)))
 
@@ -755,6 +805,26 @@ def required_action(calls: list[ToolCall]) -> dict[str, Any]:
 def _message_id(entry: dict[str, Any]) -> UUID | None:
     value = entry.get("message_id")
     return UUID(value) if value else None
+
+
+def _storable(response: ProviderResponse) -> ProviderResponse:
+    """*response* with U+0000 replaced (PostgreSQL cannot store it; see :mod:`ai_agents.nul`)
+    in its text and its tool calls (ids, names, argument keys and values)."""
+    if (
+        NUL not in response.content
+        and nul_path([c.to_json() for c in response.tool_calls], "") is None
+    ):
+        return response
+    return replace(
+        response,
+        content=without_nul(response.content),
+        tool_calls=[
+            ToolCall(
+                id=without_nul(c.id), name=without_nul(c.name), arguments=without_nul(c.arguments)
+            )
+            for c in response.tool_calls
+        ],
+    )
 
 
 def _fields(request: ProviderRequest) -> dict[str, Any]:

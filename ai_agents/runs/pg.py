@@ -96,7 +96,9 @@ class PgRuns:
 
     async def queue(
         self, scope: Scope, thread_id: UUID, ticket: dict[str, Any], wait: float
-    ) -> bool:
+    ) -> str | None:
+        """Record a run waiting for the busy thread; the cap reached, if one was."""
+        settings = self.runtime.settings
         async with self._apg("queue run") as apg:
             return await rows.queue_waiting(
                 apg,
@@ -110,7 +112,8 @@ class PgRuns:
                 owner=ticket["owner"],
                 lease=self.runtime.settings.run_lease_seconds,
                 wait=wait,
-                cap=self.runtime.settings.max_waiting_runs_per_thread,
+                thread_cap=settings.max_waiting_runs_per_thread,
+                tenant_cap=settings.max_waiting_runs_per_tenant,
             )
 
     async def start(self, run_id: UUID, owner: str) -> Any | None:
@@ -122,7 +125,9 @@ class PgRuns:
                 return await apg.fetchrow(
                     rows.START, run_id, owner, self.runtime.settings.run_lease_seconds
                 )
-            except asyncpg.UniqueViolationError:  # the thread's active run is still there
+            except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+                # The thread's active run is still there (or, should PostgreSQL ever pick
+                # this attempt as a deadlock victim, it simply tries again later).
                 return {"run_created_at": None, "run_status": "queued"}
 
     async def resume(

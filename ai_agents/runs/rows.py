@@ -73,19 +73,25 @@ SELECT t.*, (SELECT run_id FROM prior LIMIT 1) AS prior_run_id,
 FROM t
 """
 
-# A run that waits for the busy thread. The transaction-scoped advisory lock (a key
-# class of its own) makes the per-thread cap on waiters exact; it is released at commit.
+# A run that waits for the busy thread. Transaction-scoped advisory locks (a key class of
+# their own) on the tenant, then the thread, make the caps on waiters exact; they are
+# released at commit.
 _WAIT_LOCK = "SELECT pg_advisory_xact_lock(1381322324, hashtext($1::text))"  # "RUNT"
+_THREAD_TENANT = (
+    "SELECT tenant_id FROM threads WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)"
+)
+_WAITERS = """
+SELECT (SELECT count(*) FROM runs WHERE thread_id = $1 AND status = 'queued'
+        AND job_id IS NULL) AS thread_waiters,
+    (SELECT count(*) FROM runs WHERE tenant_id = $2 AND status = 'queued'
+        AND job_id IS NULL) AS tenant_waiters
+"""
 _QUEUE = """
 INSERT INTO runs (id, tenant_id, thread_id, agent_id, status, input, overrides, metadata,
     idempotency_key, owner, lease_expires_at, expires_at)
-SELECT $2, t.tenant_id, t.id, t.agent_id, 'queued', $4, $5::jsonb, $6::jsonb, $7, $8,
-    now() + make_interval(secs => $9), now() + make_interval(secs => $10)
-FROM threads t
-WHERE t.id = $1 AND ($3::text IS NULL OR t.tenant_id = $3::text)
-  AND (SELECT count(*) FROM runs w
-       WHERE w.thread_id = $1 AND w.status = 'queued' AND w.job_id IS NULL) < $11
-RETURNING created_at
+SELECT $2, t.tenant_id, t.id, t.agent_id, 'queued', $3, $4::jsonb, $5::jsonb, $6, $7,
+    now() + make_interval(secs => $8), now() + make_interval(secs => $9)
+FROM threads t WHERE t.id = $1
 """
 _THREAD_VISIBLE = "SELECT 1 FROM threads WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)"
 
@@ -106,6 +112,11 @@ WITH r AS (
               AND w.job_id IS NULL AND (w.created_at, w.id) < (runs.created_at, runs.id))))
         OR (job_id IS NOT NULL AND status IN ('failed', 'expired', 'in_progress'))
     )
+    -- Not while another run is active: the unique index would refuse it anyway, but only
+    -- after waiting on that run's row, and a heartbeat of that row could then wait on
+    -- this one (a deadlock).
+    AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.thread_id = runs.thread_id
+        AND a.id <> runs.id AND a.status IN {ACTIVE})
     RETURNING id, thread_id, created_at
 ), earlier AS (  -- the steps of an earlier attempt of a job's run
     DELETE FROM run_steps WHERE run_id IN (SELECT id FROM r)
@@ -344,16 +355,26 @@ async def queue_waiting(
     owner: str,
     lease: float,
     wait: float,
-    cap: int,
-) -> bool:
-    """Insert a run waiting for the busy thread; False when the thread has *cap* waiters."""
+    thread_cap: int,
+    tenant_cap: int,
+) -> str | None:
+    """Insert a run waiting for the busy thread. None when queued; otherwise which cap was
+    reached: ``"thread"`` or ``"tenant"``."""
     async with apg.transaction():
+        tenant = await apg.fetchval(_THREAD_TENANT, thread_id, tenant_id)
+        if tenant is None:
+            raise NotFoundError("thread", thread_id)
+        await apg.execute(_WAIT_LOCK, f"tenant:{tenant}")
         await apg.execute(_WAIT_LOCK, str(thread_id))
-        created = await apg.fetchval(
+        counts = await apg.fetchrow(_WAITERS, thread_id, tenant)
+        if counts["thread_waiters"] >= thread_cap:
+            return "thread"
+        if counts["tenant_waiters"] >= tenant_cap:
+            return "tenant"
+        await apg.execute(
             _QUEUE,
             thread_id,
             run_id,
-            tenant_id,
             text,
             json.dumps(overrides),
             json.dumps(metadata),
@@ -361,11 +382,8 @@ async def queue_waiting(
             owner,
             lease,
             wait,
-            cap,
         )
-        if created is None and await apg.fetchval(_THREAD_VISIBLE, thread_id, tenant_id) is None:
-            raise NotFoundError("thread", thread_id)
-    return created is not None
+    return None
 
 
 async def list_runs(

@@ -36,7 +36,9 @@ class ToolRegistry:
         try:
             return self._tools[name]
         except KeyError:
-            raise UnknownToolError(self._unknown_message([name])) from None
+            raise UnknownToolError(
+                self._unknown_message([name]), details={"unknown": [name]}
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
@@ -53,6 +55,9 @@ class ToolRegistry:
         return [self._tools[n] for n in names]
 
     def _unknown_message(self, missing: list[str]) -> str:
+        # For the developer reading a traceback: the registered names help spot a typo.
+        # ``details["unknown"]`` holds the missing names alone, for callers (the REST
+        # API) that must not reveal the other tools.
         known = ", ".join(self.names()) or "none"
         return (
             f"unknown tool(s): {', '.join(missing)} (registered: {known}). Define them with "

@@ -53,7 +53,8 @@ async def get_key(key_id: UUID, principal: Principal, state: State) -> KeyOut:
 
 @delete("/keys/{key_id:uuid}", tags=TAGS, summary="Revoke an API key (admin)", status_code=200)
 async def revoke_key(key_id: UUID, principal: Principal, state: State) -> KeyOut:
-    """The key stops working at once in this process (elsewhere within the key cache TTL)."""
+    """The key stops working at once in every API process (the revocation is announced
+    on Redis; should that fail, other processes drop it within the key cache TTL)."""
     principal.require_admin()
     keys: KeyStore = state.key_store
     return key_out(await keys.revoke(key_id))

@@ -182,15 +182,16 @@ async def create_run(
 async def _background(
     principal: Principal, data: RunCreate, thread_id: UUID, overrides: dict[str, Any]
 ) -> Response[Any]:
-    store = principal.store
-    job_id = await store.enqueue_run(
+    # The answer is built from the job as committed: no second read that could fail (and
+    # tell the client to retry) after the job exists.
+    job = await principal.store.submit_run(
         thread_id, data.input, priority=data.priority, metadata=data.metadata, **overrides
     )
     return Response(
-        job_out(await store.get_job(job_id)),
+        job_out(job),
         status_code=202,
         media_type=MediaType.JSON,
-        headers={"Location": f"/api/v1/jobs/{job_id}"},
+        headers={"Location": f"/api/v1/jobs/{job.id}"},
     )
 
 

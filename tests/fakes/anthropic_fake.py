@@ -30,7 +30,9 @@ Replies come from ``fake.script`` (see :mod:`tests.fakes.script`); with an empty
 the fake echoes the last user message, except that a ``tool_choice`` of type ``tool``
 (or ``any``: the first tool) is obeyed as the API does: the reply is a ``tool_use`` of
 that tool whose input is the schema's :func:`~tests.fakes.script.example_instance`.
-Usage numbers are computed from the request.
+Usage numbers are computed from the request. ``Reply.malformed(body)`` answers *body*
+verbatim; ``cut=n`` sends the first *n* SSE events (``message_start`` first, a ``ping``
+after the first block start) and ends without ``message_delta`` and ``message_stop``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from tests.fakes.script import (
     read_body,
     send_chunk,
     send_json,
+    send_raw,
     start_stream,
     wait_or_disconnect,
 )
@@ -480,6 +483,9 @@ class AnthropicFake:
         if reply.delay and not await wait_or_disconnect(receive, reply.delay):
             return
         stream = bool(body.get("stream"))
+        if reply.body is not None:
+            await send_raw(send, reply, "text/event-stream" if stream else "application/json")
+            return
         failure = reply.failure
         if failure is not None and not (failure.in_stream and stream):
             type_ = failure.type or DEFAULT_ERROR_TYPES.get(
@@ -553,8 +559,15 @@ class AnthropicFake:
     async def _stream(self, send: Send, body: dict[str, Any], reply: Reply) -> None:
         message = self._answer(body, reply)
 
-        async def event(name: str, data: dict[str, Any]) -> None:
-            await send_chunk(send, f"event: {name}\ndata: {json.dumps(data)}\n\n")
+        frames: list[str] = []
+
+        def event(name: str, data: dict[str, Any]) -> None:
+            frames.append(f"event: {name}\ndata: {json.dumps(data)}\n\n")
+
+        async def flush() -> None:
+            for frame in frames:
+                await send_chunk(send, frame)
+            await end_stream(send)
 
         usage = message["usage"]
         start = {
@@ -565,22 +578,22 @@ class AnthropicFake:
             "usage": {**usage, "output_tokens": 1},
         }
         await start_stream(send)
-        await event("message_start", {"type": "message_start", "message": start})
+        event("message_start", {"type": "message_start", "message": start})
         for index, block in enumerate(message["content"]):
             if block["type"] == "text":
                 head: dict[str, Any] = {"type": "text", "text": ""}
             else:
                 head = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            await event(
+            event(
                 "content_block_start",
                 {"type": "content_block_start", "index": index, "content_block": head},
             )
             if index == 0:
-                await event("ping", {"type": "ping"})
+                event("ping", {"type": "ping"})
             if block["type"] == "text":
                 for piece in chunks(block["text"]):
                     delta = {"type": "text_delta", "text": piece}
-                    await event(
+                    event(
                         "content_block_delta",
                         {"type": "content_block_delta", "index": index, "delta": delta},
                     )
@@ -591,17 +604,21 @@ class AnthropicFake:
                 arguments = raw if isinstance(raw, str) else json.dumps(raw)
                 for piece in ["", *chunks(arguments, 7)]:
                     delta = {"type": "input_json_delta", "partial_json": piece}
-                    await event(
+                    event(
                         "content_block_delta",
                         {"type": "content_block_delta", "index": index, "delta": delta},
                     )
-            await event("content_block_stop", {"type": "content_block_stop", "index": index})
+            event("content_block_stop", {"type": "content_block_stop", "index": index})
         if reply.failure is not None:  # in-stream error
             failure = reply.failure
-            await event("error", error_body(failure.type or "overloaded_error", failure.message))
-            await end_stream(send)
+            event("error", error_body(failure.type or "overloaded_error", failure.message))
+            await flush()
             return
-        await event(
+        if reply.cut is not None:  # a cut stream: no message_delta, no message_stop
+            del frames[reply.cut :]
+            await flush()
+            return
+        event(
             "message_delta",
             {
                 "type": "message_delta",
@@ -612,5 +629,5 @@ class AnthropicFake:
                 "usage": {"output_tokens": usage["output_tokens"]},
             },
         )
-        await event("message_stop", {"type": "message_stop"})
-        await end_stream(send)
+        event("message_stop", {"type": "message_stop"})
+        await flush()

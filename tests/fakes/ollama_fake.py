@@ -29,6 +29,8 @@ Scripting (thread-safe; the server runs in another thread)::
     fake.reply_tool_calls({"name": "get_weather", "arguments": {"city": "Paris"}})
     fake.reply_error(429, "too many requests", headers={"retry-after": "3"})
     fake.reply_hang(5.0)                      # never answers (client timeout tests)
+    fake.reply_malformed("<html>502</html>")   # 200 with this body verbatim
+    fake.reply_text("Hello!", cut=2)          # stream: 2 lines, then no done line
     fake.reply_xml_tool_call("search", {"q": "x"}, prose="Let me search.", fence=True)
     with serve(fake) as url:
         ...
@@ -86,6 +88,11 @@ class Reply:
     stream_error: str | None = None
     # Leave out the usage counters (old servers / cached prompts).
     no_usage: bool = False
+    # Malformed replies: this body verbatim with status 200 (a stream: the NDJSON text).
+    body: str | None = None
+    content_type: str | None = None
+    # Streaming: end after this many lines, without the final ``done: true`` line.
+    cut: int | None = None
 
 
 class BadRequest(Exception):
@@ -155,6 +162,10 @@ class FakeOllama:
         self, status: int, message: str, *, headers: Mapping[str, str] | None = None
     ) -> FakeOllama:
         return self.reply(Reply(status=status, error=message, headers=dict(headers or {})))
+
+    def reply_malformed(self, body: str, *, content_type: str | None = None) -> FakeOllama:
+        """Answer 200 with *body* verbatim (default type: JSON, or NDJSON for a stream)."""
+        return self.reply(Reply(body=body, content_type=content_type))
 
     def reply_hang(self, seconds: float = 30.0) -> FakeOllama:
         """Accept the request and answer nothing for *seconds* (until the client leaves)."""
@@ -286,6 +297,10 @@ class FakeOllama:
         if reply.status != 200:
             await _json(send, reply.status, {"error": reply.error or "error"}, reply.headers)
             return
+        if reply.body is not None:
+            default = "application/x-ndjson" if stream else "application/json; charset=utf-8"
+            await _text(send, 200, reply.body, reply.content_type or default)
+            return
         prompt_tokens = reply.prompt_eval_count
         if prompt_tokens is None:
             prompt_tokens = max(1, len(json.dumps(body.get("messages"))) // 4)
@@ -321,7 +336,13 @@ class FakeOllama:
             }
         )
 
+        sent = 0
+
         async def line(obj: dict[str, Any]) -> None:
+            nonlocal sent
+            if reply.cut is not None and sent >= reply.cut:
+                return
+            sent += 1
             await send(
                 {
                     "type": "http.response.body",
@@ -350,7 +371,7 @@ class FakeOllama:
             )
         if reply.stream_error:
             await line({"error": reply.stream_error})
-        else:
+        elif reply.cut is None:
             await line(
                 {
                     "model": model,
@@ -555,14 +576,16 @@ async def _json(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _text(send: Send, status: int, text: str) -> None:
+async def _text(
+    send: Send, status: int, text: str, content_type: str = "text/plain; charset=utf-8"
+) -> None:
     body = text.encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", content_type.encode()),
                 (b"content-length", str(len(body)).encode()),
             ],
         }

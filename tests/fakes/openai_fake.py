@@ -26,7 +26,9 @@ what the real API rejects, with the real error body
 Replies come from ``fake.script`` (see :mod:`tests.fakes.script`); with an empty queue
 the fake echoes the last user message (as JSON under a JSON ``response_format``: the
 schema's :func:`~tests.fakes.script.example_instance`, or ``{"echo": ...}``). Usage
-numbers are computed from the request.
+numbers are computed from the request. ``Reply.malformed(body)`` answers *body* verbatim;
+``cut=n`` sends the first *n* ``data:`` chunks (the first is the role chunk) and ends
+without the finish chunk, the usage chunk and ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from tests.fakes.script import (
     read_body,
     send_chunk,
     send_json,
+    send_raw,
     start_stream,
     wait_or_disconnect,
 )
@@ -578,6 +581,9 @@ class OpenAIFake:
         if reply.delay and not await wait_or_disconnect(receive, reply.delay):
             return
         stream = bool(body.get("stream"))
+        if reply.body is not None:
+            await send_raw(send, reply, "text/event-stream" if stream else "application/json")
+            return
         failure = reply.failure
         if failure is not None and not (failure.in_stream and stream):
             type_, code = DEFAULT_ERROR_TYPES.get(
@@ -676,13 +682,13 @@ class OpenAIFake:
             return f"data: {json.dumps(data)}\n\n"
 
         await start_stream(send)
-        await send_chunk(send, chunk({"role": "assistant", "content": "", "refusal": None}))
-        for piece in chunks(content):
-            await send_chunk(send, chunk({"content": piece}))
+        frames = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        frames += [chunk({"content": piece}) for piece in chunks(content)]
         if reply.failure is not None:  # in-stream error
             failure = reply.failure
             error = error_body(failure.message, failure.type or "server_error", None, failure.code)
-            await send_chunk(send, f"data: {json.dumps(error)}\n\n")
+            for frame in [*frames, f"data: {json.dumps(error)}\n\n"]:
+                await send_chunk(send, frame)
             await end_stream(send)
             return
         for index, tool_call in enumerate(calls):
@@ -693,11 +699,19 @@ class OpenAIFake:
                 "type": "function",
                 "function": {"name": function["name"], "arguments": ""},
             }
-            await send_chunk(send, chunk({"tool_calls": [head]}))
+            frames.append(chunk({"tool_calls": [head]}))
             for piece in chunks(function["arguments"], 7):
                 part = {"index": index, "function": {"arguments": piece}}
-                await send_chunk(send, chunk({"tool_calls": [part]}))
-        await send_chunk(send, chunk({}, finish))
+                frames.append(chunk({"tool_calls": [part]}))
+        if reply.cut is not None:  # a cut stream: no finish chunk, usage or [DONE]
+            frames = frames[: reply.cut]
+        else:
+            frames.append(chunk({}, finish))
+        for frame in frames:
+            await send_chunk(send, frame)
+        if reply.cut is not None:
+            await end_stream(send)
+            return
         if include_usage:
             data = {**base, "choices": [], "usage": usage}
             await send_chunk(send, f"data: {json.dumps(data)}\n\n")

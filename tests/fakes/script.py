@@ -20,6 +20,11 @@ error's ``type`` is the vendor's error type string; when omitted each fake picks
 vendor's usual type for the status. ``Reply(delay=...)`` makes the fake wait before
 answering (returns early if the client disconnects), for timeout tests.
 
+Malformed replies (the fakes are strict about requests, not about what they are told to
+answer): ``Reply.malformed(body)`` answers 200 with *body* verbatim (non-JSON, the wrong
+shape, a hand-written broken stream); ``Reply.text(..., cut=n)`` streams the first *n*
+chunks of the answer and ends without the vendor's terminal event.
+
 Also here: tiny raw-ASGI helpers the fakes share (no web framework needed).
 """
 
@@ -87,14 +92,37 @@ class Reply:
     finish_reason: str | None = None
     # Override usage (input, output); default: computed from request and reply sizes.
     usage: tuple[int, int] | None = None
+    # Malformed replies (see :meth:`malformed`): this body, verbatim, with status 200.
+    body: str | None = None
+    content_type: str | None = None
+    # Streaming: end the stream after this many chunks/events/lines, never sending the
+    # terminal ones (OpenAI's finish chunk and [DONE], Anthropic's message_delta and
+    # message_stop, Ollama's done line), as a cut connection or a broken proxy would.
+    cut: int | None = None
 
     @classmethod
-    def text(cls, content: str, *, delay: float = 0.0, finish_reason: str | None = None) -> Reply:
-        return cls(content=content, delay=delay, finish_reason=finish_reason)
+    def text(
+        cls,
+        content: str,
+        *,
+        delay: float = 0.0,
+        finish_reason: str | None = None,
+        cut: int | None = None,
+    ) -> Reply:
+        return cls(content=content, delay=delay, finish_reason=finish_reason, cut=cut)
 
     @classmethod
-    def tool_calls(cls, *calls: ScriptedCall, text: str = "", delay: float = 0.0) -> Reply:
-        return cls(content=text, calls=tuple(calls), delay=delay)
+    def tool_calls(
+        cls, *calls: ScriptedCall, text: str = "", delay: float = 0.0, cut: int | None = None
+    ) -> Reply:
+        return cls(content=text, calls=tuple(calls), delay=delay, cut=cut)
+
+    @classmethod
+    def malformed(cls, body: str, *, content_type: str | None = None) -> Reply:
+        """Answer 200 with *body* verbatim (for a stream: the whole stream text, the test
+        writes the SSE/NDJSON lines). ``content_type``: default the vendor's for the mode
+        (JSON, or its stream type)."""
+        return cls(body=body, content_type=content_type)
 
     @classmethod
     def error(
@@ -263,6 +291,24 @@ async def send_chunk(send: Send, data: str) -> None:
 
 async def end_stream(send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
+
+
+async def send_raw(send: Send, reply: Reply, default_type: str) -> None:
+    """Answer a :meth:`Reply.malformed` reply: status 200, its body verbatim."""
+    assert reply.body is not None
+    body = reply.body.encode()
+    content_type = reply.content_type or default_type
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def wait_or_disconnect(receive: Receive, seconds: float) -> bool:

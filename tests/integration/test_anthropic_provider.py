@@ -14,6 +14,7 @@ import pytest
 from ai_agents.errors import (
     ProviderAuthError,
     ProviderBadRequest,
+    ProviderBadResponse,
     ProviderConnectionError,
     ProviderError,
     ProviderOverloaded,
@@ -820,3 +821,158 @@ async def test_switching_providers_mid_thread(
             assert sent[4]["content"][0]["content"] == INTERRUPTED_RESULT
         finally:
             await other.aclose()
+
+
+# --- unreadable replies (a 200 we cannot read is a retryable error, never an answer) -----
+
+#: A proxy's error page: much longer than any error message may be.
+HTML_PAGE = "<html><body><h1>502 Bad Gateway</h1>" + "<p>upstream</p>" * 400 + "</body></html>"
+TEXT_BLOCKS = '[{"type": "text", "text": "hi"}]'
+
+
+def unreadable(error: ProviderBadResponse, problem: str) -> None:
+    assert error.retryable and error.code == "provider_bad_response"
+    assert error.provider == "anthropic"
+    assert error.message.startswith("anthropic: unreadable reply: "), error.message
+    assert problem in error.message, error.message
+    assert len(error.message) <= 200
+
+
+def sse(*events: tuple[str, dict[str, Any] | str]) -> str:
+    return "".join(
+        f"event: {name}\ndata: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+        for name, data in events
+    )
+
+
+START = ("message_start", {"type": "message_start", "message": {"id": "msg_1", "usage": {}}})
+TEXT_START = (
+    "content_block_start",
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+)
+HI_DELTA = (
+    "content_block_delta",
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
+)
+TEXT_STOP = ("content_block_stop", {"type": "content_block_stop", "index": 0})
+END_TURN = ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}})
+STOP = ("message_stop", {"type": "message_stop"})
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "problem"),
+    [
+        (HTML_PAGE, "text/html", "the body is not JSON"),
+        ('{"type": "message", "content": [{"ty', None, "the body is not JSON"),
+        ("", None, "the body is not JSON"),
+        ('"message"', None, "the body is not an object"),
+        ('{"type": "message", "content": "hi", "stop_reason": "end_turn"}', None, "'content'"),
+        ('{"type": "message", "stop_reason": "end_turn"}', None, "'content' is not a list"),
+        (f'{{"content": {TEXT_BLOCKS}, "stop_reason": "eaten"}}', None, "unknown stop_reason"),
+        (f'{{"content": {TEXT_BLOCKS}, "stop_reason": null}}', None, "unknown stop_reason"),
+        (
+            '{"content": [{"type": "tool_use", "name": "get_weather", "input": {}}], '
+            '"stop_reason": "tool_use"}',
+            None,
+            "tool_use block's id is missing",
+        ),
+        (
+            f'{{"content": {TEXT_BLOCKS}, "stop_reason": "end_turn", "usage": {{"input_tokens": -1}}}}',
+            None,
+            "usage.input_tokens is negative",
+        ),
+    ],
+    ids=[
+        "html",
+        "truncated",
+        "empty",
+        "string",
+        "content-string",
+        "no-content",
+        "unknown-stop",
+        "null-stop",
+        "tool-use-no-id",
+        "negative-usage",
+    ],
+)
+async def test_unreadable_reply_is_a_retryable_error(
+    provider: AnthropicProvider,
+    fake: AnthropicFake,
+    body: str,
+    content_type: str | None,
+    problem: str,
+) -> None:
+    fake.push(Reply.malformed(body, content_type=content_type))
+    with pytest.raises(ProviderBadResponse) as info:
+        await provider.complete(req([user("hi")]))
+    unreadable(info.value, problem)
+    assert info.value.status == 200
+    assert "upstream</p><p>upstream" not in info.value.message  # never the whole body
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem", "shown"),
+    [
+        (Reply.text("Hello there, my friend", cut=1), "before message_stop", ""),
+        (Reply.text("Hello there, my friend", cut=5), "before message_stop", "Hello th"),
+        (
+            Reply.text("Hello there, my friend", cut=100),
+            "before message_stop",
+            "Hello there, my friend",
+        ),
+        (
+            Reply.tool_calls(call("get_weather", {"city": "Paris"}), text="Let me see", cut=9),
+            "before message_stop",
+            "Let me see",
+        ),
+        (Reply.malformed("hello\nworld\n\n<html></html>\n\n"), "before message_stop", ""),
+        (Reply.malformed(sse(START, ("content_block_start", "{not json"))), "is not JSON", ""),
+        (Reply.malformed(sse(START, ("message_delta", "null"))), "is not an object", ""),
+        (Reply.malformed(sse(HI_DELTA, START)), "content_block_delta first", ""),
+        (Reply.malformed(sse(START, HI_DELTA)), "block 0, which is not open", ""),
+        (Reply.malformed(sse(START, TEXT_START, HI_DELTA, STOP)), "block(s) [0] open", "Hi"),
+        (Reply.malformed(sse(START, TEXT_START, HI_DELTA, TEXT_STOP, STOP)), "stop_reason", "Hi"),
+        (
+            Reply.malformed(sse(START, TEXT_START, TEXT_STOP, END_TURN, STOP, START)),
+            "message_start after message_stop",
+            "",
+        ),
+    ],
+    ids=[
+        "cut-after-start",
+        "cut-in-text",
+        "cut-before-message-delta",
+        "cut-in-tool-use",
+        "garbage-lines",
+        "not-json",
+        "null-event",
+        "delta-before-start",
+        "delta-without-block",
+        "stop-with-open-block",
+        "stop-without-reason",
+        "event-after-stop",
+    ],
+)
+async def test_stream_without_message_stop_is_a_retryable_error(
+    provider: AnthropicProvider, fake: AnthropicFake, reply: Reply, problem: str, shown: str
+) -> None:
+    fake.push(reply)
+    events: list[StreamEvent] = []
+    with pytest.raises(ProviderBadResponse) as info:
+        await drain(provider.stream(req([user("hi")], tools=[WEATHER])), events)
+    unreadable(info.value, problem)
+    assert all(isinstance(e, TextDelta) for e in events)  # no tool call, no ResponseDone
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == shown
+
+
+async def test_a_hand_written_complete_stream_is_read(
+    provider: AnthropicProvider, fake: AnthropicFake
+) -> None:
+    # The hand-written events above are valid once complete (newer event types skipped).
+    newer = ("content_block_glimmer", {"type": "content_block_glimmer", "index": 0})
+    fake.push(Reply.malformed(sse(START, TEXT_START, HI_DELTA, newer, TEXT_STOP, END_TURN, STOP)))
+    events = await collect(provider, req([user("hi")]))
+    done = events[-1]
+    assert isinstance(done, ResponseDone)
+    assert (done.response.content, done.response.finish_reason) == ("Hi", "stop")
+    assert done.response.usage.estimated is False

@@ -177,6 +177,90 @@ async def test_agents_crud_and_pagination(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/threads/{thread['id']}")).status_code == 404
 
 
+async def test_agent_settings_are_typed_bounded_and_documented(
+    api: RunningApi, client: httpx.AsyncClient
+) -> None:
+    """Hardening 2: a wrong JSON type is a 400 naming the key, a value out of its bounds
+    (the deployment's ceilings included) a 422 naming the field; nothing is saved."""
+    base = {"name": "A", "role": "r", "provider": "scripted", "model": "any"}
+
+    async def refused(settings: JSON, status: int) -> JSON:
+        r = await client.post("/agents", json={**base, "settings": settings})
+        assert r.status_code == status, (settings, r.text)
+        body: JSON = r.json()
+        return body
+
+    for settings in (
+        {"max_tool_iterations": "abc"},
+        {"tool_timeout": "x"},
+        {"max_output_tokens": "lots"},
+        {"user_rpm": "x"},
+    ):
+        body = await refused(settings, 400)
+        assert body["details"]["errors"][0]["key"] == f"settings.{next(iter(settings))}"
+    body = await refused({"max_iterations": 3}, 400)  # unknown keys: see the schema
+    assert "max_iterations" in body["details"]["errors"][0]["message"]
+    invalid: list[tuple[JSON, str]] = [
+        ({"max_tool_iterations": -5}, "settings.max_tool_iterations"),
+        ({"max_tool_iterations": 100_000}, "settings.max_tool_iterations"),
+        ({"max_output_tokens": 1_000_000}, "settings.max_output_tokens"),
+        ({"tool_timeout": 0}, "settings.tool_timeout"),
+        ({"retry": {"max_attempts": 0}}, "settings.retry.max_attempts"),
+    ]
+    for settings, field in invalid:
+        body = await refused(settings, 422)
+        assert (body["code"], body["details"]["field"]) == ("validation_error", field)
+    assert (await client.get("/agents")).json()["data"] == []
+
+    agent = await new_agent(client, settings={"max_tool_iterations": 5, "temperature": None})
+    assert agent["settings"] == {"max_tool_iterations": 5, "temperature": None}
+    r = await client.patch(f"/agents/{agent['id']}", json={"settings": {"user_tpm": 0}})
+    assert r.status_code == 422 and r.json()["details"]["field"] == "settings.user_tpm"
+    r = await client.patch(f"/agents/{agent['id']}", json={"settings": {"tool_timeout": 5}})
+    assert r.status_code == 200 and r.json()["settings"] == {"tool_timeout": 5}
+
+    async with httpx.AsyncClient(base_url=api.api) as anonymous:
+        schema = (await anonymous.get("/docs/openapi.json")).json()
+    components = schema["components"]["schemas"]
+    documented = components["AgentSettings"]["properties"]
+    assert set(documented) == {
+        "max_tool_iterations",
+        "tool_timeout",
+        "max_output_tokens",
+        "temperature",
+        "use_user_memory",
+        "user_rpm",
+        "user_tpm",
+        "retry",
+        "routing",
+    }
+    assert "ceiling" in json.dumps(documented["max_tool_iterations"])
+    assert "max_attempts" in components["RetrySettings"]["properties"]
+
+
+async def test_a_run_that_cannot_fit_the_context_is_a_400(client: httpx.AsyncClient) -> None:
+    """The system prompt and the input alone exceed the model's window: the caller can act
+    (shorten the input, pick a bigger model), so it is a 400, never a 500."""
+    agent = await new_agent(client, role="You help. " * 2000)  # the local default: 8192
+    thread = await new_thread(client, agent["id"])
+    r = await client.post(f"/threads/{thread['id']}/runs", json={"input": "word " * 8000})
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "context_overflow"
+    assert r.json()["details"]["available"] < r.json()["details"]["needed"]
+
+
+async def test_run_input_with_nul_is_a_422_before_the_model(
+    client: httpx.AsyncClient, brain: Brain
+) -> None:
+    agent = await new_agent(client)
+    thread = await new_thread(client, agent["id"])
+    url = f"/threads/{thread['id']}/runs"
+    r = await client.post(url, json={"input": "wait\u0000"})
+    assert r.status_code == 422 and r.json()["details"]["field"] == "input"
+    assert not brain.started.is_set()  # the model never saw it
+    assert (await client.get(url)).json()["data"] == []
+
+
 # --- threads --------------------------------------------------------------------------
 
 

@@ -156,3 +156,26 @@ async def test_cancel_a_queued_job_and_tenant_isolation(
     assert (await client.get(f"/threads/{thread}")).json()["message_count"] == 0
     r = await client.post(f"/jobs/{job_id}/cancel")  # finished: unchanged
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+async def test_a_queued_background_run_is_answered_202_even_if_a_read_would_fail(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the job is committed the answer is 202, built from what was committed: a
+    database that fails right after (found by the chaos run) must not turn it into a 503
+    that tells the client to retry, and so to run the turn twice."""
+    from ai_agents.errors import StorageError
+    from ai_agents.queue.jobs import RedisJobQueue
+
+    thread = await _thread(client)
+
+    async def database_gone(self: object, job_id: object, *, scope: object = None) -> None:
+        raise StorageError("database unavailable during get job")
+
+    monkeypatch.setattr(RedisJobQueue, "get_job", database_gone)
+    r = await client.post(f"/threads/{thread}/runs", json={"input": "hi", "background": True})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] == "queued" and job["run_id"] and r.headers["Location"].endswith(job["id"])
+    monkeypatch.undo()
+    assert (await client.get(f"/jobs/{job['id']}")).json()["id"] == job["id"]

@@ -11,6 +11,7 @@ import pytest
 
 from ai_agents.errors import (
     ProviderBadRequest,
+    ProviderBadResponse,
     ProviderConnectionError,
     ProviderError,
     ProviderOverloaded,
@@ -737,3 +738,126 @@ async def test_fake_metadata_endpoints_and_default_stream(
     assert lines[-1]["done"] is True
     assert {"prompt_eval_count", "eval_count", "done_reason", "total_duration"} <= set(lines[-1])
     assert missing.status_code == 404
+
+
+# --- unreadable replies (a 200 we cannot read is a retryable error, never an answer) -----
+
+#: A proxy's error page: much longer than any error message may be.
+HTML_PAGE = "<html><body><h1>502 Bad Gateway</h1>" + "<p>upstream</p>" * 400 + "</body></html>"
+HI = '{"role": "assistant", "content": "hi"}'
+
+
+def unreadable(error: ProviderBadResponse, problem: str) -> None:
+    assert error.retryable and error.code == "provider_bad_response"
+    assert error.provider == "ollama"
+    assert error.message.startswith("ollama: unreadable reply: "), error.message
+    assert problem in error.message, error.message
+    assert len(error.message) <= 200
+
+
+async def drain(events: AsyncIterator[StreamEvent], into: list[StreamEvent]) -> None:
+    async for event in events:
+        into.append(event)
+
+
+def lines(*chunks: dict[str, Any] | str) -> str:
+    return "".join((c if isinstance(c, str) else json.dumps(c)) + "\n" for c in chunks)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (HTML_PAGE, "the body is not JSON"),
+        ('{"model": "llama3.1:8b", "message": {"role": "assis', "the body is not JSON"),
+        ("", "the body is not JSON"),
+        ("[]", "the reply is not an object"),
+        ('{"model": "llama3.1:8b", "done": true}', "'message' is not an object"),
+        ('{"message": null, "done": true}', "'message' is not an object"),
+        ('{"message": {"content": ["hi"]}, "done": true}', "message.content is not str"),
+        (f'{{"message": {HI}, "done": false}}', "not done"),
+        (f'{{"message": {HI}}}', "not done"),
+        (f'{{"message": {HI}, "done": "yes"}}', "'done' is not bool"),
+        (f'{{"message": {HI}, "done": true, "done_reason": "load"}}', "unknown done_reason"),
+        (
+            '{"message": {"content": "", "tool_calls": [{"function": {"arguments": {}}}]}, '
+            '"done": true}',
+            "a tool call has no name",
+        ),
+    ],
+    ids=[
+        "html",
+        "truncated",
+        "empty",
+        "array",
+        "no-message",
+        "message-null",
+        "content-list",
+        "done-false",
+        "no-done",
+        "done-string",
+        "done-reason-load",
+        "call-no-name",
+    ],
+)
+async def test_unreadable_reply_is_a_retryable_error(
+    fake: FakeOllama, provider: OllamaProvider, body: str, problem: str
+) -> None:
+    fake.reply_malformed(body)
+    with pytest.raises(ProviderBadResponse) as info:
+        await provider.complete(request())
+    unreadable(info.value, problem)
+    assert info.value.status == 200
+    assert "upstream</p><p>upstream" not in info.value.message  # never the whole body
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem", "shown"),
+    [
+        (Reply(content="Hello there, my friend", cut=0), "before its final", ""),
+        (Reply(content="Hello there, my friend", cut=2), "before its final", "Hello there,"),
+        (
+            Reply(
+                content="Let me see",
+                tool_calls=[{"function": {"name": "get_weather", "arguments": {}}}],
+                cut=3,
+            ),
+            "before its final",
+            "Let me see",
+        ),
+        (Reply(body=HTML_PAGE), "a stream line is not JSON", ""),
+        (
+            Reply(body=lines({"message": {"content": "Hi"}, "done": False}, "{tru")),
+            "not JSON",
+            "Hi",
+        ),
+        (Reply(body=lines("[1]")), "the reply is not an object", ""),
+        (Reply(body=lines({"message": {"content": 5}, "done": False})), "not str", ""),
+        (Reply(body=lines({"message": {"content": "Hi"}, "done": 1})), "'done' is not bool", ""),
+        (
+            Reply(body=lines({"message": {"content": "Hi"}, "done": True, "done_reason": "?"})),
+            "unknown done_reason",
+            "",  # the line is checked before its text is used
+        ),
+    ],
+    ids=[
+        "cut-before-text",
+        "cut-in-text",
+        "cut-after-tool-call",
+        "html",
+        "truncated-line",
+        "array-line",
+        "content-int",
+        "done-int",
+        "unknown-done-reason",
+    ],
+)
+async def test_stream_without_its_done_line_is_a_retryable_error(
+    fake: FakeOllama, provider: OllamaProvider, reply: Reply, problem: str, shown: str
+) -> None:
+    fake.reply(reply)
+    events: list[StreamEvent] = []
+    with pytest.raises(ProviderBadResponse) as info:
+        await drain(provider.stream(request()), events)
+    unreadable(info.value, problem)
+    assert not any(isinstance(e, ResponseDone) for e in events)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == shown

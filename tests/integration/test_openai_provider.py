@@ -12,6 +12,7 @@ import pytest
 from ai_agents.errors import (
     ProviderAuthError,
     ProviderBadRequest,
+    ProviderBadResponse,
     ProviderConnectionError,
     ProviderError,
     ProviderOverloaded,
@@ -663,3 +664,163 @@ async def test_anthropic_style_history_is_accepted(
         "user",
     ]
     assert sent[3]["tool_call_id"] == call1.id
+
+
+# --- unreadable replies (a 200 we cannot read is a retryable error, never an answer) -----
+
+#: A proxy's error page: much longer than any error message may be.
+HTML_PAGE = "<html><body><h1>502 Bad Gateway</h1>" + "<p>upstream</p>" * 400 + "</body></html>"
+HI = '{"role": "assistant", "content": "hi"}'
+
+
+def unreadable(error: ProviderBadResponse, problem: str) -> None:
+    assert error.retryable and error.code == "provider_bad_response"
+    assert error.provider == "openai"
+    assert error.message.startswith("openai: unreadable reply: "), error.message
+    assert problem in error.message, error.message
+    assert len(error.message) <= 200
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "problem"),
+    [
+        (HTML_PAGE, "text/html", "the body is not JSON"),
+        (HTML_PAGE, "application/json", "the body is not JSON"),
+        ('{"id": "chatcmpl-1", "choices": [{"mess', "application/json", "the body is not JSON"),
+        ("", "application/json", "the body is not JSON"),
+        ("[1, 2]", "application/json", "the body is not an object"),
+        ('{"id": "chatcmpl-1", "object": "chat.completion"}', None, "'choices' is missing"),
+        ('{"choices": []}', None, "'choices' is missing or empty"),
+        ('{"choices": [{"message": null, "finish_reason": "stop"}]}', None, "message is not"),
+        (
+            '{"choices": [{"message": {"content": [{"type": "text"}]}, "finish_reason": "stop"}]}',
+            None,
+            "message.content is not str",
+        ),
+        (f'{{"choices": [{{"message": {HI}, "finish_reason": "eaten"}}]}}', None, "finish_reason"),
+        (
+            f'{{"choices": [{{"message": {HI}, "finish_reason": "stop"}}], "usage": {{"prompt_tokens": "3"}}}}',
+            None,
+            "usage.prompt_tokens is not int",
+        ),
+        (
+            '{"choices": [{"message": {"tool_calls": [{"type": "function", "function": {}}]}}]}',
+            None,
+            "tool call has no name",
+        ),
+    ],
+    ids=[
+        "html",
+        "html-said-json",
+        "truncated",
+        "empty",
+        "array",
+        "no-choices",
+        "empty-choices",
+        "message-null",
+        "content-list",
+        "unknown-finish",
+        "usage-string",
+        "call-no-name",
+    ],
+)
+async def test_unreadable_reply_is_a_retryable_error(
+    provider: OpenAIChatProvider,
+    fake: OpenAIFake,
+    body: str,
+    content_type: str | None,
+    problem: str,
+) -> None:
+    fake.push(Reply.malformed(body, content_type=content_type))
+    with pytest.raises(ProviderBadResponse) as info:
+        await provider.complete(req([user("hi")]))
+    unreadable(info.value, problem)
+    assert info.value.status == 200
+    assert "upstream</p><p>upstream" not in info.value.message  # never the whole body
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem", "shown"),
+    [
+        (Reply.text("Hello there, my friend", cut=1), "before its finish_reason", ""),
+        (Reply.text("Hello there, my friend", cut=3), "before its finish_reason", "Hello th"),
+        (
+            Reply.tool_calls(call("get_weather", {"city": "Paris"}), text="Let me see", cut=5),
+            "before its finish_reason",
+            "Let me see",
+        ),
+        (Reply.malformed("data: [DONE]\n\n"), "before its finish_reason", ""),
+        (Reply.malformed("hello\nworld\n\n<html></html>\n\n"), "before its finish_reason", ""),
+        (Reply.malformed('data: {"choices": [{"delta": {"cont'), "before its finish_reason", ""),
+        (Reply.malformed("data: {not json}\n\n"), "a stream chunk is not JSON", ""),
+        (Reply.malformed("data: null\n\n"), "a stream chunk is not an object", ""),
+        (
+            Reply.malformed(
+                'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\n'
+                'data: {"choices": [{"delta": {}, "finish_reason": "eaten"}]}\n\n'
+                "data: [DONE]\n\n"
+            ),
+            "unknown finish_reason",
+            "Hi",
+        ),
+        (
+            Reply.malformed(
+                'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\n'
+                'data: {"choices": [{"delta": {"content": "late"}}]}\n\n'
+                "data: [DONE]\n\n"
+            ),
+            "content after the finish_reason",
+            "",
+        ),
+    ],
+    ids=[
+        "cut-before-text",
+        "cut-in-text",
+        "cut-in-tool-call",
+        "only-done",
+        "garbage-lines",
+        "truncated-line",
+        "not-json",
+        "null-chunk",
+        "unknown-finish",
+        "text-after-finish",
+    ],
+)
+async def test_stream_without_its_finish_is_a_retryable_error(
+    provider: OpenAIChatProvider, fake: OpenAIFake, reply: Reply, problem: str, shown: str
+) -> None:
+    fake.push(reply)
+    events: list[StreamEvent] = []
+    with pytest.raises(ProviderBadResponse) as info:
+        await drain(provider.stream(req([user("hi")], tools=[WEATHER])), events)
+    unreadable(info.value, problem)
+    assert all(isinstance(e, TextDelta) for e in events)  # no tool call, no ResponseDone
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == shown
+
+
+async def test_a_complete_stream_after_a_cut_one(
+    provider: OpenAIChatProvider, fake: OpenAIFake
+) -> None:
+    fake.push(Reply.text("Hello there", cut=2), Reply.text("Hello there"))
+    with pytest.raises(ProviderBadResponse):
+        await collect(provider, req([user("hi")]))
+    events = await collect(provider, req([user("hi")]))  # the same connection pool
+    done = events[-1]
+    assert isinstance(done, ResponseDone) and done.response.content == "Hello there"
+
+
+async def test_strict_client_validation_error_is_unreadable(
+    base_url: str, fake: OpenAIFake
+) -> None:
+    client = openai.AsyncOpenAI(
+        api_key="sk-test", base_url=base_url, max_retries=0, _strict_response_validation=True
+    )
+    p = OpenAIChatProvider(client=client)
+    fake.push(Reply.malformed(HTML_PAGE, content_type="text/html"))
+    try:
+        with pytest.raises(ProviderBadResponse) as info:
+            await p.complete(req([user("hi")]))
+    finally:
+        await p.aclose()
+    unreadable(info.value, "Expected Content-Type response header to be `application/json`")
+    assert isinstance(info.value.__cause__, openai.APIResponseValidationError)

@@ -36,29 +36,38 @@ FILES = ["wifi-and-technology.txt", "pets.md", "parking.html", "house-rules.pdf"
 
 
 @pytest.fixture
-def uploads(tmp_path: Path) -> Path:
-    """tmp/uploads/handbook/<files>, a secret outside it, and traps pointing out."""
+def upload_root(tmp_path: Path) -> Path:
+    """The deployment's upload root: each tenant reads only ``upload_root/<tenant>``."""
     root = tmp_path / "uploads"
-    (root / "handbook").mkdir(parents=True)
-    for name in FILES:
-        shutil.copy(HANDBOOK / name, root / "handbook" / name)
-    (tmp_path / "secret.txt").write_text("Secret: the vault code is 4242.\n")
-    (tmp_path / "uploads_evil").mkdir()
-    (tmp_path / "uploads_evil" / "x.txt").write_text("Not an upload.\n")
-    os.symlink(tmp_path / "secret.txt", root / "link-to-secret.txt")
-    os.symlink(tmp_path, root / "link-to-parent")
+    root.mkdir()
     return root
 
 
 @pytest.fixture
-async def docs(store: AgentStore, uploads: Path) -> DocumentService:
+def uploads(tmp_path: Path, upload_root: Path) -> Path:
+    """The default tenant's directory with the handbook, secrets around it, traps out."""
+    own = upload_root / "default"
+    (own / "handbook").mkdir(parents=True)
+    for name in FILES:
+        shutil.copy(HANDBOOK / name, own / "handbook" / name)
+    (tmp_path / "secret.txt").write_text("Secret: the vault code is 4242.\n")
+    (upload_root / "secret.txt").write_text("Secret: the vault code is 4242.\n")
+    (upload_root / "default_evil").mkdir()
+    (upload_root / "default_evil" / "x.txt").write_text("Not an upload.\n")
+    os.symlink(tmp_path / "secret.txt", own / "link-to-secret.txt")
+    os.symlink(tmp_path, own / "link-to-parent")
+    return own
+
+
+@pytest.fixture
+async def docs(store: AgentStore, upload_root: Path, uploads: Path) -> DocumentService:
     get_registry().register(
         "scripted",
         "roomy",
         ModelLimits(100_000, 1000, 100_000, 100_000_000, True, False, 3.0, 15.0),
     )
     store.use_tools(ToolRegistry())
-    service = enable_documents(store, embedder=EMBEDDER, upload_dirs=[uploads])
+    service = enable_documents(store, embedder=EMBEDDER, upload_dirs=[upload_root])
     for name in FILES:
         await service.ingestor.ingest_file(
             HANDBOOK / name, tenant_id="default", source=f"handbook/{name}"
@@ -218,11 +227,12 @@ async def test_upload_list_and_delete_through_tools(
 HOSTILE_PATHS = [
     "../../etc/passwd",
     "/etc/passwd",
-    "../secret.txt",
-    "handbook/../../secret.txt",
+    "../secret.txt",  # in the upload root, but not in the tenant's directory
+    "../../secret.txt",
+    "handbook/../../../secret.txt",
     "link-to-secret.txt",  # a symlink inside the directory pointing out of it
     "link-to-parent/secret.txt",  # a symlinked directory pointing out of it
-    "../uploads_evil/x.txt",  # a sibling whose name starts like the upload directory
+    "../default_evil/x.txt",  # a sibling whose name starts like the tenant's directory
     "~/.bashrc",
     "handbook",  # a directory, not a file
     "handbook/missing.md",
@@ -235,7 +245,7 @@ HOSTILE_PATHS = [
 async def test_upload_refuses_paths_outside_the_directory(
     store: AgentStore, docs: DocumentService, uploads: Path, path: str
 ) -> None:
-    """Acceptance 4: nothing outside the upload directory is read or indexed."""
+    """Acceptance 4: nothing outside the tenant's upload directory is read or indexed."""
     agent, thread = await _thread(store, ScriptedProvider())
     ctx = _context(store, "default", agent, thread)
     before = await docs.list_documents("default")

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -265,6 +266,119 @@ async def test_scopes_are_checked_atomically_with_model_limits(
     assert bob_usage.scopes[0].requests == 1
 
 
+# --- tenant shares (noisy neighbours) ---------------------------------------------------
+
+
+def for_tenant(
+    client: aioredis.Redis,
+    keys: RedisKeys,
+    tenant: str,
+    *,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    weight: int = 1,
+) -> RedisRateLimiter:
+    return RedisRateLimiter(
+        client,
+        keys,
+        provider="openai",
+        model="gpt-test",
+        limits=RateLimits(rpm=rpm, tpm=tpm),
+        window_seconds=WINDOW,
+        tenant=tenant,
+        tenant_weight=weight,
+    )
+
+
+async def admit_until_refused(limiter: RedisRateLimiter, tokens: int) -> tuple[int, float]:
+    """Requests admitted before the first refusal, and that refusal's retry time."""
+    admitted = 0
+    while True:
+        reservation, retry = await limiter.try_acquire(tokens)
+        if reservation is None:
+            return admitted, retry
+        admitted += 1
+        assert admitted <= 100, "never refused"
+
+
+async def test_a_tenant_alone_may_use_the_whole_window(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    a = for_tenant(client, keys, "a", rpm=10, tpm=1000)
+    admitted, retry = await admit_until_refused(a, 100)
+    assert admitted == 10  # the model's whole window: 10 requests, 1000 tokens
+    assert 0 < retry <= WINDOW
+    assert (await a.usage()).tokens == 1000
+
+
+async def test_second_tenant_is_admitted_promptly_while_the_first_is_at_its_share(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    a = for_tenant(client, keys, "a", tpm=1000)
+    b = for_tenant(client, keys, "b", tpm=1000)
+    assert (await b.try_acquire(10))[0] is not None  # b is active on the model
+    admitted, retry = await admit_until_refused(a, 100)
+    assert admitted == 5  # a's share: 1000 * 1/2 tokens
+    assert 0 < retry <= WINDOW
+    # a saturated its share, the model's window still has room: b's request gets it now.
+    started = time.monotonic()
+    reservation = await b.wait_if_needed(300, max_wait=WINDOW / 4)
+    assert time.monotonic() - started < 0.5 and reservation.waited < 0.5
+    assert (await b.usage()).tokens == 810  # the model window counts both tenants
+
+
+async def test_shares_follow_the_weights_in_requests_too(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    a = for_tenant(client, keys, "a", rpm=8, weight=3)
+    b = for_tenant(client, keys, "b", rpm=8, weight=1)
+    assert (await b.try_acquire(1))[0] is not None
+    assert (await admit_until_refused(a, 1))[0] == 6  # 8 * 3/4
+    assert (await admit_until_refused(b, 1))[0] == 1  # 8 * 1/4 = 2, one already held
+
+
+async def test_a_tenant_holding_nothing_may_always_make_one_request(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    # Three active tenants on a 4-request window: shares of 1 (floor(4/3)), yet each may
+    # send its first request; 600 tokens exceed a's 500-token share but a holds nothing.
+    tenants = [for_tenant(client, keys, t, rpm=4, tpm=1000) for t in ("a", "b", "c")]
+    for limiter in tenants[1:]:
+        assert (await limiter.try_acquire(1))[0] is not None
+    assert (await tenants[0].try_acquire(600))[0] is not None
+    assert (await tenants[0].try_acquire(1))[0] is None
+
+
+async def test_the_share_lifts_when_the_other_tenant_goes_quiet(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    a = for_tenant(client, keys, "a", rpm=4)
+    b = for_tenant(client, keys, "b", rpm=4)
+    assert (await b.try_acquire(1))[0] is not None
+    await asyncio.sleep(1.0)
+    assert (await admit_until_refused(a, 1))[0] == 2  # b is active: a's share is 2
+    # b asks for nothing more. a is admitted when b goes inactive (one window after its
+    # request, ~1 s from now), not when a's own entries leave the window (~2 s).
+    reservation = await a.wait_if_needed(1, max_wait=WINDOW + 1.0)
+    assert WINDOW - 1.0 - 0.3 <= reservation.waited <= WINDOW - 1.0 + 0.5
+    assert (await admit_until_refused(a, 1))[0] == 1  # alone again: all 4 requests
+    assert (await a.usage()).requests == 4
+
+
+async def test_a_wait_longer_than_max_wait_fails_with_retry_after(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    a = for_tenant(client, keys, "a", tpm=1000)
+    b = for_tenant(client, keys, "b", tpm=1000)
+    assert (await admit_until_refused(a, 500))[0] == 2  # alone: the whole window
+    started = time.monotonic()
+    with pytest.raises(RateLimitTimeout) as info:
+        await b.wait_if_needed(10, max_wait=0.2)
+    assert time.monotonic() - started < 0.5  # known at once: no sleeping for nothing
+    assert 0.2 < info.value.retry_after <= WINDOW
+    assert info.value.details["retry_after"] == info.value.retry_after
+
+
 # --- across OS processes --------------------------------------------------------------
 
 # Each worker process admits requests as fast as it can until the Redis server clock
@@ -296,6 +410,7 @@ async def main(cfg):
         model="gpt-test",
         limits=RateLimits(rpm=cfg["rpm"], tpm=cfg["tpm"]),
         window_seconds=cfg["window"],
+        tenant=cfg.get("tenant"),
     )
     admitted = []
     try:
@@ -331,7 +446,25 @@ async def run_workers(
     client: aioredis.Redis, keys: RedisKeys, *, rpm: int | None, tpm: int | None, tokens: int
 ) -> tuple[list[int], int, int]:
     """Run the worker processes; return sorted admission times (µs), start_at, stop_at."""
-    cfg = {
+    per_process, start_us, stop_us = await run_worker_processes(
+        client, keys, rpm=rpm, tpm=tpm, tokens=tokens
+    )
+    return sorted(t for times in per_process for t in times), start_us, stop_us
+
+
+async def run_worker_processes(
+    client: aioredis.Redis,
+    keys: RedisKeys,
+    *,
+    rpm: int | None,
+    tpm: int | None,
+    tokens: int,
+    tenants: list[str | None] | None = None,
+) -> tuple[list[list[int]], int, int]:
+    """Run the worker processes (process i acts for ``tenants[i]``); return each one's
+    admission times (µs), start_at, stop_at."""
+    tenants = tenants or [None] * PROCESSES
+    cfg: dict[str, Any] = {
         "url": REDIS_URL,
         "prefix": keys.prefix,
         "rpm": rpm,
@@ -343,13 +476,13 @@ async def run_workers(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     procs: list[asyncio.subprocess.Process] = []
     try:
-        for _ in range(PROCESSES):
+        for tenant in tenants:
             procs.append(
                 await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-c",
                     WORKER_SCRIPT,
-                    json.dumps(cfg),
+                    json.dumps({**cfg, "tenant": tenant}),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
@@ -374,13 +507,13 @@ async def run_workers(
             if p.returncode is None:
                 p.kill()
                 await p.wait()
-    times: list[int] = []
+    per_process: list[list[int]] = []
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err.decode()
-        per_process = json.loads(out.decode().strip().splitlines()[-1])
-        assert per_process, f"a worker was never admitted: {err.decode()}"
-        times += per_process
-    return sorted(times), start_us, stop_us
+        times = json.loads(out.decode().strip().splitlines()[-1])
+        assert times, f"a worker was never admitted: {err.decode()}"
+        per_process.append(times)
+    return per_process, start_us, stop_us
 
 
 def max_in_any_window(times: list[int], window_us: int) -> int:
@@ -425,6 +558,30 @@ async def test_tpm_limit_holds_across_processes(client: aioredis.Redis, keys: Re
 
     assert max_in_any_window(times, window_us) * 10 <= 600
     assert len(in_run) >= min_expected_admissions(in_run, stop, 60) == 180
+
+
+async def test_tenant_shares_hold_across_processes(client: aioredis.Redis, keys: RedisKeys) -> None:
+    # Two processes per tenant, 60 requests per window: while both tenants are active
+    # each holds at most 30 of them, and each gets about that many.
+    per_process, start, stop = await run_worker_processes(
+        client, keys, rpm=60, tpm=None, tokens=1, tenants=["a", "a", "b", "b"]
+    )
+    window_us = round(CROSS_WINDOW * 1_000_000)
+    everyone = sorted(t for times in per_process for t in times)
+    assert max_in_any_window(everyone, window_us) <= 60
+    settled = start + 500_000  # every worker has asked for room by then
+    for tenant_times in (per_process[0] + per_process[1], per_process[2] + per_process[3]):
+        times = sorted(tenant_times)
+        # At every admission after both tenants are active, the tenant's trailing
+        # window (its own entries) holds at most its share.
+        held = [
+            bisect.bisect_right(times, t) - bisect.bisect_right(times, t - window_us)
+            for t in times
+            if t >= settled
+        ]
+        assert held and max(held) <= 30
+        in_run = [t for t in times if t < stop]
+        assert len(in_run) >= 0.8 * min_expected_admissions(everyone, stop, 30)
 
 
 # --- Redis unreachable ----------------------------------------------------------------

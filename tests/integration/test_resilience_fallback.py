@@ -7,13 +7,18 @@ the provider and model that answered and why the primary was skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from ai_agents import AgentDefinition, AgentStore
-from ai_agents.errors import ProviderBadRequest, ProviderOverloaded, ProviderUnavailable
+from ai_agents.errors import (
+    ProviderBadRequest,
+    ProviderBadResponse,
+    ProviderOverloaded,
+    ProviderUnavailable,
+)
 from ai_agents.providers.anthropic import AnthropicProvider
 from ai_agents.providers.base import ProviderSettings
 from ai_agents.providers.openai import OpenAIChatProvider
@@ -273,3 +278,75 @@ async def test_a_fallback_this_process_cannot_build_is_skipped(
         "retries_exhausted",
         "not_configured",
     ]
+
+
+# --- unreadable replies: retried, then the fallback; never an empty saved answer ----------
+
+SKIP_UNREADABLE = {**SKIP_503, "error": "provider_bad_response", "status": 200}
+
+
+async def test_unreadable_200s_fall_back_to_anthropic(
+    ai: AgentStore, fakes: tuple[OpenAIFake, AnthropicFake, str, str]
+) -> None:
+    openai_fake, anthropic_fake, _, _ = fakes
+    thread = await _thread(ai)
+    openai_fake.push(
+        Reply.malformed("<html><h1>502 Bad Gateway</h1></html>", content_type="text/html"),
+        Reply.malformed('{"id": "chatcmpl-1", "choices": [{"mess'),
+        Reply.malformed('{"choices": [{"message": null, "finish_reason": "stop"}]}'),
+    )
+    anthropic_fake.push(Reply.text("Claude answers."))
+    response = await ai.run(thread, "hello")
+
+    assert (response.provider, response.content) == ("anthropic", "Claude answers.")
+    assert response.routing["skipped"] == [SKIP_UNREADABLE]
+    assert len(openai_fake.requests) == 3  # retried like a 5xx
+    saved = (await ai.list_messages(thread)).items
+    assert [(m.role, m.content, m.provider) for m in saved] == [
+        ("user", "hello", None),
+        ("assistant", "Claude answers.", "anthropic"),
+    ]
+
+
+async def test_streamed_run_cut_after_text_saves_nothing(
+    ai: AgentStore, fakes: tuple[OpenAIFake, AnthropicFake, str, str]
+) -> None:
+    openai_fake, anthropic_fake, _, _ = fakes
+    thread = await _thread(ai)
+    openai_fake.push(Reply.text("Hello there, my friend", cut=3))  # no finish chunk, no [DONE]
+    events: list[Any] = []
+    with pytest.raises(ProviderBadResponse) as caught:
+        await _drain(ai.stream(thread, "hello"), events)
+    assert "before its finish_reason" in caught.value.message
+    assert "".join(e.text for e in events if isinstance(e, TextDeltaEvent)) == "Hello th"
+    assert not any(isinstance(e, DoneEvent) for e in events)
+    # Text was shown: no retry, no fallback, and nothing of the turn saved.
+    assert len(openai_fake.requests) == 1
+    assert anthropic_fake.requests == []
+    assert (await ai.get_thread(thread)).message_count == 0
+    assert (await ai.list_messages(thread)).items == []
+
+
+async def test_streamed_run_cut_before_any_text_falls_back(
+    ai: AgentStore, fakes: tuple[OpenAIFake, AnthropicFake, str, str]
+) -> None:
+    openai_fake, anthropic_fake, _, _ = fakes
+    thread = await _thread(ai)
+    openai_fake.push(*[Reply.text("never shown", cut=1) for _ in range(3)])  # the role chunk
+    anthropic_fake.push(Reply.text("Streaming from the fallback."))
+    events = [event async for event in ai.stream(thread, "hello")]
+    text = "".join(e.text for e in events if isinstance(e, TextDeltaEvent))
+    assert text == "Streaming from the fallback."
+    done = events[-1]
+    assert isinstance(done, DoneEvent) and done.response.provider == "anthropic"
+    assert done.response.routing["skipped"] == [SKIP_UNREADABLE]
+    saved = (await ai.list_messages(thread)).items
+    assert [(m.role, m.content) for m in saved] == [
+        ("user", "hello"),
+        ("assistant", "Streaming from the fallback."),
+    ]
+
+
+async def _drain(events: AsyncIterator[Any], into: list[Any]) -> None:
+    async for event in events:
+        into.append(event)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 
 from ai_agents import AgentDefinition, AgentStore
+from ai_agents.config import Settings
 from ai_agents.errors import NotFoundError, ProviderOverloaded, ThreadBusyError, UnknownToolError
 from ai_agents.messages import Message, ToolCall
 from ai_agents.providers.base import ProviderRequest, ProviderResponse
@@ -562,3 +564,121 @@ async def test_per_user_limit_is_per_tenant_and_follows_the_agent(
         assert (await a.run(thread_a, "r1")).rate_limit_wait > 0.3  # the new limit applies
     finally:
         await store.close()
+
+
+# --- hardening: agent settings at run time, usage of failed runs, NUL ------------------
+
+
+async def _store_settings(store: AgentStore, thread_id: uuid.UUID, settings: str) -> None:
+    """Write an agent's settings as a row saved before they were validated."""
+    from sqlalchemy import text
+
+    agent_id = (await store.get_thread(thread_id)).agent_id
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE agents SET settings = :s WHERE id = :id"), {"s": settings, "id": agent_id}
+        )
+
+
+async def _only_run(store: AgentStore, thread_id: uuid.UUID) -> Any:
+    (run,) = (await store.list_runs(thread_id)).items
+    return run
+
+
+async def test_a_stored_bad_setting_fails_the_run_before_any_model_call(ai: AgentStore) -> None:
+    from ai_agents.errors import ValidationError
+
+    provider = ScriptedProvider(["never sent"])
+    thread_id = await _thread(ai, provider)
+    await _store_settings(ai, thread_id, '{"max_tool_iterations": "abc"}')
+    with pytest.raises(ValidationError, match="update the agent's settings") as info:
+        await ai.run(thread_id, "hello")
+    assert info.value.details["field"] == "settings.max_tool_iterations"
+    assert provider.requests == []
+    run = await _only_run(ai, thread_id)
+    assert run.status == "failed" and run.last_error["code"] == "validation_error"
+
+
+async def test_a_tool_loop_is_bounded_by_the_ceiling_at_run_time(
+    settings: Settings, redis_cleanup: None, tools: ToolRegistry, registry_models: None
+) -> None:
+    """An agent saved before the ceiling was lowered runs with the ceiling."""
+    from dataclasses import replace
+
+    store = AgentStore(settings=replace(settings, max_tool_iterations_ceiling=3))
+    try:
+        store.use_tools(tools)
+        provider = FunctionProvider(lambda r: call("add", a=1, b=1))  # always a tool call
+        thread_id = await _thread(store, provider, tools=["add"])
+        await _store_settings(store, thread_id, '{"max_tool_iterations": 100000}')
+        response = await store.run(thread_id, "loop")
+        assert response.finish_reason == "max_tool_iterations"
+        assert len(provider.requests) == 4  # 3 iterations + the call that is not executed
+    finally:
+        await store.close()
+
+
+async def test_a_failed_run_records_the_usage_it_spent(ai: AgentStore) -> None:
+    """A tool loop that outgrows the context fails (400 over HTTP); its calls are counted."""
+    from ai_agents.memory.context import ContextOverflow
+
+    provider = FunctionProvider(lambda r: call("add", a=123456789, b=987654321))
+    thread_id = await _thread(
+        ai, provider, model="tiny", tools=["add"], settings={"max_tool_iterations": 50}
+    )
+    with pytest.raises(ContextOverflow):
+        await ai.run(thread_id, "add forever")
+    assert 1 < len(provider.requests) < 50
+    run = await _only_run(ai, thread_id)
+    assert run.status == "failed" and run.last_error["code"] == "context_overflow"
+    assert run.input_tokens > 0 and run.output_tokens > 0
+    assert run.cost == pytest.approx((run.input_tokens * 1.0 + run.output_tokens * 2.0) / 1e6)
+    steps = await ai.list_run_steps(run.id)
+    assert run.input_tokens == sum(s.input_tokens for s in steps)
+    # The thread's counters count saved messages: nothing of the turn was saved.
+    thread = await ai.get_thread(thread_id)
+    assert (thread.message_count, thread.input_tokens) == (0, 0)
+
+
+async def test_input_with_nul_is_refused_before_any_model_call(ai: AgentStore) -> None:
+    from ai_agents.errors import ValidationError
+
+    provider = ScriptedProvider(["never sent"])
+    thread_id = await _thread(ai, provider)
+    with pytest.raises(ValidationError, match="NUL") as info:
+        await ai.run(thread_id, "hello\x00world")
+    assert info.value.details["field"] == "input"
+    with pytest.raises(ValidationError) as info:
+        await ai.run(thread_id, "hello", metadata={"source": "we\x00b"})
+    assert info.value.details["field"] == "metadata.source"
+    assert provider.requests == []
+    assert (await ai.list_runs(thread_id)).items == []
+
+
+async def test_nul_in_model_output_is_replaced_and_the_turn_saved(
+    ai: AgentStore, tools: ToolRegistry
+) -> None:
+    seen: list[str] = []
+
+    @tool(registry=tools)
+    def shout(text: str) -> str:
+        """Echo in capitals."""
+        seen.append(text)
+        return text.upper() + "\x00"
+
+    provider = ScriptedProvider(
+        [calls(call("shout", text="hi\x00there"), content="Calling\x00."), "Said\x00 it."]
+    )
+    thread_id = await _thread(ai, provider, tools=["shout"])
+    response = await ai.run(thread_id, "shout hi")
+    provider.assert_complete()
+    assert seen == ["hi\ufffdthere"]  # the tool ran, with the character replaced
+    saved = await _messages(ai, thread_id)
+    assert [(m.role, m.content) for m in saved] == [
+        ("user", "shout hi"),
+        ("assistant", "Calling\ufffd."),
+        ("tool", "HI\ufffdTHERE\ufffd"),
+        ("assistant", "Said\ufffd it."),
+    ]
+    assert saved[1].tool_calls[0].arguments == {"text": "hi\ufffdthere"}
+    assert response.content == "Said\ufffd it." and response.status == "completed"

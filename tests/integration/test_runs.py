@@ -604,3 +604,85 @@ async def test_the_end_of_a_run_finds_waiters_with_an_index(ai: AgentStore) -> N
     finally:
         await conn.close()
     assert "ix_runs_waiting" in plan, plan
+
+
+async def test_waiter_cap_per_tenant(fast_settings: Settings, redis_cleanup: None) -> None:
+    """One tenant cannot fill the waiting room: its waiters across all its threads are
+    capped, and another tenant's runs still wait."""
+    settings = dataclasses.replace(fast_settings, max_waiting_runs_per_tenant=2)
+    release = asyncio.Event()
+
+    async def model(request: ProviderRequest) -> ProviderResponse:
+        await release.wait()
+        return ProviderResponse(content="ok")
+
+    async with AgentStore(settings=settings) as admin:
+        admin.register_provider("scripted", FunctionProvider(model))
+        a, b = admin.for_tenant("a"), admin.for_tenant("b")
+        threads = {}
+        for name, view in (("a", a), ("b", b)):
+            agent = await view.create_agent(
+                AgentDefinition(name="A", role="r"), provider="scripted", model="m"
+            )
+            threads[name] = [await view.create_thread(agent) for _ in range(2)]
+        busy = [asyncio.ensure_future(a.run(t, "hold")) for t in threads["a"]]
+        busy.append(asyncio.ensure_future(b.run(threads["b"][0], "hold")))
+        for view, thread in ((a, threads["a"][0]), (a, threads["a"][1]), (b, threads["b"][0])):
+            await _until(lambda v=view, t=thread: _status_count(v, t, "in_progress", 1))
+        waiting = [
+            asyncio.ensure_future(a.run(threads["a"][0], "w1")),
+            asyncio.ensure_future(a.run(threads["a"][1], "w2")),
+        ]
+        await _until(lambda: _queued(a, threads["a"][0], 1))
+        await _until(lambda: _queued(a, threads["a"][1], 1))
+        with pytest.raises(ThreadBusyError, match="this tenant already has 2 runs waiting") as err:
+            await a.run(threads["a"][1], "w3", busy_timeout=3)
+        assert err.value.details["waiting_cap"] == "tenant"
+        waiting.append(asyncio.ensure_future(b.run(threads["b"][0], "b waits")))
+        await _until(lambda: _queued(b, threads["b"][0], 1))  # tenant b is not affected
+        release.set()
+        results = await asyncio.gather(*busy, *waiting)
+        assert all(r.content == "ok" for r in results)
+
+
+async def test_a_waiter_starting_beside_a_heartbeat_cannot_deadlock(ai: AgentStore) -> None:
+    """A heartbeat renews, in one statement, the lease of a thread's active run and of a run
+    waiting for that thread. If the waiter's START could update its row while the active
+    run's row is being renewed, each would wait for the other (PostgreSQL: deadlock).
+    Replayed step by step on two connections: START must not wait at all."""
+    from ai_agents.runs import rows
+
+    gate = asyncio.Event()
+
+    async def hold(request: ProviderRequest) -> ProviderResponse:
+        await gate.wait()
+        return ProviderResponse(content="ok")
+
+    thread = await _thread(ai, FunctionProvider(hold))
+    first = asyncio.ensure_future(ai.run(thread, "hold"))
+    await _until(lambda: _status_count(ai, thread, "in_progress", 1))
+    waiter = asyncio.ensure_future(ai.run(thread, "wait"))
+    await _until(lambda: _queued(ai, thread, 1))
+    runs = {r.status: r.id for r in (await ai.list_runs(thread)).items}
+    url = str(ai.settings.database_url)
+    beat, start = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        async with beat.transaction():
+            await beat.execute(  # the heartbeat has renewed the active run's row ...
+                "UPDATE runs SET lease_expires_at = now() + interval '30 s' WHERE id = $1",
+                runs["in_progress"],
+            )
+            # ... when the head waiter tries to take the thread: it must not wait for that.
+            started = await asyncio.wait_for(
+                start.fetchrow(rows.START, runs["queued"], "other-process", 30.0), 5
+            )
+            assert started is not None and started["run_created_at"] is None
+            await beat.execute(  # the heartbeat goes on to the waiter's row
+                "UPDATE runs SET lease_expires_at = now() + interval '30 s' WHERE id = $1",
+                runs["queued"],
+            )
+    finally:
+        await beat.close()
+        await start.close()
+    gate.set()
+    assert [(await first).content, (await waiter).content] == ["ok", "ok"]

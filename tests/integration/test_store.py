@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from ai_agents import AgentDefinition, AgentStore
+from ai_agents.config import Settings
 from ai_agents.errors import LimitExceeded, NotFoundError, UsageError, ValidationError
 from ai_agents.messages import ToolCall
 
@@ -29,7 +32,8 @@ async def _agent(store: AgentStore, **kw: object) -> uuid.UUID:
 # --- agents -----------------------------------------------------------------------------
 
 
-async def test_agent_round_trip(store: AgentStore) -> None:
+async def test_agent_round_trip(store: AgentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:11434")  # ollama is enabled where configured
     agent_id = await _agent(
         store,
         memory_strategy="summarize",
@@ -106,6 +110,118 @@ async def test_bad_ids_give_clear_errors(store: AgentStore) -> None:
         await store.list_threads(cursor="garbage!!")
     with pytest.raises(ValidationError, match="limit"):
         await store.list_threads(limit=0)
+
+
+async def _field_of(call: object) -> str:
+    with pytest.raises(ValidationError) as info:
+        await call  # type: ignore[misc]
+    field: str = info.value.details["field"]
+    return field
+
+
+async def test_agent_settings_are_validated_on_create_and_update(store: AgentStore) -> None:
+    """Hardening 2: what no run could use is refused when saved, naming the field."""
+    for settings, field in [
+        ({"max_tool_iterations": "abc"}, "settings.max_tool_iterations"),
+        ({"max_tool_iterations": -5}, "settings.max_tool_iterations"),
+        ({"max_tool_iterations": 100_000}, "settings.max_tool_iterations"),  # the ceiling
+        ({"tool_timeout": "x"}, "settings.tool_timeout"),
+        ({"max_output_tokens": "lots"}, "settings.max_output_tokens"),
+        ({"max_output_tokens": 1_000_000}, "settings.max_output_tokens"),
+        ({"max_output_tokens": 16_001}, "settings.max_output_tokens"),  # gpt-4o's max_output
+        ({"user_rpm": "x"}, "settings.user_rpm"),
+        ({"retry": {"max_attempts": 0}}, "settings.retry.max_attempts"),
+        ({"routing": {"colour": 1}}, "settings.routing"),
+        ({"colour": "blue"}, "settings.colour"),
+    ]:
+        assert await _field_of(_agent(store, settings=settings)) == field, settings
+    assert (await store.list_agents()).items == []  # nothing was saved
+
+    agent_id = await _agent(store, settings={"max_tool_iterations": 50, "temperature": 0.3})
+    assert await _field_of(store.update_agent(agent_id, settings={"tool_timeout": 0})) == (
+        "settings.tool_timeout"
+    )
+    # A smaller model makes a saved output cap invalid: checked when the model changes.
+    await store.update_agent(agent_id, settings={"max_output_tokens": 16_000})
+    assert await _field_of(store.update_agent(agent_id, model="gpt-4")) == (
+        "settings.max_output_tokens"
+    )
+    agent = await store.get_agent(agent_id)
+    assert (agent.model, agent.settings) == ("gpt-4o", {"max_output_tokens": 16_000})
+
+
+async def test_agent_ceilings_come_from_the_deployment_settings(
+    settings: Settings, redis_cleanup: None
+) -> None:
+    low = AgentStore(
+        settings=replace(settings, max_tool_iterations_ceiling=5, max_output_tokens_ceiling=100)
+    )
+    try:
+        with pytest.raises(ValidationError, match="at most 5 .*max_tool_iterations_ceiling"):
+            await _agent(low, settings={"max_tool_iterations": 6})
+        with pytest.raises(ValidationError, match="at most 100 .*max_output_tokens_ceiling"):
+            await _agent(low, settings={"max_output_tokens": 101})
+        await _agent(low, settings={"max_tool_iterations": 5, "max_output_tokens": 100})
+    finally:
+        await low.close()
+
+
+async def test_an_agent_saved_before_validation_can_still_be_renamed(store: AgentStore) -> None:
+    agent_id = await _agent(store)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE agents SET settings = :s WHERE id = :id"),
+            {"s": '{"max_tool_iterations": "abc", "legacy": 1}', "id": agent_id},
+        )
+    renamed = await store.update_agent(agent_id, name="Renamed")
+    assert renamed.definition.name == "Renamed"
+    await store.deactivate_agent(agent_id)
+    with pytest.raises(ValidationError, match="settings.max_tool_iterations"):
+        await store.update_agent(agent_id, settings={"max_tool_iterations": "abc"})
+    fixed = await store.update_agent(agent_id, settings={"max_tool_iterations": 3})
+    assert fixed.settings == {"max_tool_iterations": 3}
+
+
+async def test_fallbacks_and_memory_config_name_the_bad_field(store: AgentStore) -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"fallbacks": [{"provider": "openai"}]}, "fallbacks[0]"),
+        ({"fallbacks": [{"provider": "openai", "model": "m", "x": 1}]}, "fallbacks[0]"),
+        ({"fallbacks": [{"provider": 5, "model": "gpt-4o"}]}, "fallbacks[0].provider"),
+        ({"fallbacks": [{"provider": "nope", "model": "m"}]}, "fallbacks[0]"),
+        ({"fallbacks": {"provider": "openai"}}, "fallbacks"),
+        ({"memory_config": {"max_messages": "20"}}, "memory_config.max_messages"),
+        ({"memory_config": {"max_messages": 10**12}}, "memory_config.max_messages"),
+        (
+            {"memory_strategy": "first_last", "memory_config": {"preserve_first": 2.5}},
+            "memory_config.preserve_first",
+        ),
+        (
+            {"memory_strategy": "summarize", "memory_config": {"summary_model": 4}},
+            "memory_config.summary_model",
+        ),
+        (
+            {"memory_strategy": "summarize", "memory_config": {"summary_provider": "nope"}},
+            "memory_config.summary_provider",
+        ),
+        ({"memory_strategy": "vector", "memory_config": {"top_k": -1}}, "memory_config.top_k"),
+    ]
+    for kw, field in cases:
+        assert await _field_of(_agent(store, **kw)) == field, kw
+    await _agent(store, fallbacks=[{"provider": "openai", "model": "gpt-4o-mini"}])
+
+
+async def test_messages_with_nul_are_refused_naming_the_field(store: AgentStore) -> None:
+    """Hardening 9: a clear ValidationError, not a driver error after the insert."""
+    thread_id = await store.create_thread(await _agent(store))
+    assert await _field_of(store.add_message(thread_id, "user", "a\x00b")) == "content"
+    assert await _field_of(
+        store.add_message(thread_id, "user", "hi", metadata={"tags": ["ok", "\x00"]})
+    ) == ("metadata.tags[1]")
+    call = ToolCall(id="c1", name="add", arguments={"a": "\x00"})
+    assert await _field_of(store.add_message(thread_id, "assistant", None, tool_calls=[call])) == (
+        "tool_calls[0].arguments.a"
+    )
+    assert (await store.get_thread(thread_id)).message_count == 0
 
 
 # --- threads ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ duplicated host port, and app services wired to the wrong hosts.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def test_ports_are_sane(services: dict[str, dict[str, Any]]) -> None:
             seen[host] = name
             if name in ("postgres", "redis", "opensearch", "ollama"):
                 assert ip == "127.0.0.1", f"{name} must not be exposed beyond the host"
-    expected = {"postgres": 5432, "redis": 6379, "opensearch": 9200, "ollama": 11434, "api": 8000}
+    expected = {"postgres": 5432, "redis": 6379, "ollama": 11434, "api": 8000}
     for name, port in expected.items():
         containers = [_port_pairs(p)[2] for p in services[name].get("ports") or []]
         assert port in containers, f"{name} should publish its port {port}"
@@ -180,12 +181,64 @@ def test_app_services_are_wired_to_the_backing_services(
     assert "/api/v1/health" in str(services["api"]["healthcheck"]["test"])
 
 
-def test_opensearch_is_single_node_without_security_for_dev(
+def test_opensearch_without_security_is_on_an_internal_network_only(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    opensearch = services["opensearch"]
+    env = opensearch["environment"]
+    assert env["discovery.type"] == "single-node"
+    if env.get("DISABLE_SECURITY_PLUGIN") != "true":
+        return  # with its security plugin on, it may live anywhere
+    # No login, no TLS: reachable only over an internal network, never from the host.
+    assert not opensearch.get("ports"), "an OpenSearch without security publishes no port"
+    networks = opensearch.get("networks")
+    assert networks, "OpenSearch must not sit on the default network"
+    for network in networks:
+        assert compose["networks"][network].get("internal") is True, network
+    members = {
+        name
+        for name, service in services.items()
+        if set(service.get("networks") or ()) & set(networks)
+    }
+    assert members == {"opensearch", "api", "worker"}
+    # The reason is written where someone would add a port.
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "internal" in text and "Do not add `ports:` here" in text
+
+
+def _required(value: str, variable: str) -> bool:
+    """``${VAR:?message}``: compose refuses to start when VAR is unset or empty."""
+    return f"${{{variable}:?" in value
+
+
+def test_the_postgres_password_is_required_from_the_environment(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    env = services["opensearch"]["environment"]
-    assert env["discovery.type"] == "single-node"
-    assert env["DISABLE_SECURITY_PLUGIN"] == "true"
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "POSTGRES_PASSWORD:-" not in text and "POSTGRES_PASSWORD-" not in text, (
+        "no default password"
+    )
+    assert _required(services["postgres"]["environment"]["POSTGRES_PASSWORD"], "POSTGRES_PASSWORD")
+    for name in ("api", "worker", "migrate"):
+        url = services[name]["environment"]["AI_AGENTS_DATABASE_URL"]
+        assert _required(url, "POSTGRES_PASSWORD"), name
+    assert "set POSTGRES_PASSWORD in .env" in text  # the error says what to do
+
+
+def test_env_example_lists_every_variable_compose_reads() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
+    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", text))
+    assert "POSTGRES_PASSWORD" in required
+    example = (ROOT / ".env.example").read_text()
+    values = dict(
+        line.split("=", 1)
+        for line in example.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+    assert used <= set(values), f"missing from .env.example: {used - set(values)}"
+    # The example holds no secret: every value is left for the operator to fill in.
+    assert all(not v.strip() for v in values.values()), values
 
 
 def test_dockerfile_runs_the_cli() -> None:

@@ -9,6 +9,7 @@ import pytest
 from ai_agents.errors import (
     ProviderAuthError,
     ProviderBadRequest,
+    ProviderBadResponse,
     ProviderConnectionError,
     ProviderOverloaded,
     ProviderRateLimited,
@@ -28,6 +29,7 @@ from ai_agents.providers.retry import RetryPolicy, is_retryable
         (ProviderOverloaded("529", provider="p", status=529), True, True),
         (ProviderTimeout("slow", provider="p"), True, True),
         (ProviderConnectionError("refused", provider="p"), True, True),
+        (ProviderBadResponse("garbage", provider="p", status=200), True, True),
         (ProviderBadRequest("400", provider="p", status=400), False, False),
         (ProviderAuthError("401", provider="p", status=401), False, False),
         (ProviderUnavailable("all down", provider="p"), False, False),

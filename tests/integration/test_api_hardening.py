@@ -1,0 +1,475 @@
+"""Hardening of the REST API against hostile or sloppy clients, over real HTTP.
+
+- every body endpoint (listed from the app's own routes) refuses JSON nested deeper than
+  ``max_json_depth`` with a 400 naming the problem, and a body that is not JSON with 415;
+- percent escapes that are not UTF-8 are a 400, not a U+FFFD that aliases another key;
+- 5xx answers and the health check say what is down, never where (no host, port, URL or
+  environment variable name); an unknown tool names only itself;
+- a flood of bad keys costs a bounded number of database lookups, then 429s; the key
+  cache evicts least recently used entries one by one;
+- a key revoked through one API process is refused by another at the very next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import aconnect_sse
+from litestar.routes import HTTPRoute
+from redis.asyncio import Redis
+from sqlalchemy import event
+
+from ai_agents.config import Settings
+from ai_agents.errors import ConfigurationError, ProviderConnectionError
+from ai_agents.testing import ScriptedProvider, call
+from ai_agents.tools.decorator import tool
+from ai_agents.tools.registry import ToolRegistry
+from api.config import ApiConfig
+from api.keys import KeyStore
+from api.testing import RunningApi, free_port, running_api
+
+JSON = dict[str, Any]
+MAX_BODY = 64 * 1024
+#: What must never appear in an answer about the server's own infrastructure.
+SERVER_SECRETS = ("127.0.0.1", "localhost", "redis://", "postgresql://", "AI_AGENTS_", "Errno")
+
+
+@pytest.fixture
+def script() -> ScriptedProvider:
+    return ScriptedProvider()
+
+
+def _tools() -> ToolRegistry:
+    registry = ToolRegistry()
+
+    @tool(registry=registry)
+    def ping() -> str:
+        """Answers pong."""
+        return "pong"
+
+    @tool(registry=registry)
+    def internal_payroll_export() -> str:
+        """A tool whose very name is nobody's business outside the server."""
+        return "secret"
+
+    return registry
+
+
+def _config(**overrides: Any) -> ApiConfig:
+    defaults: dict[str, Any] = {"max_body_bytes": MAX_BODY, "default_rpm": 0}
+    return ApiConfig(**{**defaults, **overrides})
+
+
+@pytest.fixture
+def api(settings: Settings, redis_cleanup: None, script: ScriptedProvider) -> Iterator[RunningApi]:
+    with running_api(
+        settings, providers={"scripted": script}, tools=_tools(), config=_config()
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
+    key = api.create_key("acme", admin=True)
+    async with httpx.AsyncClient(
+        base_url=api.api, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as c:
+        yield c
+
+
+def _body_endpoints(api: RunningApi) -> list[tuple[str, str]]:
+    """(method, path) of every operation that takes a request body, from the app itself."""
+    found = []
+    for route in api.app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if "data" not in handler.parsed_fn_signature.parameters:
+                continue
+            path = route.path_format.removeprefix("/api/v1")
+            for name in route.path_parameters:
+                value = "u1" if name in ("user_id", "key") else str(uuid.uuid4())
+                path = path.replace("{" + name + "}", value)
+            for method in handler.http_methods:
+                found.append((method, path))
+    return sorted(found)
+
+
+def _deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+async def test_every_body_endpoint_refuses_deep_json_and_non_json(
+    api: RunningApi, client: httpx.AsyncClient
+) -> None:
+    endpoints = _body_endpoints(api)
+    assert len(endpoints) >= 9, endpoints
+    assert ("POST", "/agents") in endpoints and ("PUT", "/users/u1/memory/u1") in endpoints
+    json_type = {"content-type": "application/json"}
+    for method, path in endpoints:
+        body = '{"metadata": ' + _deep(999) + "}"
+        r = await client.request(method, path, content=body, headers=json_type)
+        assert r.status_code == 400, (method, path, r.text)
+        error = r.json()
+        assert error["code"] == "invalid_request"
+        assert "nested too deeply" in error["message"] and "32" in error["message"]
+        assert error["details"] == {"max_depth": 32}
+
+        for headers in ({"content-type": "text/plain"}, {}, {"content-type": "text/json"}):
+            r = await client.request(method, path, content=b'{"a": 1}', headers=headers)
+            assert r.status_code == 415, (method, path, headers, r.text)
+            assert r.json()["code"] == "unsupported_media_type"
+            assert "application/json" in r.json()["message"]
+
+
+async def test_depth_limit_boundary_and_size_limits(client: httpx.AsyncClient) -> None:
+    agent = (
+        await client.post(
+            "/agents", json={"name": "A", "role": "r", "provider": "scripted", "model": "m"}
+        )
+    ).json()
+
+    def thread_body(metadata_depth: int) -> str:
+        # The body is level 1, ``metadata`` level 2: metadata_depth 31 makes 32 in all.
+        inner: str = "1"
+        for _ in range(metadata_depth - 1):
+            inner = '{"a": ' + inner + "}"
+        return '{"agent_id": "' + str(agent["id"]) + '", "metadata": {"a": ' + inner + "}}"
+
+    r = await client.post(
+        "/threads", content=thread_body(31), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(
+        "/threads",
+        content=thread_body(32),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert r.status_code == 400 and r.json()["details"] == {"max_depth": 32}
+    # A +json media type is JSON too; another charset is not.
+    r = await client.patch(
+        f"/agents/{agent['id']}",
+        content=b'{"goal": "g"}',
+        headers={"content-type": "application/merge-patch+json"},
+    )
+    assert r.status_code == 200, r.text
+    r = await client.patch(
+        f"/agents/{agent['id']}",
+        content=b'{"goal": "g"}',
+        headers={"content-type": "application/json; charset=latin-1"},
+    )
+    assert r.status_code == 415
+    # Huge arrays and strings are bounded by the body size limit.
+    for value in ([0] * MAX_BODY, "x" * MAX_BODY, {str(i): i for i in range(MAX_BODY // 4)}):
+        r = await client.post("/threads", json={"agent_id": agent["id"], "metadata": {"v": value}})
+        assert r.status_code == 413 and r.json()["code"] == "request_too_large"
+    # A body-less fork still needs no content type.
+    thread = (await client.post("/threads", json={"agent_id": agent["id"]})).json()
+    assert (await client.post(f"/threads/{thread['id']}/fork")).status_code == 201
+
+
+async def test_invalid_utf8_in_path_and_query_is_400(client: httpx.AsyncClient) -> None:
+    r = await client.put("/users/u1/memory/%C3%BF", json={"value": "kept"})
+    assert r.status_code == 200
+    for path in ("/users/u1/memory/%FE", "/users/u1/memory/%FF", "/users/%C3/memory"):
+        r = await client.put(path, json={"value": "overwritten?"})
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["details"] == {"location": "path"}
+        assert "UTF-8" in r.json()["message"]
+    r = await client.get("/users/u1/memory")
+    assert r.json()["values"] == {"ÿ": "kept"}  # nothing was written under U+FFFD
+    r = await client.get("/threads?user_id=%FE")
+    assert r.status_code == 400 and r.json()["details"] == {"location": "query"}
+    r = await client.get("/threads?user_id=%C3%A9")
+    assert r.status_code == 200
+
+
+def _assert_reveals_nothing(text: str, *extra: str) -> None:
+    for secret in (*SERVER_SECRETS, *extra):
+        assert secret not in text, f"{secret!r} leaked: {text}"
+
+
+async def test_dependencies_down_are_named_without_hosts(
+    settings: Settings, redis_cleanup: None
+) -> None:
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    with running_api(
+        Settings(database_url=settings.database_url, redis_url=dead_redis),
+        config=_config(default_rpm=600),  # the per-key limiter needs Redis
+    ) as api:
+        key = api.create_key("acme")
+        async with httpx.AsyncClient(base_url=api.api) as c:
+            r = await c.get("/health")
+            assert r.status_code == 503
+            assert r.json()["checks"]["redis"]["error"] == "Redis unavailable"
+            _assert_reveals_nothing(r.text, dead_redis.split(":")[2].split("/")[0])
+            r = await c.get("/agents", headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 503 and r.json()["code"] == "rate_limiter_unavailable"
+            assert "Redis" in r.json()["message"]
+            _assert_reveals_nothing(r.text, "fail_open")
+
+    port = free_port()
+    database = settings.database_url
+    assert database is not None
+    dead_db = database.rsplit("/", 1)[0].replace(":5432", f":{port}") + "/nothing"
+    with running_api(
+        Settings(database_url=dead_db, redis_url=settings.redis_url), config=_config()
+    ) as api:
+        async with httpx.AsyncClient(base_url=api.api) as c:
+            r = await c.get("/agents", headers={"Authorization": "Bearer aak_" + "x" * 43})
+            assert r.status_code == 503
+            assert r.json() == {
+                "code": "storage_error",
+                "message": "database unavailable",
+                "details": {},
+                "retry_after": None,
+            }
+            r = await c.get("/health")
+            assert r.json()["checks"]["postgres"]["error"] == "database unavailable"
+            _assert_reveals_nothing(r.text, str(port))
+
+
+async def test_provider_and_configuration_failures_reveal_no_infrastructure(
+    client: httpx.AsyncClient, script: ScriptedProvider
+) -> None:
+    agent = (
+        await client.post(
+            "/agents",
+            json={
+                "name": "A",
+                "role": "r",
+                "provider": "scripted",
+                "model": "m",
+                "tools": ["ping"],
+            },
+        )
+    ).json()
+    thread = (await client.post("/threads", json={"agent_id": agent["id"]})).json()["id"]
+    url = f"/threads/{thread}/runs"
+    internal = "http://10.20.30.40:11434"
+    script.add(ProviderConnectionError(f"cannot reach ollama at {internal}", provider="scripted"))
+    r = await client.post(url, json={"input": "a"})
+    assert r.status_code == 503 and r.json()["code"] == "provider_connection_error"
+    assert r.json()["message"] == "model provider 'scripted' cannot be reached"
+    assert r.json()["details"]["provider"] == "scripted"
+    _assert_reveals_nothing(r.text, "10.20.30.40")
+
+    script.add(ConfigurationError("set AI_AGENTS_PROVIDERS: /etc/ai-agents/providers.json"))
+    r = await client.post(url, json={"input": "b"})
+    assert r.status_code == 503 and r.json()["code"] == "configuration_error"
+    _assert_reveals_nothing(r.text, "/etc/ai-agents")
+
+    # The same in a stream's error event.
+    script.add(call("ping"), ProviderConnectionError(f"down: {internal}", provider="scripted"))
+    async with aconnect_sse(client, "POST", url, json={"input": "c", "stream": True}) as source:
+        events = [(sse.event, sse.data) async for sse in source.aiter_sse()]
+    assert events[-1][0] == "error"
+    assert "model provider 'scripted' cannot be reached" in events[-1][1]
+    _assert_reveals_nothing(events[-1][1], "10.20.30.40")
+
+    # The runs recorded those failures; reading them back reveals nothing either.
+    runs = (await client.get(f"/threads/{thread}/runs", params={"limit": 10})).json()["data"]
+    errors = [run["last_error"] for run in runs]
+    assert {e["code"] for e in errors} == {"provider_connection_error", "configuration_error"}
+    assert "the model provider cannot be reached" in [e["message"] for e in errors]
+    for run in runs:
+        text = (await client.get(f"/runs/{run['id']}")).text
+        _assert_reveals_nothing(text, "10.20.30.40")
+        _assert_reveals_nothing(text, "/etc/ai-agents")
+
+
+async def test_unknown_tool_names_only_the_unknown_names(client: httpx.AsyncClient) -> None:
+    base = {"name": "A", "role": "r", "provider": "scripted", "model": "m"}
+    r = await client.post("/agents", json={**base, "tools": ["ping", "nope", "nix"]})
+    assert r.status_code == 422, r.text
+    _assert_reveals_nothing(r.text, "internal_payroll_export", "registered")
+    assert r.json() == {
+        "code": "unknown_tool",
+        "message": "unknown tool(s): nope, nix",
+        "details": {"field": "tools", "unknown": ["nope", "nix"]},
+        "retry_after": None,
+    }
+    agent = (await client.post("/agents", json=base)).json()
+    r = await client.patch(f"/agents/{agent['id']}", json={"tools": ["nope"]})
+    assert r.status_code == 422 and r.json()["details"]["unknown"] == ["nope"]
+    answers = [r.text]
+    thread = (await client.post("/threads", json={"agent_id": agent["id"]})).json()["id"]
+    r = await client.post(f"/threads/{thread}/runs", json={"input": "x", "tools": ["nope"]})
+    assert r.status_code == 422 and r.json()["details"]["unknown"] == ["nope"]
+    answers.append(r.text)
+    for answer in answers:
+        _assert_reveals_nothing(answer, "internal_payroll_export", "ping", "registered")
+    # The library's own message stays helpful for developers.
+    with pytest.raises(Exception, match="registered: internal_payroll_export, ping"):
+        _tools().resolve(["nope"])
+
+
+@contextmanager
+def _key_lookups(api: RunningApi) -> Iterator[list[str]]:
+    """Every SELECT on api_keys the app's engine sends, while the block runs."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "api_keys" in statement:
+            seen.append(statement)
+
+    async def engine() -> Any:
+        return api.store.engine.sync_engine
+
+    sync_engine = api.call(engine())
+    event.listen(sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", record)
+
+
+def _random_key() -> str:
+    return "aak_" + uuid.uuid4().hex + uuid.uuid4().hex[:11]
+
+
+async def test_a_flood_of_bad_keys_costs_bounded_lookups_then_429(
+    settings: Settings, redis_cleanup: None
+) -> None:
+    config = _config(auth_failure_limit=20, auth_failure_window=60.0, key_cache_ttl=300.0)
+    with running_api(settings, config=config) as api:
+        good = api.create_key("acme")
+        async with httpx.AsyncClient(base_url=api.api, timeout=30) as c:
+            assert (await c.get("/threads", headers=_bearer(good))).status_code == 200
+            with _key_lookups(api) as lookups:
+                # The same bad key again and again: looked up once (negative cache).
+                repeated = _random_key()
+                for _ in range(5):
+                    r = await c.get("/threads", headers=_bearer(repeated))
+                    assert r.status_code == 401
+                assert len(lookups) == 1
+                answers: list[httpx.Response] = []
+                for _ in range(30):  # 300 random keys, 10 at a time
+                    answers += await asyncio.gather(
+                        *(c.get("/threads", headers=_bearer(_random_key())) for _ in range(10))
+                    )
+                assert len(lookups) <= 20, len(lookups)
+            statuses = [a.status_code for a in answers]
+            assert statuses.count(401) == 15 and statuses.count(429) == 285
+            for refused in (a for a in answers if a.status_code == 429):
+                assert 1 <= int(refused.headers["retry-after"]) <= 60
+                body = refused.json()
+                assert body["code"] == "rate_limited" and 0 < body["retry_after"] <= 60
+                assert body["details"]["reason"] == "failed_authentications"
+            # A key this process knows to be valid is never throttled...
+            assert (await c.get("/threads", headers=_bearer(good))).status_code == 200
+            # ...a key it does not know yet waits like any other attempt from the address.
+            fresh = api.create_key("acme")
+            assert (await c.get("/threads", headers=_bearer(fresh))).status_code == 429
+
+
+async def test_the_key_cache_evicts_the_least_recently_used_key(api: RunningApi) -> None:
+    keys = KeyStore(api.store, cache_ttl=300.0, cache_size=2)
+
+    async def secrets() -> list[str]:
+        return [(await keys.create(tenant_id="acme", name=f"k{i}")).secret for i in range(3)]
+
+    one, two, three = api.call(secrets())
+
+    def authenticate(secret: str) -> int:
+        with _key_lookups(api) as lookups:
+            assert api.call(keys.authenticate(secret)) is not None
+        return len(lookups)
+
+    assert [authenticate(one), authenticate(two)] == [1, 1]
+    assert authenticate(one) == 0  # cached; "two" is now the least recently used
+    assert authenticate(three) == 1  # evicts "two" only
+    assert authenticate(one) == 0
+    assert authenticate(two) == 1
+
+
+def _bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@contextmanager
+def _serve_process(settings: Settings) -> Iterator[str]:
+    """``ai-agents serve`` in its own process; yields its /api/v1 URL."""
+    assert settings.database_url and settings.redis_url
+    env = {
+        **os.environ,
+        "AI_AGENTS_DATABASE_URL": settings.database_url,
+        "AI_AGENTS_REDIS_URL": settings.redis_url,
+        "AI_AGENTS_REDIS_PREFIX": settings.redis_prefix,
+        "AI_AGENTS_API_KEY_CACHE_TTL": "300",  # only the announcement can drop a key
+    }
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ai_agents", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=30)[0]
+        assert server.returncode == 0, output
+
+
+async def _subscribers(settings: Settings, channel: str, wanted: int) -> None:
+    """Wait until *wanted* processes listen for revocations (observable state)."""
+    redis = Redis.from_url(str(settings.redis_url))
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            counts = dict(await redis.pubsub_numsub(channel))
+            if counts.get(channel.encode(), 0) >= wanted:
+                return
+            assert time.monotonic() < deadline, counts
+            await asyncio.sleep(0.02)
+    finally:
+        await redis.aclose()
+
+
+@pytest.mark.slow  # starts an API server process
+async def test_a_revocation_reaches_every_api_process_at_once(
+    settings: Settings, redis_cleanup: None
+) -> None:
+    config = _config(key_cache_ttl=300.0)
+    with running_api(settings, config=config) as a, _serve_process(settings) as b_url:
+        await _subscribers(settings, a.store.keys.api_key_revoked_channel, 2)
+        admin = a.create_key("ops", admin=True)
+        keys: KeyStore = a.app.state.key_store
+        async with (
+            httpx.AsyncClient(base_url=a.api, timeout=30) as through_a,
+            httpx.AsyncClient(base_url=b_url, timeout=30) as through_b,
+        ):
+            for revoke_via, check_via in [(through_a, through_b)] * 5 + [(through_b, through_a)]:
+                created = a.call(keys.create(tenant_id="acme", name="short-lived"))
+                headers = _bearer(created.secret)
+                # Both processes know the key (cached for 300 s).
+                assert (await through_a.get("/threads", headers=headers)).status_code == 200
+                assert (await through_b.get("/threads", headers=headers)).status_code == 200
+                r = await revoke_via.delete(f"/keys/{created.key.id}", headers=_bearer(admin))
+                assert r.status_code == 200 and r.json()["revoked_at"]
+                r = await check_via.get("/threads", headers=headers)
+                assert r.status_code == 401, r.text
