@@ -16,6 +16,9 @@ schema when a run starts: a value of the wrong type stops the run before any mod
 | ``max_output_tokens`` | int | 1 .. ``Settings.max_output_tokens_ceiling`` and the model's ``max_output`` | the model's ``max_output`` (capped by the ceiling) |
 | ``temperature`` | number | 0 .. 2 | the vendor's |
 | ``use_user_memory`` | bool | | false |
+| ``memory_tools`` | bool | | false: no ``remember``/``forget``/``recall`` tools |
+| ``memory_scope`` | ``"user"`` or ``"agent"`` | | ``"user"`` (facts shared by the user's agents) |
+| ``memory_extraction`` | bool | | false: no fact extraction after turns |
 | ``user_rpm`` / ``user_tpm`` | int | >= 1 | no per-user limit |
 | ``retry`` | mapping | :meth:`RetryPolicy.from_mapping` | the deployment's policy |
 | ``routing`` | mapping | :func:`~ai_agents.providers.routing.validate_agent_routing` | no routing |
@@ -30,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
@@ -71,6 +74,15 @@ class AgentSettings(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     #: Append the user's memory facts to the system prompt (threads with a user_id).
     use_user_memory: bool | None = None
+    #: Offer the built-in ``remember``/``forget``/``recall`` tools (threads with a user_id;
+    #: see ai_agents/memory/tools.py). The user's facts are then also in the system prompt.
+    memory_tools: bool | None = None
+    #: Where memory tools and extraction write: ``user`` (shared by all the tenant's agents
+    #: for that user) or ``agent`` (this agent's own facts about the user).
+    memory_scope: Literal["user", "agent"] | None = None
+    #: After each completed turn, a background job extracts durable facts about the user
+    #: (``Settings.memory_extraction_model`` or the agent's model).
+    memory_extraction: bool | None = None
     user_rpm: int | None = Field(default=None, ge=1, le=_MAX_USER_RPM)
     user_tpm: int | None = Field(default=None, ge=1, le=_MAX_USER_TPM)
     #: Retry policy of model calls, validated by ``RetryPolicy.from_mapping``.

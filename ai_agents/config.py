@@ -121,6 +121,22 @@ class Settings:
     max_waiting_runs_per_thread: int = 100
     #: Runs that may wait for busy threads across one tenant; more get ``ThreadBusyError``.
     max_waiting_runs_per_tenant: int = 1000
+    #: MCP servers on agents (docs/tools.md). Hosts a remote MCP URL may name (``*`` any,
+    #: ``*.example.com`` a domain); empty: no remote MCP server may be added.
+    mcp_allowed_hosts: tuple[str, ...] = ()
+    #: Allow MCP URLs that resolve to private, loopback or link-local addresses.
+    mcp_allow_private_addresses: bool = False
+    #: Name -> argv of the stdio MCP servers agents may use (tenants name them, never
+    #: give commands).
+    mcp_stdio_commands: dict[str, list[str]] = field(default_factory=dict)
+    #: Key (Fernet, urlsafe base64 of 32 bytes) encrypting MCP secrets at rest.
+    mcp_secret_key: str | None = None
+    #: Seconds a server's tool list is cached; seconds one MCP tool call may take.
+    mcp_tools_ttl: float = 300.0
+    mcp_call_timeout: float = 30.0
+    #: Model used to extract durable user facts after a turn (``provider:model``); unset:
+    #: the agent's own model.
+    memory_extraction_model: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -162,6 +178,13 @@ class Settings:
             "run_action_timeout": _env("AI_AGENTS_RUN_ACTION_TIMEOUT"),
             "max_waiting_runs_per_thread": _env("AI_AGENTS_MAX_WAITING_RUNS_PER_THREAD"),
             "max_waiting_runs_per_tenant": _env("AI_AGENTS_MAX_WAITING_RUNS_PER_TENANT"),
+            "mcp_allowed_hosts": _env_list("AI_AGENTS_MCP_ALLOWED_HOSTS", ","),
+            "mcp_allow_private_addresses": _env("AI_AGENTS_MCP_ALLOW_PRIVATE_ADDRESSES"),
+            "mcp_stdio_commands": _env_json("AI_AGENTS_MCP_STDIO_COMMANDS"),
+            "mcp_secret_key": _env("AI_AGENTS_MCP_SECRET_KEY"),
+            "mcp_tools_ttl": _env("AI_AGENTS_MCP_TOOLS_TTL"),
+            "mcp_call_timeout": _env("AI_AGENTS_MCP_CALL_TIMEOUT"),
+            "memory_extraction_model": _env("AI_AGENTS_MEMORY_EXTRACTION_MODEL"),
         }
         values.update({k: v for k, v in env_map.items() if v is not None})
         values.update({k: v for k, v in overrides.items() if v is not None})

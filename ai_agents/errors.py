@@ -47,6 +47,12 @@ class ConfigurationError(UsageError):
     code = "configuration_error"
 
 
+class ConflictError(UsageError):
+    """The object cannot be created as asked: one with the same unique name exists."""
+
+    code = "conflict"
+
+
 class UnknownModelError(UsageError, LookupError):
     """The model-limits registry does not know this provider/model."""
 

@@ -67,6 +67,7 @@ from ai_agents.runs.turn import RunTicket, response_from_saved
 from ai_agents.runtime import Runtime
 from ai_agents.tokens import TokenCounter, default_counter
 from ai_agents.tools.registry import ToolRegistry, default_registry
+from ai_agents.tools.sources import ToolSource
 
 MAX_INPUT_CHARS = 1_000_000
 BusyPolicy = Literal["enqueue", "reject"]
@@ -150,7 +151,13 @@ class AgentRunner:
     def use_tools(self, tools: ToolRegistry) -> None:
         self.tools = self.loop.tools = tools
 
+    def add_tool_source(self, source: ToolSource) -> None:
+        """Offer the tools of *source* (MCP servers, memory tools) to every run."""
+        self.loop.tool_sources.append(source)
+
     async def aclose(self) -> None:
+        for source in self.loop.tool_sources:
+            await source.aclose()
         await self.supervisor.aclose()
         await self.providers.aclose()
 

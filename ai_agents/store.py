@@ -37,6 +37,7 @@ from ai_agents.db.tables import tenants, user_usage
 from ai_agents.definition import AgentDefinition
 from ai_agents.errors import ConfigurationError, LimitExceeded, UsageError, ValidationError
 from ai_agents.keys import RedisKeys
+from ai_agents.mcp.storage import ServerCache
 from ai_agents.messages import Message, Role, ToolCall
 from ai_agents.records import AgentRecord, Page, ThreadRecord, UsageTotals
 from ai_agents.runtime import Runtime
@@ -44,12 +45,15 @@ from ai_agents.runtime import Runtime
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from ai_agents.mcp.config import McpServerConfig
+    from ai_agents.mcp.storage import McpServerInfo
     from ai_agents.providers.base import Provider
     from ai_agents.queue.job_records import JobRecord
     from ai_agents.queue.jobs import RedisJobQueue
     from ai_agents.response import AgentResponse, RunEvent
     from ai_agents.runner import AgentRunner, RunOptions
     from ai_agents.runs.records import RunRecord, RunStep, ToolOutput
+    from ai_agents.runs.turn import Completion, RunTicket
     from ai_agents.tools.registry import ToolRegistry
 
 MAX_PAGE = 1000
@@ -74,6 +78,8 @@ class _Shared:
         self.jobs: RedisJobQueue | None = None
         #: Optional components of other packages (e.g. documents), closed with the store.
         self.extensions: dict[str, Any] = {}
+        #: Each agent's MCP servers as its last run here read them (by ``updated_at``).
+        self.mcp_servers = ServerCache()
 
 
 class AgentStore:
@@ -463,7 +469,30 @@ class AgentStore:
             self._shared.runner = AgentRunner(
                 self.runtime, tools=self._shared.tools, tool_store=self
             )
+            self._install_memory(self._shared.runner)
+            self._install_mcp(self._shared.runner)
         return self._shared.runner
+
+    def _install_mcp(self, runner: AgentRunner) -> None:
+        """The tools of the MCP servers configured on the agent (docs/tools.md)."""
+        from ai_agents.mcp.source import McpToolSource
+
+        runner.add_tool_source(
+            McpToolSource(self.settings, loader=self.for_tenant(None)._load_mcp_servers)
+        )
+
+    def _install_memory(self, runner: AgentRunner) -> None:
+        """Memory the agent keeps: the memory tools, and extraction after turns."""
+        from ai_agents.memory.extraction import enqueue_extraction
+        from ai_agents.memory.tools import MemoryToolSource
+
+        runner.add_tool_source(MemoryToolSource(self.runtime))
+        store = self.for_tenant(None)
+
+        async def extract_after(ticket: RunTicket, completion: Completion) -> None:
+            await enqueue_extraction(store, ticket, completion)
+
+        runner.runs.after_turn.append(extract_after)
 
     @property
     def tools(self) -> ToolRegistry:
@@ -941,6 +970,95 @@ class AgentStore:
         agent = parse_uuid(agent_id, "agent")
         await self.get_agent(agent)  # visible to this tenant?
         return agent
+
+    # --- MCP servers on agents (docs/tools.md) ---------------------------------------
+
+    async def add_mcp_server(
+        self,
+        agent_id: UUID | str,
+        *,
+        name: str,
+        transport: str,
+        url: str | None = None,
+        command: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        bearer_token: str | None = None,
+        allowed_tools: Sequence[str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - each tool call's limit, stored
+    ) -> McpServerInfo:
+        """Give the agent the tools of an MCP server; its secrets are stored encrypted.
+
+        ``url`` (``streamable_http``/``sse``) must name a host of
+        ``settings.mcp_allowed_hosts`` resolving to public addresses; ``command``
+        (``stdio``) a name of ``settings.mcp_stdio_commands``. The answer names the
+        headers and says whether a token is set, never their values.
+        """
+        from ai_agents.mcp import storage as mcp_storage
+
+        ident = parse_uuid(agent_id, "agent")
+        server = await mcp_storage.validate_server(
+            self.settings,
+            name=name,
+            transport=transport,
+            url=url,
+            command=command,
+            headers=headers,
+            bearer_token=bearer_token,
+            allowed_tools=allowed_tools,
+            timeout=timeout,
+        )
+        async with self._tx("add_mcp_server") as conn:
+            return await mcp_storage.insert_server(conn, self._scope, ident, server, self.settings)
+
+    async def list_mcp_servers(self, agent_id: UUID | str) -> list[McpServerInfo]:
+        """The agent's MCP servers, oldest first (without secret values)."""
+        from ai_agents.mcp import storage as mcp_storage
+
+        ident = parse_uuid(agent_id, "agent")
+        async with self._read("list_mcp_servers") as conn:
+            return await mcp_storage.list_servers(conn, self._scope, ident)
+
+    async def get_mcp_server(self, agent_id: UUID | str, server_id: UUID | str) -> McpServerInfo:
+        from ai_agents.mcp import storage as mcp_storage
+
+        ident = parse_uuid(agent_id, "agent")
+        server = parse_uuid(server_id, "mcp_server")
+        async with self._read("get_mcp_server") as conn:
+            return await mcp_storage.get_server(conn, self._scope, ident, server)
+
+    async def remove_mcp_server(self, agent_id: UUID | str, server_id: UUID | str) -> None:
+        """Remove one MCP server of the agent (its next run no longer has its tools)."""
+        from ai_agents.mcp import storage as mcp_storage
+
+        ident = parse_uuid(agent_id, "agent")
+        server = parse_uuid(server_id, "mcp_server")
+        async with self._tx("remove_mcp_server") as conn:
+            await mcp_storage.delete_server(conn, self._scope, ident, server)
+
+    async def rotate_mcp_secrets(self) -> int:
+        """Re-encrypt every MCP server's secrets under the first key of
+        ``settings.mcp_secret_key`` (admin view only: all tenants). Returns the rows."""
+        from ai_agents.mcp import storage as mcp_storage
+
+        if not self._scope.is_admin:
+            raise UsageError("rotating MCP secrets needs the admin view: store.for_tenant(None)")
+        async with self._tx("rotate_mcp_secrets") as conn:
+            return await mcp_storage.rotate_secrets(conn, self.settings)
+
+    async def _load_mcp_servers(self, agent: AgentRecord) -> list[McpServerConfig]:
+        """The agent's MCP servers with secrets decrypted (the run-time tool source's
+        loader); read again only when the agent changed since the last run here."""
+        from ai_agents.mcp import storage as mcp_storage
+
+        cache = self._shared.mcp_servers
+        servers = cache.get(agent.id, agent.updated_at)
+        if servers is None:
+            async with self._read("load_mcp_servers") as conn:
+                servers = await mcp_storage.load_mcp_servers(
+                    conn, self.settings, tenant_id=agent.tenant_id, agent_id=agent.id
+                )
+            cache.put(agent.id, agent.updated_at, servers)
+        return servers
 
     # --- usage ------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from api.auth import FailedAuthThrottle, KeyRateLimiter, provide_principal
 from api.config import ApiConfig
 from api.errors import EXCEPTION_HANDLERS, status_of
 from api.keys import KeyStore
+from api.mcp import McpEndpoint
 from api.metrics import Metrics
 from api.request import ApiRequest, RequestChecks
 from api.routes import ROUTES
@@ -135,8 +136,11 @@ def create_app(
             max_age=600,
         )
     checks = RequestChecks()
+    mcp = McpEndpoint(
+        store, stateless=config.mcp_stateless
+    )  # /mcp: the tenant's agents over MCP (Streamable HTTP)
     app = Litestar(
-        route_handlers=[Router(API_PREFIX, route_handlers=ROUTES)],
+        route_handlers=[Router(API_PREFIX, route_handlers=ROUTES), mcp.handler],
         before_request=checks,
         request_class=ApiRequest,
         dependencies={"principal": Provide(provide_principal)},
@@ -148,7 +152,7 @@ def create_app(
         # Leave the process's logging to its owner (uvicorn, the CLI, pytest): the API's
         # own error handlers log what needs logging.
         logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="never"),
-        lifespan=[_lifespan(store, keys, run_tasks)],
+        lifespan=[_lifespan(store, keys, run_tasks), mcp.lifespan],
         state=state,
         debug=debug,
     )

@@ -92,6 +92,9 @@ class ApiConfig:
     key_pepper: str | None = field(default=None, repr=False)
     #: Default seconds a run waits for a busy thread (``on_busy="enqueue"``).
     busy_timeout: float = 60.0
+    #: ``/mcp`` without MCP sessions: every request stands alone, so any API process
+    #: behind a load balancer can answer it (no sticky sessions on ``Mcp-Session-Id``).
+    mcp_stateless: bool = False
 
     @classmethod
     def from_env(cls) -> ApiConfig:
@@ -117,4 +120,5 @@ class ApiConfig:
             ),
             key_pepper=_get("AI_AGENTS_API_KEY_PEPPER"),
             busy_timeout=_float("AI_AGENTS_API_BUSY_TIMEOUT", defaults.busy_timeout),
+            mcp_stateless=_bool("AI_AGENTS_API_MCP_STATELESS", False),
         )

@@ -18,7 +18,7 @@ ValidationError, UnknownModel/ToolError     422
 other UsageError                            400
 NotFoundError                               404
 ThreadBusyError, RunCancelled, RunExpired   409
-RunStateError                               409
+RunStateError, ConflictError                409
 InvalidStructuredOutput                     502
 ProviderBadResponse (unreadable reply)      502
 RateLimitTimeout                            429
@@ -52,6 +52,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from ai_agents.errors import (
     AgentsError,
     ConfigurationError,
+    ConflictError,
     InvalidStructuredOutput,
     LimitExceeded,
     NotFoundError,
@@ -89,6 +90,7 @@ _STATUS: dict[type[AgentsError], int] = {
     RunCancelled: 409,
     RunExpired: 409,
     RunStateError: 409,
+    ConflictError: 409,
     InvalidStructuredOutput: 502,
     ProviderBadResponse: 502,
     RateLimitTimeout: 429,

@@ -14,6 +14,7 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ai_agents.mcp.storage import McpServerInfo
 from ai_agents.messages import Message
 from ai_agents.queue.job_records import JobRecord
 from ai_agents.records import AgentRecord, ThreadRecord, UsageTotals
@@ -136,6 +137,39 @@ class AgentSettings(In):
     temperature: Annotated[float, _doc("0 to 2. Default: the vendor's.")] | None | UnsetType = UNSET
     use_user_memory: (
         Annotated[bool, _doc("Append the user's memory facts to the system prompt.")]
+        | None
+        | UnsetType
+    ) = UNSET
+    memory_tools: (
+        Annotated[
+            bool,
+            _doc(
+                "Offer the remember/forget/recall tools on threads with a user_id (the "
+                "user's facts are then also in the system prompt). Default: off."
+            ),
+        ]
+        | None
+        | UnsetType
+    ) = UNSET
+    memory_scope: (
+        Annotated[
+            Literal["user", "agent"],
+            _doc(
+                "Where memory tools and extraction write: user (shared by the tenant's "
+                "agents for that user) or agent (this agent's own). Default: user."
+            ),
+        ]
+        | None
+        | UnsetType
+    ) = UNSET
+    memory_extraction: (
+        Annotated[
+            bool,
+            _doc(
+                "After each completed turn, a background job extracts durable facts about "
+                "the user into their memory (needs workers). Default: off."
+            ),
+        ]
         | None
         | UnsetType
     ) = UNSET
@@ -921,4 +955,69 @@ def key_out(key: ApiKey) -> KeyOut:
         created_at=key.created_at,
         revoked_at=key.revoked_at,
         last_used_at=key.last_used_at,
+    )
+
+
+# --- MCP servers on agents ----------------------------------------------------------
+
+Secret = Annotated[str, Meta(max_length=10_000)]
+
+
+class McpServerCreate(In):
+    """An MCP server whose tools the agent gets. ``headers`` and ``bearer_token`` are
+    stored encrypted and never returned; the answer names the headers only."""
+
+    #: ``[a-zA-Z0-9_-]{1,32}``, unique per agent; prefixes the server's tool names.
+    name: Annotated[str, Meta(max_length=200, description="[a-zA-Z0-9_-]{1,32}")]
+    transport: Annotated[str, Meta(max_length=200, description="streamable_http, sse or stdio")]
+    #: ``streamable_http`` / ``sse``: an http(s) URL on a host the operator allows.
+    url: Annotated[str, Meta(max_length=10_000)] | None = None
+    #: ``stdio``: the name of a command the operator allows (never a command line).
+    command: Annotated[str, Meta(max_length=200)] | None = None
+    headers: dict[Annotated[str, Meta(max_length=200)], Secret] | None = None
+    bearer_token: Secret | None = None
+    #: Only these of the server's tools are offered (null: all of them).
+    allowed_tools: list[Annotated[str, Meta(max_length=200)]] | None = None
+    #: Seconds one tool call may take (null: the server's default).
+    timeout: float | None = None
+
+
+class McpServerOut(Out):
+    id: UUID
+    tenant_id: str
+    agent_id: UUID
+    name: str
+    transport: str
+    url: str | None
+    command: str | None
+    #: Names of the headers sent (their values are never returned).
+    header_names: list[str]
+    has_bearer_token: bool
+    allowed_tools: list[str] | None
+    timeout: float | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class McpServerList(Out):
+    data: list[McpServerOut]
+
+
+def mcp_server_out(info: McpServerInfo) -> McpServerOut:
+    return McpServerOut(
+        id=info.id,
+        tenant_id=info.tenant_id,
+        agent_id=info.agent_id,
+        name=info.name,
+        transport=info.transport,
+        url=info.url,
+        command=info.command,
+        header_names=list(info.header_names),
+        has_bearer_token=info.has_bearer_token,
+        allowed_tools=list(info.allowed_tools) if info.allowed_tools is not None else None,
+        timeout=info.timeout,
+        version=info.version,
+        created_at=info.created_at,
+        updated_at=info.updated_at,
     )

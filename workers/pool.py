@@ -33,6 +33,7 @@ from uuid import UUID
 from redis.exceptions import RedisError, ResponseError
 
 from ai_agents.errors import AgentsError, ConfigurationError, StorageError
+from ai_agents.memory.extraction import ExtractionResult, is_extraction, run_extraction
 from ai_agents.queue.job_records import JobRecord
 from ai_agents.queue.job_transport import (
     Delivery,
@@ -253,8 +254,13 @@ class WorkerPool:
         error = outcome if isinstance(outcome, BaseException) else None
         self._log_job(settled.outcome, settled.job or running.job, started, error, settled.retry_in)
 
-    async def _execute(self, running: _Running) -> AgentResponse | Exception:
+    async def _execute(self, running: _Running) -> AgentResponse | ExtractionResult | Exception:
         job = running.job
+        if is_extraction(job):  # memory extraction after a turn: no run of its own
+            try:
+                return await run_extraction(self.store.for_tenant(job.tenant_id), job)
+            except Exception as exc:
+                return exc
 
         async def should_cancel() -> bool:
             return running.lost or running.cancel or await self.queue.cancel_requested(job.id)

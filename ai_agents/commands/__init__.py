@@ -3,6 +3,7 @@
 - ``demo``: the main job (:mod:`ai_agents.demo`).
 - ``doctor``: checks the configuration piece by piece, with advice.
 - ``agents create|list``, ``threads list``, ``chat``: work with agents from a shell.
+- ``mcp``: one tenant's agents as an MCP server on stdio (:mod:`ai_agents.mcp.server`).
 - ``embedded start|status|stop``: the embedded PostgreSQL/Valkey (:mod:`ai_agents.embedded`).
 
 Every command that needs the database and Redis falls back to the embedded servers when
@@ -10,7 +11,7 @@ no URL is configured (started on demand, reused by later commands, migrated), so
 machine needs nothing but the package.
 """
 
-from ai_agents.commands import agents, demo, doctor, embedded
+from ai_agents.commands import agents, demo, doctor, embedded, mcp_server
 from ai_agents.commands._shared import mask_url, resolve_settings
 from ai_agents.commands.doctor import Check, render_checks, run_doctor
 
@@ -20,6 +21,7 @@ __all__ = [
     "demo",
     "doctor",
     "embedded",
+    "mcp_server",
     "mask_url",
     "render_checks",
     "resolve_settings",

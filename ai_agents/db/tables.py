@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -295,4 +296,38 @@ run_steps = Table(
     _ts("created_at"),
     Column("completed_at", DateTime(timezone=True)),
     UniqueConstraint("run_id", "seq", name="uq_run_steps_run_seq"),
+)
+
+# MCP servers configured on agents (ai_agents/mcp/storage.py). ``secrets``: Fernet token of
+# the JSON ``{headers, bearer_token}``; ``header_names`` / ``has_bearer_token`` may be shown.
+agent_mcp_servers = Table(
+    "agent_mcp_servers",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_UUID),
+    Column("tenant_id", Text, nullable=False),
+    Column(
+        "agent_id", UUID(as_uuid=True), ForeignKey("agents.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", Text, nullable=False),
+    Column("transport", Text, nullable=False),
+    Column("url", Text),
+    Column("command", Text),
+    Column("secrets", LargeBinary),
+    Column("header_names", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("has_bearer_token", Boolean, nullable=False, server_default=text("false")),
+    Column("allowed_tools", JSONB(none_as_null=True)),
+    Column("timeout", Float),
+    Column("version", Integer, nullable=False, server_default="1"),
+    _ts("created_at"),
+    _ts("updated_at"),
+    UniqueConstraint("agent_id", "name", name="uq_agent_mcp_servers_agent_name"),
+    CheckConstraint(
+        "transport IN ('streamable_http', 'sse', 'stdio')", name="ck_agent_mcp_servers_transport"
+    ),
+    CheckConstraint(
+        "(transport = 'stdio' AND command IS NOT NULL AND url IS NULL)"
+        " OR (transport <> 'stdio' AND url IS NOT NULL AND command IS NULL)",
+        name="ck_agent_mcp_servers_target",
+    ),
+    Index("ix_agent_mcp_servers_tenant_agent", "tenant_id", "agent_id"),
 )

@@ -88,8 +88,11 @@ class JobRecord:
 
     @property
     def response(self) -> AgentResponse | None:
-        """The answer as an :class:`AgentResponse` (``None`` unless ``succeeded``)."""
-        return response_from_json(self.result) if self.result is not None else None
+        """The answer as an :class:`AgentResponse` (``None`` unless ``succeeded``, and for
+        memory extraction jobs, whose ``result`` is an ``ExtractionResult``)."""
+        if self.result is None or self.result.get("kind") == "memory_extraction":
+            return None
+        return response_from_json(self.result)
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:

@@ -41,6 +41,7 @@ from ai_agents.errors import (
     UsageError,
     ValidationError,
 )
+from ai_agents.memory.extraction import ExtractionResult
 from ai_agents.queue import job_rows as rows
 from ai_agents.queue.job_announcements import RECHECK_SECONDS, Announcements
 from ai_agents.queue.job_records import JobError, JobRecord, JobTimeout, Priority
@@ -396,10 +397,10 @@ class RedisJobQueue:
         job: JobRecord,
         delivery: Delivery,
         worker: str,
-        outcome: AgentResponse | BaseException,
+        outcome: AgentResponse | ExtractionResult | BaseException,
     ) -> Settled:
         """Record how an attempt ended: success, cancel, a retry after backoff, or failure."""
-        if isinstance(outcome, AgentResponse):
+        if isinstance(outcome, AgentResponse | ExtractionResult):
             async with self._tx("finish job") as conn:
                 done = await rows.finish(conn, job, worker, "succeeded", result=outcome.to_json())
             return await self._finished("succeeded", done, delivery)

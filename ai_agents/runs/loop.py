@@ -75,6 +75,7 @@ from ai_agents.runs.turn import (
 from ai_agents.tokens import TokenCounter
 from ai_agents.tools.decorator import Tool, ToolContext, ToolOutcome
 from ai_agents.tools.registry import ToolRegistry
+from ai_agents.tools.sources import ToolSource, gather_tools
 
 log = logging.getLogger("ai_agents.run")
 
@@ -210,6 +211,7 @@ class TurnLoop:
         counter: TokenCounter,
         defaults: LoopDefaults,
         tool_store: Any = None,
+        tool_sources: list[ToolSource] | None = None,
     ) -> None:
         self.storage = storage
         self.models = models
@@ -219,6 +221,8 @@ class TurnLoop:
         self.defaults = defaults
         #: Given to tools as ``ToolContext.store`` (the store that runs them).
         self.tool_store = tool_store
+        #: Run-time tools besides the registry's (MCP servers, memory tools).
+        self.tool_sources: list[ToolSource] = tool_sources if tool_sources is not None else []
 
     async def execute(
         self,
@@ -354,6 +358,11 @@ class TurnLoop:
 
         names = list(ov.tools) if ov.tools is not None else agent.definition.tools
         server = self.tools.resolve(names)
+        taken = {t.name for t in server}
+        for extra in await gather_tools(self.tool_sources, agent, thread):
+            if extra.name not in taken:  # a registered tool keeps its name
+                server.append(extra)
+                taken.add(extra.name)
         client = list(ov.client_tools) if ov.client_tools is not None else agent.client_tools
         specs = [t.spec for t in server] + client_tool_specs(client)
         route = self._route(ticket, [*first, *history], bool(specs))

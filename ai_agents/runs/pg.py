@@ -8,7 +8,8 @@ its tools run, or it waits for a busy thread.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
@@ -29,6 +30,8 @@ from ai_agents.runs import rows
 from ai_agents.runs.records import RunRecord, RunStep
 from ai_agents.runs.turn import Completion, Preloaded, RunTicket, StepWrite, TurnState
 from ai_agents.runtime import Runtime
+
+log = logging.getLogger("ai_agents.run")
 
 
 class RunLost(RunExpired):
@@ -51,6 +54,8 @@ class PgRuns:
         self._dispatcher = dispatcher
         #: Called with a thread id when a run left it and other runs wait for it.
         self._on_release = on_release
+        #: Called after a turn was saved (memory extraction); failures are logged only.
+        self.after_turn: list[Callable[[RunTicket, Completion], Awaitable[None]]] = []
 
     @asynccontextmanager
     async def _apg(self, operation: str) -> AsyncIterator[Any]:
@@ -274,7 +279,8 @@ class PgRuns:
             return await _history(apg, thread.id, plan)
 
     async def user_facts(self, agent: AgentRecord, thread: ThreadRecord) -> str:
-        if not agent.settings.get("use_user_memory") or not thread.user_id:
+        wanted = agent.settings.get("use_user_memory") or agent.settings.get("memory_tools")
+        if not wanted or not thread.user_id:  # memory tools: remembered facts are shown
             return ""
         with translate_errors("load user memory"):
             async with self.runtime.engine.connect() as conn:
@@ -368,6 +374,11 @@ class PgRuns:
             raise RunLost(exc.message) from exc
         if waiters:
             self._on_release(thread.id)
+        for hook in self.after_turn:
+            try:
+                await hook(ticket, completion)
+            except Exception:  # the turn is saved; a hook never fails it
+                log.exception("after-turn hook failed for run %s", ticket.id)
         return saved
 
 

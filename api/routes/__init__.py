@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.routes import agents, jobs, keys, memory, messages, runs, system, threads
+from api.routes import agents, jobs, keys, mcp_servers, memory, messages, runs, system, threads
 
 ROUTES: list[Any] = [
     *agents.HANDLERS,
@@ -15,4 +15,5 @@ ROUTES: list[Any] = [
     *memory.HANDLERS,
     *system.HANDLERS,
     *keys.HANDLERS,
+    *mcp_servers.HANDLERS,
 ]

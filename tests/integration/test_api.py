@@ -218,6 +218,12 @@ async def test_agent_settings_are_typed_bounded_and_documented(
     assert r.status_code == 422 and r.json()["details"]["field"] == "settings.user_tpm"
     r = await client.patch(f"/agents/{agent['id']}", json={"settings": {"tool_timeout": 5}})
     assert r.status_code == 200 and r.json()["settings"] == {"tool_timeout": 5}
+    memory = {"memory_tools": True, "memory_scope": "agent", "memory_extraction": False}
+    r = await client.patch(f"/agents/{agent['id']}", json={"settings": memory})
+    assert r.status_code == 200 and r.json()["settings"] == memory
+    r = await client.patch(f"/agents/{agent['id']}", json={"settings": {"memory_scope": "all"}})
+    assert r.status_code == 400  # not one of the schema's values: a wrong JSON value
+    assert r.json()["details"]["errors"][0]["key"] == "settings.memory_scope"
 
     async with httpx.AsyncClient(base_url=api.api) as anonymous:
         schema = (await anonymous.get("/docs/openapi.json")).json()
@@ -229,6 +235,9 @@ async def test_agent_settings_are_typed_bounded_and_documented(
         "max_output_tokens",
         "temperature",
         "use_user_memory",
+        "memory_tools",
+        "memory_scope",
+        "memory_extraction",
         "user_rpm",
         "user_tpm",
         "retry",
