@@ -25,12 +25,13 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.db.scope import Scope
-from ai_agents.db.tables import messages, tenants, user_usage
+from ai_agents.db.tables import messages, tenants, threads, user_usage
 from ai_agents.errors import LimitExceeded, NotFoundError, RunExpired, ValidationError
 from ai_agents.messages import ROLES, Message, ToolCall
 from ai_agents.records import Page
@@ -320,6 +321,37 @@ def _charge_statement(source: Any) -> Any:
             "cost": user_usage.c.cost + stmt.excluded.cost,
         },
     ).returning(user_usage.c.total_bytes)
+
+
+async def add_usage(
+    conn: AsyncConnection,
+    thread_id: UUID,
+    tenant_id: str,
+    user_id: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cost: float,
+) -> None:
+    """Add a model call made outside a turn (memory extraction) to the thread's and the
+    user's usage totals."""
+    await conn.execute(
+        update(threads)
+        .where(threads.c.id == thread_id)
+        .values(
+            input_tokens=threads.c.input_tokens + input_tokens,
+            output_tokens=threads.c.output_tokens + output_tokens,
+            cost=threads.c.cost + cost,
+        )
+    )
+    source = select(
+        literal(tenant_id, Text),
+        literal(user_id or "", Text),
+        literal(0, BigInteger),
+        literal(input_tokens, BigInteger),
+        literal(output_tokens, BigInteger),
+        literal(cost, Float),
+    )
+    await conn.execute(_charge_statement(source))
 
 
 async def charge_user(

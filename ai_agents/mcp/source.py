@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import mcp_types as types
 
 from ai_agents.config import Settings
+from ai_agents.errors import ConfigurationError
 from ai_agents.mcp.client import McpPool, call_timeout
 from ai_agents.mcp.config import McpServerConfig
 from ai_agents.mcp.tools import build_tools
@@ -23,9 +24,10 @@ McpLoader = Callable[[AgentRecord], Awaitable[list[McpServerConfig]]]
 class McpToolSource:
     """Offers each run the tools of its agent's MCP servers (see :mod:`ai_agents.mcp.client`).
 
-    ``loader`` returns the agent's server configurations (secrets decrypted). Servers are
-    listed concurrently; a server that cannot list its tools gives none this run (a
-    warning is logged), the run goes on.
+    ``loader`` returns the agent's server configurations (secrets decrypted); when they
+    cannot be read (``ConfigurationError``: secrets under a replaced key) the agent gets no
+    MCP tools this run, with a warning. Servers are listed concurrently; a server that
+    cannot list its tools gives none this run (a warning is logged), the run goes on.
     """
 
     def __init__(self, settings: Settings, loader: McpLoader) -> None:
@@ -36,9 +38,10 @@ class McpToolSource:
     async def tools_for(self, agent: AgentRecord, thread: ThreadRecord) -> list[Tool]:
         try:
             servers = await self.loader(agent)
-        except Exception as exc:
-            log.warning("agent %s: cannot load its MCP servers: %s", agent.id, exc)
+        except ConfigurationError as exc:  # e.g. secrets under a replaced key: no MCP tools
+            log.warning("agent %s gets no MCP tools this run: %s", agent.id, exc)
             return []
+        # Any other failure (the database) fails the run like its other reads.
         servers = [s for s in servers if s.agent_id == agent.id and s.tenant_id == agent.tenant_id]
         if not servers:
             return []

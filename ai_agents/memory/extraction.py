@@ -26,20 +26,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
-
-from redis.exceptions import RedisError
-from sqlalchemy import Text, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ai_agents.agent_settings import read_settings
 from ai_agents.db import messages as message_rows
 from ai_agents.db.engine import translate_errors
 from ai_agents.db.scope import Scope
-from ai_agents.db.tables import threads, user_usage
 from ai_agents.errors import AgentsError, ConfigurationError
 from ai_agents.memory.summarizer import transcript
 from ai_agents.memory.tools import MemoryLimitError, memory_scope_of, write_facts
@@ -125,37 +119,19 @@ async def enqueue_extraction(store: AgentStore, ticket: RunTicket, completion: C
         return
     if not settings.memory_extraction:
         return
-    from ai_agents.queue import job_rows
-
     thread = ticket.thread
-    view = store.for_tenant(thread.tenant_id)
-    queue = view.jobs
-    values = {
-        "input": f"memory extraction of run {ticket.id}",
-        "priority": "low",
-        "max_attempts": queue.config.max_attempts,
-        "metadata": {
+    job = await store.jobs.submit(
+        thread.id,
+        f"memory extraction of run {ticket.id}",
+        priority="low",
+        metadata={
             "kind": EXTRACTION_KIND,
             "run_id": str(ticket.id),
             "agent_id": str(ticket.agent.id),
         },
-    }
-    with translate_errors("enqueue memory extraction"):
-        async with view.engine.begin() as conn:
-            job, is_head = await job_rows.insert_job(
-                conn, Scope(thread.tenant_id), thread.id, values
-            )
-    if is_head:  # otherwise published when the thread's earlier jobs finish
-        try:
-            await queue.transport.publish(job.id, job.priority)
-        except RedisError:  # as RedisJobQueue.submit: never leave an unpublished head
-            with translate_errors("withdraw memory extraction"):
-                async with view.engine.begin() as conn:
-                    successor = await job_rows.withdraw_job(conn, job)
-            if successor is not None:
-                with suppress(RedisError):
-                    await queue.transport.publish(*successor)
-            raise
+        scope=Scope(thread.tenant_id),
+        with_run=False,
+    )
     log.debug("memory extraction job %s queued for run %s", job.id, ticket.id)
 
 
@@ -290,35 +266,8 @@ async def _record_usage(
         return
     with translate_errors("record memory extraction usage"):
         async with store.engine.begin() as conn:
-            await conn.execute(
-                update(threads)
-                .where(threads.c.id == thread_id)
-                .values(
-                    input_tokens=threads.c.input_tokens + tokens_in,
-                    output_tokens=threads.c.output_tokens + tokens_out,
-                    cost=threads.c.cost + cost,
-                )
-            )
-            stmt = pg_insert(user_usage).from_select(
-                ["tenant_id", "user_id", "total_bytes", "input_tokens", "output_tokens", "cost"],
-                select(
-                    literal(tenant_id, Text),
-                    literal(user_id or "", Text),
-                    literal(0),
-                    literal(tokens_in),
-                    literal(tokens_out),
-                    literal(cost),
-                ),
-            )
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[user_usage.c.tenant_id, user_usage.c.user_id],
-                    set_={
-                        "input_tokens": user_usage.c.input_tokens + stmt.excluded.input_tokens,
-                        "output_tokens": user_usage.c.output_tokens + stmt.excluded.output_tokens,
-                        "cost": user_usage.c.cost + stmt.excluded.cost,
-                    },
-                )
+            await message_rows.add_usage(
+                conn, thread_id, tenant_id, user_id, tokens_in, tokens_out, cost
             )
 
 

@@ -201,9 +201,12 @@ class RedisJobQueue:
         max_attempts: int | None = None,
         scope: Scope | None = None,
         overrides: RunOverrides | None = None,
+        with_run: bool = True,
     ) -> JobRecord:
         """:meth:`enqueue`, answering the job as it was recorded (no second read: once this
-        returns, the job exists, whatever happens to the database next)."""
+        returns, the job exists, whatever happens to the database next).
+
+        ``with_run=False``: a job that runs no turn (memory extraction) has no run row."""
         from ai_agents.runner import validate_input
 
         ident = parse_uuid(thread_id, "thread")
@@ -233,7 +236,8 @@ class RedisJobQueue:
         }
         async with self._tx("enqueue job") as conn:
             job, is_head = await rows.insert_job(conn, self._scope(scope), ident, values)
-            job.run_id = await rows.insert_job_run(conn, job, overrides or RunOverrides())
+            if with_run:
+                job.run_id = await rows.insert_job_run(conn, job, overrides or RunOverrides())
         if not is_head:
             return job  # published when the thread's earlier jobs have finished
         try:

@@ -39,25 +39,12 @@ from api.testing import RunningApi, running_api
 from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.script import Reply, call
 from tests.fakes.server import serve
+from tests.integration.test_cli import TOOL_MODULE  # the room_temperature tool, as a module
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "gpt-5.2"
 OPENAI_KEY = "sk-mcp-test"
 TOOLS = {"list_agents", "create_thread", "run_turn", "read_messages", "search_documents"}
-
-TOOL_MODULE = '''
-from ai_agents import tool
-
-
-@tool
-def room_temperature(room: str) -> str:
-    """The temperature of a room.
-
-    Args:
-        room: the room's name
-    """
-    return f"21 C in the {room}"
-'''
 
 
 def room_tools() -> ToolRegistry:

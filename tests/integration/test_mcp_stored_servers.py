@@ -8,13 +8,16 @@ run sees the change, and runs of an unchanged agent read no table.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import replace
 
 import pytest
+from cryptography.fernet import Fernet
 
 from ai_agents import AgentDefinition, AgentStore
 from ai_agents.config import Settings
+from ai_agents.errors import StorageError
 from ai_agents.mcp import storage as mcp_storage
 from tests.integration.test_mcp_client import Model, tool_call
 
@@ -69,3 +72,39 @@ async def test_adding_and_removing_a_server_changes_the_next_run(
     await store.run(thread_id, "and now?")
     assert loads == 3
     assert not any(name.startswith("time__") for name in model.offered[-1])
+
+
+async def test_unreadable_secrets_give_no_mcp_tools_but_a_database_failure_fails_the_run(
+    settings: Settings,
+    redis_cleanup: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = Fernet.generate_key().decode()
+    mcp = replace(settings, mcp_allowed_hosts=("93.184.215.14",), mcp_secret_key=key)
+    async with AgentStore(settings=mcp) as store:
+        store.register_provider("scripted", Model().provider)
+        agent_id = await store.create_agent(
+            AgentDefinition(name="Clock", role="r"), provider="scripted", model="m"
+        )
+        await store.add_mcp_server(
+            agent_id, name="s", transport="sse", url="https://93.184.215.14/sse", bearer_token="t"
+        )
+    replaced = replace(mcp, mcp_secret_key=Fernet.generate_key().decode())
+    async with AgentStore(settings=replaced) as store:
+        model = Model()
+        store.register_provider("scripted", model.provider)
+        thread_id = await store.create_thread(agent_id, user_id="u1")
+        with caplog.at_level(logging.WARNING, logger="ai_agents.mcp"):
+            response = await store.run(thread_id, "hello")
+        assert response.status == "completed"
+        assert "gets no MCP tools this run" in caplog.text and "do not decrypt" in caplog.text
+
+        async def database_down(*args: object, **kwargs: object) -> object:
+            raise StorageError("load MCP servers: the database is unreachable")
+
+        monkeypatch.setattr(mcp_storage, "load_mcp_servers", database_down)
+        store._shared.mcp_servers = mcp_storage.ServerCache()  # nothing cached
+        with pytest.raises(StorageError, match="unreachable"):
+            await store.run(thread_id, "again")
+        assert len((await store.list_messages(thread_id)).items) == 2  # no half turn
