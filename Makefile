@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # the index cannot change what CI runs. `make constraints` rewrites it from the venv.
 CONSTRAINTS := constraints.txt
 
-.PHONY: install constraints services test test-unit test-integration lint typecheck bench demo schemathesis chaos clean
+.PHONY: install constraints services test test-pgvector test-unit test-integration lint typecheck bench demo schemathesis chaos clean
 
 install: $(VENV)/.installed
 
@@ -32,8 +32,16 @@ constraints:
 services:
 	scripts/ensure-services.sh
 
+# The RAG and doctor tests run a second time with every database on the embedded
+# PostgreSQL 18 with pgvector (the system server has none): the pgvector path.
+PGVECTOR_TESTS := tests/integration/test_rag_*.py tests/integration/test_doctor.py
+
 test: install services
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-pgvector
+
+test-pgvector: install services
+	AI_AGENTS_TEST_ON_PGVECTOR=1 $(BIN)/pytest -q $(PGVECTOR_TESTS)
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
@@ -48,8 +56,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Run by bench/rag.py (or helpers of other scripts), not on their own.
+BENCH_PARTS := bench/_common.py bench/_instant_openai.py bench/rag_ingest.py \
+  bench/rag_search.py bench/rag_eval.py
+
 bench: install services
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in $(filter-out $(BENCH_PARTS),$(wildcard bench/*.py)); do \
+	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 schemathesis: install services
 	API_SCHEMATHESIS_EXAMPLES=200 API_SCHEMATHESIS_MIN_REQUESTS=10000 \

@@ -15,10 +15,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ai_agents.config import Settings, normalize_database_url
+from ai_agents.db.migrate import MIGRATION_LOCK_KEY
 from ai_agents.db.tables import metadata
 from alembic import context
-
-MIGRATION_LOCK_KEY = 0x41_49_41_47  # "AIAG"
 
 config = context.config
 

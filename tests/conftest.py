@@ -24,6 +24,10 @@ ADMIN_URL = os.environ.get(
     "AI_AGENTS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("AI_AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: ``AI_AGENTS_TEST_ON_PGVECTOR=1`` (``make test`` runs the RAG tests a second time so):
+#: every test database lives on the embedded PostgreSQL 18 with pgvector, started for
+#: the session, so the document index runs its pgvector path.
+ON_PGVECTOR = "AI_AGENTS_TEST_ON_PGVECTOR"
 _RUN = f"aat_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
@@ -62,6 +66,29 @@ async def _drop_stale_databases() -> None:
         await conn.close()
 
 
+_PGVECTOR_SERVER: list[object] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global ADMIN_URL
+    if os.environ.get(ON_PGVECTOR) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        import tempfile
+        from pathlib import Path
+
+        from ai_agents.embedded import EmbeddedPostgres
+
+        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="aat-pgvector-")))
+        info = server.ensure()
+        _PGVECTOR_SERVER.append(server)
+        ADMIN_URL = info.url.rpartition("/")[0] + "/postgres"
+        os.environ["AI_AGENTS_TEST_PGVECTOR_URL"] = ADMIN_URL
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for server in _PGVECTOR_SERVER:
+        server.stop()  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def template_database() -> Iterator[str]:
     name = f"{_RUN}_tmpl"
@@ -79,6 +106,46 @@ def database_url(template_database: str) -> Iterator[str]:
     asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
     yield db_url(name)
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pgvector_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL 18 server with pgvector: the embedded one, started for this session.
+
+    ``AI_AGENTS_TEST_PGVECTOR_URL`` (an admin database URL) uses a running server instead.
+    """
+    given = os.environ.get("AI_AGENTS_TEST_PGVECTOR_URL")
+    if given:
+        yield given
+        return
+    from pathlib import Path
+
+    from ai_agents.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pgvector")))
+    info = server.ensure()
+    try:
+        yield info.url.rpartition("/")[0] + "/postgres"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pgvector_database_url(pgvector_admin_url: str) -> Iterator[str]:
+    """A fresh database on the pgvector server (not migrated: tests choose how)."""
+    name = f"{_RUN}_{uuid.uuid4().hex[:10]}"
+    base = pgvector_admin_url.rpartition("/")[0]
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(pgvector_admin_url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

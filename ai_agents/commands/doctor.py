@@ -211,6 +211,10 @@ async def _check_database(settings: Settings, checks: list[Check]) -> list[tuple
                     f"{shown}: PostgreSQL {pg_version}, schema at head ({head})",
                 )
             )
+            from ai_agents.rag.pgvector import read_state_asyncpg
+
+            vectors = await read_state_asyncpg(conn)
+            checks.append(Check("document search", "info", vectors.describe()))
         rows = await conn.fetch(
             "SELECT provider, count(*) AS n FROM agents WHERE is_active "
             "GROUP BY provider ORDER BY provider"

@@ -11,6 +11,8 @@ from ai_agents.config import normalize_database_url
 from alembic import command
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
+#: Advisory lock held while migrating, so processes starting together migrate in turn.
+MIGRATION_LOCK_KEY = 0x41_49_41_47  # "AIAG"
 
 
 def script_location() -> Path:
@@ -31,6 +33,23 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
+    if revision == "head":
+        # A server that got pgvector after migration 0010 ran switches now.
+        asyncio.run(_ensure_pgvector(database_url))
+
+
+async def _ensure_pgvector(database_url: str) -> None:
+    from sqlalchemy import pool
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from ai_agents.rag.pgvector import ensure_pgvector
+
+    engine = create_async_engine(normalize_database_url(database_url), poolclass=pool.NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(ensure_pgvector)
+    finally:
+        await engine.dispose()
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

@@ -1,18 +1,24 @@
 """``ai-agents ingest PATH...``: ingest files and directories into the document index.
 
-Directories are walked for supported files (.txt, .md, .html, .pdf). A progress bar
-(tqdm, on stderr) counts embedded chunks per file; ``--no-progress`` turns it off.
-Re-running the command on the same files does nothing for the files already indexed.
-Heavy imports happen inside the handler, so the CLI works without the ``rag`` extra
-until this command is used.
+Directories are walked for supported files (.txt, .md, .html, .pdf). Files are ingested
+batched (:meth:`~ai_agents.rag.ingest.Ingestor.ingest_documents`): several files in
+flight, their chunks embedded together. The progress bar (tqdm, on stderr) counts chunks:
+its total grows as files are chunked (which starts while the embedding model loads, said
+by a "loading model" line) and it advances as chunks are embedded or found already
+stored; ``--no-progress`` turns it off. A file that cannot be read is reported (a
+``failed`` line) and the others are ingested; the exit status is then 1. Re-running the
+command on the same files does nothing for the files already indexed. Heavy imports happen
+inside the handler, so the CLI works without the ``rag`` extra until this command is used.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from ai_agents.cli import command, run_async
@@ -39,6 +45,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--chunk-size", type=int, default=200, help="tokens per chunk")
     parser.add_argument("--overlap", type=int, default=40, help="tokens shared by neighbours")
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="chunks per embedding call (default 64)"
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=256,
+        help="chunks of several files embedded together, sorted by length (default 256)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print one JSON line per file")
 
@@ -58,7 +73,7 @@ async def _ingest(args: argparse.Namespace) -> int:
     from ai_agents.rag.chunking import Chunker
     from ai_agents.rag.embedders import embedder_from_spec
     from ai_agents.rag.index import DocumentIndex
-    from ai_agents.rag.ingest import Ingestor, IngestResult, discover
+    from ai_agents.rag.ingest import Document, Ingestor, IngestOutcome, IngestResult, discover
 
     settings = Settings.from_env()
     tenant = args.tenant or settings.default_tenant
@@ -84,49 +99,83 @@ async def _ingest(args: argparse.Namespace) -> int:
         if not settings.database_url:
             raise ConfigurationError("set AI_AGENTS_DATABASE_URL (or DATABASE_URL) first")
         index = PgDocumentIndex.from_url(settings.database_url, settings)
-    ingestor = Ingestor(index, embedder, chunker=Chunker(args.chunk_size, args.overlap))
-    bar: Any = tqdm(
-        total=len(files), unit="file", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True
+    ingestor = Ingestor(
+        index,
+        embedder,
+        chunker=Chunker(args.chunk_size, args.overlap),
+        batch_size=args.batch_size,
+        window=args.window,
     )
-    chunks = 0
+    bar: Any = tqdm(
+        total=0,
+        unit="chunk",
+        desc="chunks",
+        disable=args.no_progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    files_done = 0
+
+    def found(n: int) -> None:
+        bar.total += n
+        bar.refresh()
 
     def progress(n: int) -> None:
-        nonlocal chunks
-        chunks += n
-        bar.set_postfix(chunks=chunks, refresh=True)
+        bar.update(n)
 
-    def done(result: IngestResult) -> None:
-        bar.update(1)
-        line = (
-            json.dumps(result.to_json())
-            if args.json
-            else f"{result.status:9} {result.chunks:5} chunks  {result.file_hash}  {result.source}"
-        )
+    def done(outcome: IngestOutcome) -> None:
+        nonlocal files_done
+        files_done += 1
+        bar.set_postfix(files=f"{files_done}/{len(files)}", refresh=True)
+        if args.json:
+            line = json.dumps(outcome.to_json())
+        elif isinstance(outcome, IngestResult):
+            line = f"{outcome.status:9} {outcome.chunks:5} chunks  {outcome.file_hash}  {outcome.source}"
+        else:
+            line = f"{'failed':9} {0:5} chunks  {'-':32}  {outcome.source}: {outcome.error}"
         bar.write(line, file=sys.stdout)
 
+    loading: asyncio.Task[None] | None = None
+    load = getattr(embedder, "load", None)
+    if callable(load):
+        bar.write(f"loading model {embedder.name} ...", file=sys.stderr)
+        started = time.perf_counter()
+
+        def load_model() -> None:
+            load()
+            bar.write(
+                f"model {embedder.name} loaded in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
+
+        loading = asyncio.create_task(asyncio.to_thread(load_model))  # chunking goes on
+        loading.add_done_callback(lambda task: task.cancelled() or task.exception())
+    outcomes: list[IngestOutcome] = []
     try:
         await index.setup()
-        results = []
-        for file in files:
-            result = await ingestor.ingest_file(
-                file,
-                tenant_id=tenant,
-                entity_id=args.entity,
-                source=_source(str(file), args.paths),
-                progress=progress,
-            )
-            results.append(result)
-            done(result)
+        outcomes = await ingestor.ingest_documents(
+            (Document.from_path(f, source=_source(str(f), args.paths)) for f in files),
+            tenant_id=tenant,
+            entity_id=args.entity,
+            progress=progress,
+            on_total=found,
+            on_result=done,
+        )
+        if loading is not None:
+            await loading
     finally:
         bar.close()
         await index.aclose()
         closer = getattr(embedder, "aclose", None)
         if closer is not None:
             await closer()
+    results = [o for o in outcomes if isinstance(o, IngestResult)]
+    failed = len(outcomes) - len(results)
     total = sum(r.chunks for r in results)
     changed = sum(1 for r in results if r.status in ("indexed", "replaced"))
-    print(f"{len(results)} files, {changed} (re)indexed, {total} chunks", file=sys.stderr)
-    return 0
+    summary = f"{len(outcomes)} files, {changed} (re)indexed, {total} chunks"
+    print(summary + (f", {failed} failed" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _source(file: str, paths: list[str]) -> str:

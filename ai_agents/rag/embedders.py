@@ -37,9 +37,7 @@ from ai_agents.errors import (
     ProviderRateLimited,
     ProviderTimeout,
 )
-
-MINILM_NAME = "all-MiniLM-L6-v2"
-MINILM_DIMENSIONS = 384
+from ai_agents.rag.minilm_onnx import MINILM_DIMENSIONS, MINILM_NAME, OnnxSentenceModel
 
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
@@ -99,30 +97,143 @@ def load_sentence_model(path: str | os.PathLike[str], *, kind: str = "embedder")
         return model
 
 
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 on the CPU (384-dimensional unit vectors)."""
+#: How :class:`MiniLMEmbedder` runs the model: ``onnx-int8`` (ONNX Runtime, the Linear
+#: weights quantized to int8 per channel: about four times torch's speed on a CPU, mean
+#: cosine to the fp32 vectors 0.995), ``onnx`` (ONNX Runtime, fp32: the same numerics,
+#: about twice torch's speed) or ``torch`` (sentence-transformers, fp32).
+MINILM_BACKENDS = ("onnx-int8", "onnx", "torch")
 
-    def __init__(self, model_path: str | os.PathLike[str] | None = None, *, batch_size: int = 64):
+
+def minilm_backend() -> str:
+    """``AI_AGENTS_MINILM_BACKEND``, else ``onnx-int8`` when onnxruntime and onnx are
+    installed (the ``rag`` extra), else ``torch``."""
+    chosen = os.environ.get("AI_AGENTS_MINILM_BACKEND", "").strip().lower()
+    if chosen:
+        if chosen not in MINILM_BACKENDS:
+            raise ConfigurationError(
+                f"AI_AGENTS_MINILM_BACKEND={chosen!r}: use one of {', '.join(MINILM_BACKENDS)}"
+            )
+        return chosen
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "onnx-int8"
+
+
+def cpu_threads() -> int:
+    """The cores this process may use (affinity and cgroup quota), for intra-op threads."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def _quiet_hf_progress() -> None:
+    """transformers' and huggingface_hub's own progress bars would overwrite ours."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    except ImportError:  # pragma: no cover - the rag extra installs transformers
+        pass
+
+
+_ONNX_MODELS: dict[tuple[str, int, str], OnnxSentenceModel] = {}
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 on the CPU (384-dimensional unit vectors).
+
+    ``backend``: ``onnx-int8``, ``onnx`` or ``torch`` (see :data:`MINILM_BACKENDS`); default
+    :func:`minilm_backend`. Every backend returns unit vectors of the same model, so vectors
+    of different backends can share an index (the embedder name is the same). ``embed``
+    takes any number of texts, ``batch_size`` per worker-thread call. The ONNX backends run
+    one text at a time (no padding; a vector never depends on its batch neighbours) on
+    ``threads`` texts in parallel; torch encodes batches of ``encode_batch_size`` sorted by
+    length with ``threads`` intra-op threads. ``threads`` defaults to the cores the process
+    may use (:func:`cpu_threads`).
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        batch_size: int = 64,
+        encode_batch_size: int = 16,
+        backend: str | None = None,
+        threads: int | None = None,
+    ):
         self.model_path = Path(model_path) if model_path else None
         self.batch_size = batch_size
+        self.encode_batch_size = encode_batch_size
+        self.backend = backend or minilm_backend()
+        if self.backend not in MINILM_BACKENDS:
+            raise ConfigurationError(
+                f"MiniLM backend {self.backend!r}: use one of {', '.join(MINILM_BACKENDS)}"
+            )
+        self.threads = threads or cpu_threads()
         self.name = MINILM_NAME
         self.dimensions = MINILM_DIMENSIONS
-        self._lock = threading.Lock()  # one encode at a time: torch already uses every core
+        self._lock = threading.Lock()  # one encode at a time: it already uses every core
+        self._onnx: OnnxSentenceModel | None = None
 
     def model(self) -> Any:
+        """The sentence-transformers model (loaded once per process and path)."""
+        _quiet_hf_progress()
         return load_sentence_model(self.model_path or minilm_model_path())
+
+    def load(self) -> None:
+        """Load the model (and the ONNX session) now rather than on the first ``embed``."""
+        model = self.model()
+        if self.backend != "torch":
+            self._onnx_model(model)
+
+    def _onnx_model(self, model: Any) -> OnnxSentenceModel:
+        key = (str(self.model_path or ""), self.threads, self.backend)
+        with _MODELS_LOCK:
+            session = _ONNX_MODELS.get(key)
+            if session is None:
+                try:
+                    session = OnnxSentenceModel(
+                        model, self.threads, int8=self.backend == "onnx-int8"
+                    )
+                except ImportError as exc:
+                    raise ConfigurationError(
+                        "the onnx MiniLM backend needs onnx and onnxruntime: "
+                        "pip install 'ai-agents[rag]' or set AI_AGENTS_MINILM_BACKEND=torch"
+                    ) from exc
+                _ONNX_MODELS[key] = session
+        return session
 
     def _encode(self, texts: Sequence[str]) -> list[list[float]]:
         model = self.model()
         with self._lock:
-            array = model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return [[float(x) for x in row] for row in array]
+            if self.backend != "torch":
+                array = self._onnx_model(model).encode(texts)
+            else:
+                import torch
+
+                if torch.get_num_threads() != self.threads:
+                    torch.set_num_threads(self.threads)
+                array = model.encode(
+                    list(texts),
+                    batch_size=self.encode_batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+        rows: list[list[float]] = array.tolist()
+        return rows
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:

@@ -1,4 +1,9 @@
-"""The PostgreSQL document index: the embedded default (no extension needed).
+"""The PostgreSQL document index: pgvector when the database has it, numpy otherwise.
+
+With pgvector (see :mod:`ai_agents.rag.pgvector`; the ``embedding_vector`` column exists)
+a search is one statement: the HNSW index's nearest chunks in the caller's scope
+(iterative scans keep the tenant/entity filter from costing recall), the full-text top N
+and the rows of both; the two score lists are fused here as below. Without it:
 
 Full text: a generated ``tsvector`` with a GIN index. The question's lexemes are OR-ed
 (``plainto_tsquery`` ANDs them, which misses most natural-language questions) and ranked
@@ -18,6 +23,7 @@ scope is read again. A warm search is one matrix-vector product (about a millise
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -25,14 +31,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, literal_column, select
+from sqlalchemy import DateTime, bindparam, delete, func, literal_column, select
 from sqlalchemy import text as sql
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ai_agents.config import Settings
 from ai_agents.db.engine import create_engine, translate_errors
 from ai_agents.errors import ConfigurationError
+from ai_agents.rag import pgvector
 from ai_agents.rag.errors import DocumentIndexError
 from ai_agents.rag.index import (
     DEFAULT_ALPHA,
@@ -97,24 +105,64 @@ def parse_real_arrays(blobs: Sequence[bytes]) -> np.ndarray[Any, Any]:
     return np.ascontiguousarray(values).view(">f4").reshape(len(blobs), dims).astype(np.float32)
 
 
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
 class PgDocumentIndex:
-    """Documents in the ``document_chunks`` table (created by ``ai-agents migrate``)."""
+    """Documents in the ``document_chunks`` table (created by ``ai-agents migrate``).
+
+    ``ef_search`` (``AI_AGENTS_RAG_HNSW_EF_SEARCH``, default 200; never below the number
+    of candidates asked for) is the HNSW search width: higher finds more of the exact
+    nearest neighbours, slower. ``max_scan_tuples`` (``AI_AGENTS_RAG_HNSW_MAX_SCAN_TUPLES``,
+    default 20,000) bounds how far an iterative scan walks the graph for a narrow scope.
+    """
 
     backend = "postgres"
 
     def __init__(
-        self, engine: AsyncEngine, *, owns_engine: bool = False, cache_scopes: int = 32
+        self,
+        engine: AsyncEngine,
+        *,
+        owns_engine: bool = False,
+        cache_scopes: int = 32,
+        ef_search: int | None = None,
+        max_scan_tuples: int | None = None,
     ) -> None:
         self.engine = engine
         self._owns_engine = owns_engine
         self._cache: OrderedDict[tuple[str, str | None, str], _Vectors] = OrderedDict()
         self._cache_scopes = cache_scopes
+        self.ef_search = ef_search or _env_int("AI_AGENTS_RAG_HNSW_EF_SEARCH", 200)
+        self.max_scan_tuples = max_scan_tuples or _env_int(
+            "AI_AGENTS_RAG_HNSW_MAX_SCAN_TUPLES", 20_000
+        )
+        #: pgvector path: at most this many full-text matches are ranked per search.
+        self.text_scan_limit = _env_int("AI_AGENTS_RAG_TEXT_SCAN_LIMIT", 1_000)
+        #: pgvector path: scopes of fewer rows are searched exactly (0: always HNSW).
+        self.exact_search_below = _env_int("AI_AGENTS_RAG_EXACT_SEARCH_BELOW", 20_000)
+        #: ``relaxed_order`` (iterative scans) or ``off`` (one pass: a narrow scope may
+        #: get fewer than the asked-for candidates; measured in bench/rag_search.py).
+        self.iterative_scan = "relaxed_order"
+        self._pgvector: bool | None = None
+        self._indexed_dimensions: set[int] = set()
 
     @classmethod
-    def from_url(cls, database_url: str, settings: Settings | None = None) -> PgDocumentIndex:
+    def from_url(
+        cls,
+        database_url: str,
+        settings: Settings | None = None,
+        *,
+        ef_search: int | None = None,
+        max_scan_tuples: int | None = None,
+    ) -> PgDocumentIndex:
         """An index with its own connection pool (closed by :meth:`aclose`)."""
         engine = create_engine(database_url, settings or Settings(database_url=database_url))
-        return cls(engine, owns_engine=True)
+        return cls(engine, owns_engine=True, ef_search=ef_search, max_scan_tuples=max_scan_tuples)
 
     async def aclose(self) -> None:
         self._cache.clear()
@@ -138,6 +186,20 @@ class PgDocumentIndex:
             raise ConfigurationError(
                 "the document_chunks table does not exist: run `ai-agents migrate` first"
             )
+        await self.vector_state()
+
+    async def vector_state(self) -> pgvector.VectorState:
+        """Whether this database stores the vectors in pgvector (re-read on every call)."""
+        async with self._conn("document index state") as conn:
+            state = await conn.run_sync(pgvector.read_state)
+        self._pgvector = state.active
+        self._indexed_dimensions = set(state.indexed_dimensions)
+        return state
+
+    async def uses_pgvector(self) -> bool:
+        if self._pgvector is None:
+            await self.vector_state()
+        return bool(self._pgvector)
 
     # --- writes -----------------------------------------------------------------------
 
@@ -179,8 +241,14 @@ class PgDocumentIndex:
             }
             for c, vec in zip(chunks, embeddings, strict=True)
         ]
+        in_pgvector = await self.uses_pgvector()
+        dimensions = {len(vec) for vec in embeddings}
+        if in_pgvector and len(dimensions) != 1:
+            raise DocumentIndexError("the embeddings of one document must have one dimension")
         t = chunks_table.c
         async with self._conn("store document", write=True) as conn:
+            if in_pgvector:
+                await self._ensure_vector_index(conn, next(iter(dimensions)))
             # Serialize writers of one document (same scope and source) across processes.
             await conn.execute(
                 sql("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
@@ -193,8 +261,27 @@ class PgDocumentIndex:
                     (t.file_hash == file_hash) | (t.source == source),
                 )
             )
-            await conn.execute(chunks_table.insert(), rows)
+            if in_pgvector:
+                await conn.execute(_INSERT_VECTOR, rows)
+            else:
+                await conn.execute(chunks_table.insert(), rows)
         return int(removed.rowcount or 0)
+
+    async def _ensure_vector_index(self, conn: AsyncConnection, dimensions: int) -> None:
+        """The first chunks of a new dimension get their HNSW index (partial, so cheap)."""
+        if dimensions in self._indexed_dimensions or not pgvector.indexed(dimensions):
+            return
+        name = pgvector.index_name(dimensions)
+        if await conn.scalar(sql("SELECT to_regclass(:name) IS NOT NULL"), {"name": name}):
+            self._indexed_dimensions.add(dimensions)  # made by another process
+            return
+        # Concurrent first writers of one dimension: one creates, the others wait here.
+        await conn.execute(
+            sql("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"document index\x1f{dimensions}"},
+        )
+        await conn.execute(sql(pgvector.create_index_sql(dimensions)))
+        self._indexed_dimensions.add(dimensions)
 
     async def delete_document(
         self, tenant_id: str, file_hash: str, *, entity_id: str | None = None
@@ -275,6 +362,10 @@ class PgDocumentIndex:
         alpha: float = DEFAULT_ALPHA,
     ) -> list[SearchHit]:
         check_scope(tenant_id, entity_id)
+        if await self.uses_pgvector():
+            return await self._search_pgvector(
+                tenant_id, entity_id, text, vector, embedder, candidates, alpha
+            )
         params: dict[str, Any] = {
             "tenant": tenant_id,
             "embedder": embedder,
@@ -310,6 +401,75 @@ class PgDocumentIndex:
                 )
             )
         return hits
+
+    async def _search_pgvector(
+        self,
+        tenant_id: str,
+        entity_id: str | None,
+        text: str,
+        vector: Sequence[float],
+        embedder: str,
+        candidates: int,
+        alpha: float,
+    ) -> list[SearchHit]:
+        query = [float(x) for x in vector]
+        if not query:
+            raise ConfigurationError("the query embedding is empty")
+        params: dict[str, Any] = {
+            "tenant": tenant_id,
+            "embedder": embedder,
+            "text": text,
+            "limit": candidates,
+            "vector": query,
+            "ef_search": str(max(self.ef_search, candidates)),
+            "max_scan": str(self.max_scan_tuples),
+            "iterative_scan": self.iterative_scan,
+            "text_scan": max(self.text_scan_limit, candidates),
+            "exact_below": self.exact_search_below,
+        }
+        if entity_id is not None:
+            params["entity"] = entity_id
+        statement = pgvector.search_sql(
+            len(query), columns=_ROW_COLUMNS, entity=entity_id is not None
+        )
+        async with self._conn("search documents") as conn:
+            await conn.execute(sql(pgvector.SEARCH_SETTINGS), params)
+            rows = (await conn.execute(sql(statement).columns(**_TYPED_COLUMNS), params)).all()
+        text_scores = {int(r.id): float(r.rank) for r in rows if r.rank is not None}
+        vector_scores = {int(r.id): 1.0 - float(r.distance) for r in rows if r.distance is not None}
+        if not vector_scores:
+            await self._check_dimensions(tenant_id, entity_id, embedder, len(query))
+        scores = combine_scores(text_scores, vector_scores, alpha=alpha)
+        by_id = {int(r.id): r for r in rows}
+        ranked = sorted(scores, key=lambda i: (-scores[i], i))[:candidates]
+        return [
+            SearchHit(
+                chunk=_chunk(by_id[ident]),
+                entity_id=stored_entity(by_id[ident].entity_id),
+                score=scores[ident],
+                text_score=text_scores.get(ident),
+                vector_score=vector_scores.get(ident),
+                embedding=_parse_vector(by_id[ident].vector_bytes),
+            )
+            for ident in ranked
+        ]
+
+    async def _check_dimensions(
+        self, tenant_id: str, entity_id: str | None, embedder: str, dimensions: int
+    ) -> None:
+        """Nothing found: was it because the stored vectors have another dimension?"""
+        t = chunks_table.c
+        condition = (t.tenant_id == tenant_id) & (t.embedder == embedder)
+        if entity_id is not None:
+            condition &= t.entity_id == entity_id
+        column: Any = literal_column(f"vector_dims(document_chunks.{pgvector.VECTOR_COLUMN})")
+        async with self._conn("search documents") as conn:
+            stored = await conn.scalar(select(column).where(condition).limit(1))
+        if stored is not None and int(stored) != dimensions:
+            raise ConfigurationError(
+                f"query embedding has {dimensions} dimensions, stored embeddings {stored}: "
+                "search with the embedder the documents were ingested with"
+            )
 
     async def _rows(self, conn: AsyncConnection, tenant_id: str, ids: list[int]) -> dict[int, Any]:
         if not ids:
@@ -368,6 +528,29 @@ class PgDocumentIndex:
             ids=np.array([r[0] for r in rows], dtype=np.int64),
             matrix=parse_real_arrays([bytes(r[1]) for r in rows]),
         )
+
+
+_ROW_COLUMNS = ", ".join(
+    f"c.{c.name}" for c in chunks_table.c if c.name not in ("embedding", "tsv")
+)
+_INSERT_VECTOR = sql(
+    "INSERT INTO document_chunks (tenant_id, entity_id, file_hash, source, title, section, "
+    "position, page, char_start, char_end, content, token_count, embedder, metadata, "
+    f"{pgvector.VECTOR_COLUMN}) VALUES (:tenant_id, :entity_id, :file_hash, :source, :title, "
+    ":section, :position, :page, :char_start, :char_end, :content, :token_count, :embedder, "
+    ":metadata, CAST(:embedding AS vector))"
+).bindparams(bindparam("metadata", type_=JSONB), bindparam("embedding", type_=ARRAY(REAL)))
+
+
+_TYPED_COLUMNS: dict[str, Any] = {"metadata": JSONB(), "created_at": DateTime(timezone=True)}
+
+
+def _parse_vector(blob: bytes | None) -> Any:
+    """``vector_send`` format: int16 dimensions, int16 unused, big-endian float4s."""
+    if blob is None:
+        return None
+    dims = int.from_bytes(blob[:2], "big")
+    return np.frombuffer(blob, dtype=">f4", count=dims, offset=4).astype(np.float32)
 
 
 def _top_cosine(vectors: _Vectors, query: Sequence[float], n: int) -> dict[int, float]:

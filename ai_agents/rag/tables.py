@@ -50,7 +50,8 @@ document_chunks = Table(
     Column("content", Text, nullable=False),
     Column("token_count", Integer, nullable=False, server_default="0"),
     Column("embedder", Text, nullable=False),
-    Column("embedding", ARRAY(REAL), nullable=False),
+    # NULL when pgvector holds the vectors (``embedding_vector``, see rag/pgvector.py).
+    Column("embedding", ARRAY(REAL)),
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("tsv", TSVECTOR, Computed(TSV_EXPRESSION, persisted=True)),
