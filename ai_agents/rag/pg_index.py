@@ -247,13 +247,15 @@ class PgDocumentIndex:
             raise DocumentIndexError("the embeddings of one document must have one dimension")
         t = chunks_table.c
         async with self._conn("store document", write=True) as conn:
-            if in_pgvector:
-                await self._ensure_vector_index(conn, next(iter(dimensions)))
             # Serialize writers of one document (same scope and source) across processes.
+            # Taken before the index check: a writer that creates the index holds a share
+            # lock on the table until it commits, and must not then wait for this lock.
             await conn.execute(
                 sql("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                 {"key": f"document\x1f{tenant_id}\x1f{entity}\x1f{source}"},
             )
+            if in_pgvector:
+                await self._ensure_vector_index(conn, next(iter(dimensions)))
             removed = await conn.execute(
                 delete(chunks_table).where(
                     t.tenant_id == tenant_id,
@@ -265,6 +267,8 @@ class PgDocumentIndex:
                 await conn.execute(_INSERT_VECTOR, rows)
             else:
                 await conn.execute(chunks_table.insert(), rows)
+        if in_pgvector:  # committed: other writers of this process may skip the check
+            self._indexed_dimensions.update(dimensions)
         return int(removed.rowcount or 0)
 
     async def _ensure_vector_index(self, conn: AsyncConnection, dimensions: int) -> None:
@@ -273,15 +277,13 @@ class PgDocumentIndex:
             return
         name = pgvector.index_name(dimensions)
         if await conn.scalar(sql("SELECT to_regclass(:name) IS NOT NULL"), {"name": name}):
-            self._indexed_dimensions.add(dimensions)  # made by another process
-            return
+            return  # made by another writer (committed)
         # Concurrent first writers of one dimension: one creates, the others wait here.
         await conn.execute(
             sql("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
             {"key": f"document index\x1f{dimensions}"},
         )
         await conn.execute(sql(pgvector.create_index_sql(dimensions)))
-        self._indexed_dimensions.add(dimensions)
 
     async def delete_document(
         self, tenant_id: str, file_hash: str, *, entity_id: str | None = None

@@ -56,7 +56,12 @@ async def _rows(index: PgDocumentIndex, tenant: str) -> list[dict[str, Any]]:
             ),
             {"t": tenant},
         )
-        return [dict(row[0]) for row in result]
+        rows = [dict(row[0]) for row in result]
+    for row in rows:  # with pgvector the vector is in embedding_vector, embedding is NULL
+        vector = row.pop("embedding_vector", None)
+        if vector is not None:
+            row["embedding"] = vector
+    return rows
 
 
 def _vector(value: Any) -> np.ndarray[Any, Any]:
