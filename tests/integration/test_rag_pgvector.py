@@ -318,3 +318,25 @@ async def test_wrong_dimensions_and_empty_scope(index: PgDocumentIndex) -> None:
     with pytest.raises(ConfigurationError, match="dimensions"):
         await _vector_search(index, "t", np.ones(DIMS + 8, dtype=np.float32), 3)
     assert await _vector_search(index, "nobody", np.ones(DIMS, dtype=np.float32), 3) == []
+
+
+async def test_first_writers_of_a_new_dimension_do_not_deadlock(index: PgDocumentIndex) -> None:
+    """Writers racing to create a dimension's index: each stores its document, none
+    deadlocks (the document lock is taken before the index is created)."""
+    rng = np.random.default_rng(11)
+    vectors = _unit_rows(rng, 12)
+
+    async def write(i: int) -> None:
+        source = f"s{i % 4}"  # three writers per source, four sources
+        await index.replace_document(
+            "t", None, [_chunk(source, 0, f"text {i}")], [vectors[i].tolist()], "test-embedder"
+        )
+
+    for _ in range(20):  # each round starts without the index
+        async with index.engine.begin() as conn:
+            await conn.execute(sql(f"DROP INDEX IF EXISTS ix_document_chunks_hnsw_{DIMS}"))
+        index._indexed_dimensions.clear()
+        await asyncio.gather(*(write(i) for i in range(12)))
+    documents = await index.list_documents("t")
+    assert sorted(d.source for d in documents) == ["s0", "s1", "s2", "s3"]
+    assert (await index.vector_state()).indexed_dimensions == (DIMS,)
