@@ -35,6 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -106,14 +107,19 @@ def _tenant_of(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.choice(len(TENANTS), size=n, p=weights / weights.sum())
 
 
-async def load(url: str, size: int, geometry: Geometry) -> dict[str, np.ndarray]:
-    """COPY *size* passages; returns each tenant's vectors in id order (for exact search)."""
+async def load(
+    url: str, size: int, geometry: Geometry, *, column: str = "embedding_vector"
+) -> dict[str, np.ndarray]:
+    """COPY *size* passages, vectors into *column* (``embedding_vector`` with pgvector,
+    ``embedding`` on the numpy path); returns each tenant's vectors in id order."""
     rng = np.random.default_rng(size)
     conn = await asyncpg.connect(url)
-    await conn.set_type_codec(
-        "vector", schema="public", encoder=_encode_vector, decoder=bytes, format="binary"
-    )
+    if column == "embedding_vector":
+        await conn.set_type_codec(
+            "vector", schema="public", encoder=_encode_vector, decoder=bytes, format="binary"
+        )
     per_tenant: dict[str, list[np.ndarray]] = {name: [] for name, _ in TENANTS}
+    columns = ["tenant_id", "file_hash", "source", "position", "content", "embedder", column]
     try:
         done = 0
         while done < size:
@@ -128,57 +134,7 @@ async def load(url: str, size: int, geometry: Geometry) -> dict[str, np.ndarray]
                 records.append(
                     (tenant, f"f{done + i}", f"doc-{done + i}", 0, texts[i], EMBEDDER, vectors[i])
                 )
-            await conn.copy_records_to_table(
-                "document_chunks",
-                records=records,
-                columns=[
-                    "tenant_id",
-                    "file_hash",
-                    "source",
-                    "position",
-                    "content",
-                    "embedder",
-                    "embedding_vector",
-                ],
-            )
-            done += n
-    finally:
-        await conn.close()
-    return {k: np.array(v) for k, v in per_tenant.items()}
-
-
-async def load_numpy(url: str, size: int, geometry: Geometry) -> dict[str, np.ndarray]:
-    """The same passages into a database on the numpy path (REAL[] column)."""
-    rng = np.random.default_rng(size)
-    per_tenant: dict[str, list[np.ndarray]] = {name: [] for name, _ in TENANTS}
-    conn = await asyncpg.connect(url)
-    try:
-        done = 0
-        while done < size:
-            n = min(50_000, size - done)
-            vectors = geometry.sample(n, rng)
-            owners = _tenant_of(n, rng)
-            texts = passages(n, rng)
-            records = []
-            for i in range(n):
-                tenant = TENANTS[owners[i]][0]
-                per_tenant[tenant].append(vectors[i])
-                records.append(
-                    (tenant, f"f{done + i}", f"doc-{done + i}", 0, texts[i], EMBEDDER, vectors[i])
-                )
-            await conn.copy_records_to_table(
-                "document_chunks",
-                records=records,
-                columns=[
-                    "tenant_id",
-                    "file_hash",
-                    "source",
-                    "position",
-                    "content",
-                    "embedder",
-                    "embedding",
-                ],
-            )
+            await conn.copy_records_to_table("document_chunks", records=records, columns=columns)
             done += n
     finally:
         await conn.close()
@@ -319,7 +275,7 @@ async def run_numpy(
     os.environ[SWITCH_ENV] = "off"
     try:
         await asyncio.to_thread(migrate.upgrade, url)
-        vectors = await load_numpy(url, size, geometry)
+        vectors = await load(url, size, geometry, column="embedding")
         conn = await asyncpg.connect(url)
         try:
             await conn.execute("VACUUM ANALYZE document_chunks")
@@ -368,6 +324,7 @@ async def _admin(url: str, statement: str) -> None:
         await conn.close()
 
 
+@contextmanager
 def embedded_server(home: Path) -> Iterator[str]:
     """The wheel's PostgreSQL 18 with pgvector, tuned for the run, stopped afterwards."""
     from ai_agents.embedded import EmbeddedPostgres
@@ -396,7 +353,7 @@ def embedded_server(home: Path) -> Iterator[str]:
 async def main_async(admin_url: str, args: argparse.Namespace) -> None:
     print(
         f"PostgreSQL with pgvector at {admin_url.rpartition('@')[2]}; "
-        f"ef_search {PgDocumentIndex(None, ef_search=args.ef_search).ef_search}, "  # type: ignore[arg-type]
+        f"ef_search {args.ef_search}, "
         f"{args.queries} queries per tenant"
     )
     for size in args.sizes:
@@ -418,9 +375,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.url:
         asyncio.run(main_async(args.url, args))
         return
-    with tempfile.TemporaryDirectory(prefix="rag-bench-") as home:
-        for admin in embedded_server(Path(home)):
-            asyncio.run(main_async(admin, args))
+    with (
+        tempfile.TemporaryDirectory(prefix="rag-bench-") as home,
+        embedded_server(Path(home)) as admin,
+    ):
+        asyncio.run(main_async(admin, args))
 
 
 if __name__ == "__main__":

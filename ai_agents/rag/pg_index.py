@@ -75,6 +75,10 @@ SELECT scope.n, scope.last, matches.id, matches.rank FROM scope LEFT JOIN matche
 """
 
 
+class _SwitchedToPgvector(Exception):
+    """Rows without a REAL[] vector on the numpy path: the table was switched to pgvector."""
+
+
 @dataclass(slots=True)
 class _Vectors:
     ids: np.ndarray[Any, Any]  # sorted chunk ids
@@ -201,6 +205,14 @@ class PgDocumentIndex:
             await self.vector_state()
         return bool(self._pgvector)
 
+    async def _writes_to_pgvector(self) -> bool:
+        """A write re-checks a numpy choice (one catalog query): ``ai-agents migrate`` in
+        another process may have switched to pgvector since, and a REAL[] row written
+        after the switch would be invisible to every search."""
+        if await self.uses_pgvector():
+            return True
+        return (await self.vector_state()).active
+
     # --- writes -----------------------------------------------------------------------
 
     async def replace_document(
@@ -241,7 +253,7 @@ class PgDocumentIndex:
             }
             for c, vec in zip(chunks, embeddings, strict=True)
         ]
-        in_pgvector = await self.uses_pgvector()
+        in_pgvector = await self._writes_to_pgvector()
         dimensions = {len(vec) for vec in embeddings}
         if in_pgvector and len(dimensions) != 1:
             raise DocumentIndexError("the embeddings of one document must have one dimension")
@@ -364,10 +376,28 @@ class PgDocumentIndex:
         alpha: float = DEFAULT_ALPHA,
     ) -> list[SearchHit]:
         check_scope(tenant_id, entity_id)
-        if await self.uses_pgvector():
-            return await self._search_pgvector(
-                tenant_id, entity_id, text, vector, embedder, candidates, alpha
-            )
+        if not await self.uses_pgvector():
+            try:
+                return await self._search_numpy(
+                    tenant_id, entity_id, text, vector, embedder, candidates, alpha
+                )
+            except _SwitchedToPgvector:
+                self._cache.clear()  # migrated in another process: vectors moved
+                await self.vector_state()
+        return await self._search_pgvector(
+            tenant_id, entity_id, text, vector, embedder, candidates, alpha
+        )
+
+    async def _search_numpy(
+        self,
+        tenant_id: str,
+        entity_id: str | None,
+        text: str,
+        vector: Sequence[float],
+        embedder: str,
+        candidates: int,
+        alpha: float,
+    ) -> list[SearchHit]:
         params: dict[str, Any] = {
             "tenant": tenant_id,
             "embedder": embedder,
@@ -526,6 +556,8 @@ class PgDocumentIndex:
                 select(t.id, func.array_send(t.embedding)).where(condition).order_by(t.id)
             )
         ).all()
+        if any(r[1] is None for r in rows):
+            raise _SwitchedToPgvector
         return _Vectors(
             ids=np.array([r[0] for r in rows], dtype=np.int64),
             matrix=parse_real_arrays([bytes(r[1]) for r in rows]),

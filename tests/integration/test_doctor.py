@@ -13,7 +13,6 @@ import pytest
 
 from ai_agents import AgentDefinition, AgentStore, Settings
 from ai_agents.commands import Check, render_checks, run_doctor
-from tests.conftest import ON_PGVECTOR
 from tests.fakes.ollama_fake import FakeOllama
 from tests.fakes.server import free_port, serve
 
@@ -129,7 +128,8 @@ async def test_agents_whose_provider_key_is_missing_are_named(
     named = by_name(checks)
     assert named["database"].status == "ok"
     assert "schema at head" in named["database"].detail
-    expected = "pgvector 0.8" if os.environ.get(ON_PGVECTOR) else "numpy over REAL[]"
+    on_pgvector = os.environ.get("AI_AGENTS_TEST_ON_PGVECTOR")  # tests/conftest.py
+    expected = "pgvector 0.8" if on_pgvector else "numpy over REAL[]"
     assert expected in named["document search"].detail
     assert named["redis"].status == "ok"
     assert named["provider anthropic"].status == "ok"

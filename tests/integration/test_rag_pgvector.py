@@ -287,20 +287,31 @@ async def test_a_numpy_index_switches_on_the_next_migrate(
         for i, text in enumerate(["Sauna at noon.", "Gym all night.", "Pool at seven."]):
             await service.ingestor.ingest_text(text, source=f"d{i}", tenant_id="t")
         before = [h.chunk.source for h in await service.search("t", "gym at night", top_k=3)]
+        reader = DocumentService(PgDocumentIndex.from_url(pgvector_database_url), service.embedder)
+        assert [h.chunk.source for h in await reader.search("t", "sauna", top_k=1)] == ["d0"]
         os.environ.pop(SWITCH_ENV)
-        await migrate.upgrade_async(
-            pgvector_database_url
-        )  # the documented step: install pgvector, migrate
-        state = await index.vector_state()
-        assert state.active and state.indexed_dimensions == (DIMS,)
+        # The documented step (install pgvector, migrate), run by another process while
+        # this index still believes it is on the numpy path.
+        await migrate.upgrade_async(pgvector_database_url)
         after = [h.chunk.source for h in await service.search("t", "gym at night", top_k=3)]
         assert after == before and len(after) == 3
+        # Its next write goes to pgvector (a REAL[] row would be invisible to searches),
+        # and its next search of the changed scope moves over to pgvector as well.
+        await service.ingestor.ingest_text("Spa on the roof.", source="d3", tenant_id="t")
+        assert [h.chunk.source for h in await service.search("t", "spa roof", top_k=1)] == ["d3"]
+        assert await index.uses_pgvector()
+        # A process that only searches finds the new row too: its numpy read of the
+        # changed scope meets rows without REAL[] vectors and moves to pgvector.
+        assert [h.chunk.source for h in await reader.search("t", "spa roof", top_k=1)] == ["d3"]
+        await reader.aclose()
+        state = await index.vector_state()
+        assert state.active and state.indexed_dimensions == (DIMS,)
         (row,) = await _fetch(
             pgvector_database_url,
-            "SELECT count(*) FILTER (WHERE embedding IS NULL) AS moved, count(*) AS n "
-            "FROM document_chunks",
+            "SELECT count(*) FILTER (WHERE embedding IS NULL AND embedding_vector IS NOT NULL)"
+            " AS moved, count(*) AS n FROM document_chunks",
         )
-        assert row["moved"] == row["n"] == 3
+        assert row["moved"] == row["n"] == 4
         # Downgrading moves them back.
         await index.aclose()
         await asyncio.to_thread(migrate.downgrade, pgvector_database_url, "0009")
@@ -308,7 +319,7 @@ async def test_a_numpy_index_switches_on_the_next_migrate(
             pgvector_database_url,
             "SELECT count(*) FILTER (WHERE cardinality(embedding) = 32) AS back FROM document_chunks",
         )
-        assert row["back"] == 3
+        assert row["back"] == 4
     finally:
         await index.aclose()
 
