@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # the index cannot change what CI runs. `make constraints` rewrites it from the venv.
 CONSTRAINTS := constraints.txt
 
-.PHONY: install constraints services test test-pgvector test-unit test-integration lint typecheck bench demo schemathesis chaos clean
+.PHONY: install constraints services test test-pgvector test-unit test-integration check-vendors deliberate-bugs test-loaded lint typecheck bench demo schemathesis chaos clean mutation
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,21 @@ test-unit: install
 test-integration: install services
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
 
+# Our model table against the installed vendor SDKs' model and deprecation lists
+# (tests/vendors, outside `make test`: it changes with an SDK upgrade, not with our code).
+check-vendors: install
+	$(BIN)/pytest -q tests/vendors
+
+# Each deliberate bug of tests/bugs/catalog.py (lock removed, limiter window off by one,
+# ...) applied to a copy of the repository must make one of its tests fail within 60 s.
+deliberate-bugs: install services
+	$(BIN)/python -m tests.bugs.run --limit 60
+
+# `make test` LOADED_RUNS times in a row, each in a new random order, beside a CPU burner.
+LOADED_RUNS ?= 5
+test-loaded: install services
+	$(BIN)/python -m tests.loaded_runs --runs $(LOADED_RUNS) --burners 1
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -81,3 +96,11 @@ demo: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Mutation testing of the core (docs/testing.md, "Mutation testing"): mutmut over the
+# modules and tests in setup.cfg ([mutmut], [mutation]), from a clean mutants/, then the
+# score per module and overall. MUTATION_CHILDREN mutants are tested at once.
+MUTATION_CHILDREN ?= 2
+mutation: install services
+	rm -rf mutants
+	MUTATION_CHILDREN=$(MUTATION_CHILDREN) $(BIN)/python tools/mutation.py run

@@ -74,6 +74,10 @@ class RedisKeys:
         """Pub/sub: an API key id just revoked (every API process drops it from its cache)."""
         return f"{self.prefix}api_keys:revoked"
 
+    def api_key_revocation_acks(self, key_id: object) -> str:
+        """List: one entry per API process that dropped a revoked key (the revoker waits)."""
+        return f"{self.prefix}api_keys:revoked:{key_id}:acks"
+
     # --- provider resilience ------------------------------------------------------
     def breaker(self, provider: str, base_url: str) -> str:
         return f"{self.prefix}breaker:{provider}:{base_url}"

@@ -85,7 +85,7 @@ class Waiters:
     """asyncio events by id: :meth:`watch` one, :meth:`wake` everyone watching an id."""
 
     def __init__(self) -> None:
-        # Insertion-ordered (a dict used as an ordered set): the first is the oldest.
+        # A dict used as an ordered set of events per id.
         self._events: dict[UUID, dict[asyncio.Event, None]] = {}
 
     @contextmanager
@@ -104,9 +104,3 @@ class Waiters:
     def wake(self, ident: UUID) -> None:
         for event in self._events.get(ident, ()):
             event.set()
-
-    def wake_first(self, ident: UUID) -> None:
-        """Wake the oldest watcher of *ident* only."""
-        for event in self._events.get(ident, ()):
-            event.set()
-            return

@@ -854,9 +854,10 @@ class AgentStore:
     ) -> list[Message]:
         """Append several messages atomically, in order (all or nothing)."""
         ident = parse_uuid(thread_id, "thread")
-        if not batch:
-            return []
         async with self._autocommit("add_messages") as conn:
+            if not batch:  # nothing to add, but an unknown thread still fails
+                await self._check_thread_visible(conn, ident)
+                return []
             tenant = await self._thread_tenant(conn, ident)
             limits = await self.runtime.size_limits(conn, tenant)
             return await message_rows.append(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ai_agents.config import Settings, normalize_database_url
 from ai_agents.db.migrate import MIGRATION_LOCK_KEY
-from ai_agents.db.tables import metadata
+from ai_agents.db.schema import include_object, metadata
 from alembic import context
 
 config = context.config
@@ -32,7 +32,9 @@ def _url() -> str:
 def _run(connection: Connection) -> None:
     connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
     try:
-        context.configure(connection=connection, target_metadata=metadata)
+        context.configure(
+            connection=connection, target_metadata=metadata, include_object=include_object
+        )
         with context.begin_transaction():
             context.run_migrations()
     finally:
@@ -50,7 +52,9 @@ async def _run_async() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=_url(), target_metadata=metadata, literal_binds=True)
+    context.configure(
+        url=_url(), target_metadata=metadata, include_object=include_object, literal_binds=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

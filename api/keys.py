@@ -10,13 +10,16 @@ a valid key for ``key_cache_ttl`` seconds, an unknown or revoked one for
 :data:`NEGATIVE_TTL` seconds (a client retrying a bad key costs one lookup, not one per
 request). Both caches are bounded and evict the least recently used entry first, so a
 flood of random keys cannot push the valid keys out. Revoking publishes the key id on
-Redis (``api_key_revoked_channel``): every API process drops the key at once; the TTL is
-only the fallback for an announcement lost while Redis was unreachable. ``last_used_at``
+Redis (``api_key_revoked_channel``): every API process drops the key and confirms it, and
+the revocation returns once every process that received the announcement has confirmed
+(at most :data:`REVOCATION_WAIT` seconds), so a revoked key is refused everywhere from
+then on; the TTL is only the fallback for an announcement lost while Redis was unreachable. ``last_used_at``
 is written at most once a minute per key, not on every request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -33,12 +36,12 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ai_agents.db.api_keys_table import api_keys
 from ai_agents.db.engine import parse_uuid, translate_errors
 from ai_agents.errors import NotFoundError, ValidationError
 from ai_agents.pubsub import Subscription
 from ai_agents.store import AgentStore
 from api.lru import LruCache
-from api.tables import api_keys
 
 log = logging.getLogger("api.keys")
 
@@ -47,6 +50,11 @@ KEY_PREFIX = "aak_"
 SCOPES = frozenset({"admin"})
 #: Most valid keys (and, separately, most failed lookups) remembered per process.
 CACHE_SIZE = 10_000
+#: Seconds a revocation waits for every API process to confirm it dropped the key.
+REVOCATION_WAIT = 2.0
+#: Seconds the confirmations of one revocation are kept in Redis.
+_ACKS_TTL = 60
+
 #: Seconds an unknown or revoked key is remembered as such (no lookup meanwhile). A
 #: secret is random: one that was unknown cannot become valid later.
 NEGATIVE_TTL = 30.0
@@ -157,6 +165,7 @@ class KeyStore:
             lambda: store.redis, {store.keys.api_key_revoked_channel: self._forget}
         )
         self._listening = False
+        self._confirming: set[asyncio.Task[None]] = set()
 
     @property
     def _engine(self) -> AsyncEngine:
@@ -242,7 +251,7 @@ class KeyStore:
                 )
         if row is None:
             raise NotFoundError("api key", ident)
-        self._forget(ident)
+        self._drop(ident)
         await self._announce_revocation(ident)
         return _to_key(row)
 
@@ -254,20 +263,64 @@ class KeyStore:
     async def aclose(self) -> None:
         self._listening = False
         await self._revocations.aclose()
+        confirming = list(self._confirming)
+        for task in confirming:
+            task.cancel()
+        await asyncio.gather(*confirming, return_exceptions=True)
 
-    def _forget(self, key_id: UUID) -> None:
+    def _drop(self, key_id: UUID) -> None:
         self._revoked.put(key_id, time.monotonic())
         self._cache.drop_where(lambda cached: cached.key.id == key_id)
 
-    async def _announce_revocation(self, key_id: UUID) -> None:
+    def _forget(self, key_id: UUID) -> None:
+        """A revocation announced on Redis: drop the key, then confirm it to the revoker."""
+        self._drop(key_id)
+        task = asyncio.get_running_loop().create_task(self._confirm(key_id))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
+
+    async def _confirm(self, key_id: UUID) -> None:
+        acks = self._store.keys.api_key_revocation_acks(key_id)
         try:
-            await self._store.redis.publish(self._store.keys.api_key_revoked_channel, str(key_id))
+            async with self._store.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(acks, "1")
+                pipe.expire(acks, _ACKS_TTL)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:  # the revoker stops waiting after a while
+            log.debug("revocation of API key %s not confirmed: %s", key_id, exc)
+
+    async def _announce_revocation(self, key_id: UUID) -> None:
+        redis = self._store.redis
+        acks = self._store.keys.api_key_revocation_acks(key_id)
+        try:
+            receivers = int(
+                await redis.publish(self._store.keys.api_key_revoked_channel, str(key_id))
+            )
+            confirmed = 0
+            deadline = time.monotonic() + REVOCATION_WAIT
+            while confirmed < receivers and (left := deadline - time.monotonic()) > 0:
+                # Redis takes a fractional timeout; redis-py's stub says int.
+                popped = await redis.blpop([acks], timeout=max(left, 0.01))  # type: ignore[arg-type,misc]
+                if popped is None:
+                    break
+                confirmed += 1
+            await redis.delete(acks)
         except (RedisError, OSError) as exc:
             log.warning(
                 "revocation of API key %s not announced (Redis: %s); other API processes "
                 "drop it when their key cache entry expires",
                 key_id,
                 exc,
+            )
+            return
+        if confirmed < receivers:
+            log.warning(
+                "revocation of API key %s confirmed by %d of %d API processes within %.0f s; "
+                "the others drop it when their key cache entry expires",
+                key_id,
+                confirmed,
+                receivers,
+                REVOCATION_WAIT,
             )
 
     def known(self, secret: str) -> bool:

@@ -3,6 +3,16 @@
 Integration tests get a fresh PostgreSQL database per test (cloned from a migrated
 template made once per session) and a unique Redis key prefix, so tests never see each
 other's rows or keys, even when several test runs share one server.
+
+Process-wide state a test may change (the default model and tool registries, the memory
+strategies, the environment) is put back after every test, so tests pass in any order.
+pytest-randomly shuffles the order and reseeds ``random`` for every run, printing its seed:
+``--randomly-seed=N`` repeats a run, ``-p no:randomly`` keeps the file order.
+
+Hypothesis: the ``ci`` profile (``HYPOTHESIS_PROFILE=ci``, or ``CI`` set; ``.ci/run``
+sets it) derandomizes every property test (the same examples on every run, no example
+database, the reproduction blob printed on failure); the ``dev`` profile (the default
+elsewhere) explores new examples each run.
 """
 
 from __future__ import annotations
@@ -15,10 +25,23 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from ai_agents.config import Settings
 from ai_agents.db import migrate
+from ai_agents.memory import base as memory_base
+from ai_agents.memory import strategies as _builtin_strategies  # noqa: F401  (registers them)
+from ai_agents.providers import registry as model_registry
 from ai_agents.store import AgentStore
+from ai_agents.tools import registry as tool_registry
+
+hypothesis_settings.register_profile(
+    "ci", derandomize=True, database=None, print_blob=True, deadline=None
+)
+hypothesis_settings.register_profile("dev")
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 ADMIN_URL = os.environ.get(
     "AI_AGENTS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -191,6 +214,51 @@ async def store(settings: Settings, redis_cleanup: None) -> AsyncIterator[AgentS
     finally:
         with contextlib.suppress(Exception):
             await s.close()
+
+
+# --- process-wide state, restored after every test -------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_model_registry() -> Iterator[None]:
+    """``get_registry().register(...)`` in a test lasts for that test only."""
+    default = model_registry._default  # None until the first get_registry()
+    saved = default.snapshot() if default is not None else None
+    yield
+    model_registry._default = default  # a test may have called reset_registry()
+    if default is not None and saved is not None:
+        default.restore(saved)
+
+
+@pytest.fixture(autouse=True)
+def _restore_tool_registry() -> Iterator[None]:
+    """A ``@tool`` without ``registry=`` defined in a test lasts for that test only."""
+    default = tool_registry._default
+    saved = dict(default._tools) if default is not None else None
+    yield
+    tool_registry._default = default
+    if default is not None and saved is not None:
+        with default._lock:
+            default._tools = saved
+
+
+@pytest.fixture(autouse=True)
+def _restore_memory_strategies() -> Iterator[None]:
+    saved = dict(memory_base._STRATEGIES)
+    yield
+    memory_base._STRATEGIES.clear()
+    memory_base._STRATEGIES.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    for name in os.environ.keys() - saved.keys():
+        del os.environ[name]
+    for name, value in saved.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,11 +9,10 @@ from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ai_agents.db.agents import to_record as agent_record
 from ai_agents.db.scope import Scope
-from ai_agents.db.tables import agents, messages, threads
+from ai_agents.db.tables import messages, threads
 from ai_agents.errors import NotFoundError
-from ai_agents.records import AgentRecord, Page, ThreadRecord, decode_time_cursor, encode_cursor
+from ai_agents.records import Page, ThreadRecord, decode_time_cursor, encode_cursor
 
 _FIELDS = tuple(c.name for c in threads.columns)
 
@@ -119,25 +118,36 @@ async def fork_cut_seq(conn: AsyncConnection, thread: ThreadRecord, up_to_seq: i
     """The last seq a fork copies: never ends between a tool call and its results."""
     if up_to_seq is None:
         return thread.last_seq
-    # Extend the cut over the tool results that immediately follow it.
-    rows = (
+    first = (
         await conn.execute(
             select(messages.c.seq, messages.c.role, messages.c.tool_calls)
             .where(messages.c.thread_id == thread.id, messages.c.seq >= up_to_seq)
             .order_by(messages.c.seq)
-            .limit(64)
+            .limit(1)
         )
-    ).all()
-    if not rows:
+    ).first()
+    if first is None:
         return up_to_seq
-    cut = rows[0].seq
-    if rows[0].role == "assistant" and not rows[0].tool_calls:
-        return int(cut)
-    for row in rows[1:]:
-        if row.role != "tool":
-            break
-        cut = row.seq
-    return int(cut)
+    if first.role == "assistant" and not first.tool_calls:
+        return int(first.seq)
+    # Extend the cut over every tool result that immediately follows it (however many
+    # calls the message made): up to the message before the next one that is not a result.
+    in_thread = messages.c.thread_id == thread.id
+    next_other = (
+        select(func.min(messages.c.seq))
+        .where(in_thread, messages.c.seq > first.seq, messages.c.role != "tool")
+        .scalar_subquery()
+    )
+    last = (
+        await conn.execute(
+            select(func.max(messages.c.seq)).where(
+                in_thread,
+                messages.c.seq >= first.seq,
+                or_(next_other.is_(None), messages.c.seq < next_other),
+            )
+        )
+    ).scalar_one()
+    return int(last)
 
 
 async def copy_messages(
@@ -164,37 +174,3 @@ async def copy_messages(
         )
     ).one()
     return int(row[0]), int(row[1]), int(row[2])
-
-
-_THREAD_AND_AGENT = (
-    "SELECT "
-    + ", ".join(f"t.{c.name}" for c in threads.columns)
-    + ", "
-    + ", ".join(f"a.{c.name} AS agent__{c.name}" for c in agents.columns)
-    + " FROM threads t JOIN agents a ON a.id = t.agent_id"
-    " WHERE t.id = $1 AND ($2::text IS NULL OR t.tenant_id = $2::text)"
-)
-
-
-async def get_thread_and_agent(
-    conn: AsyncConnection, scope: Scope, thread_id: UUID
-) -> tuple[ThreadRecord, AgentRecord]:
-    """Both rows in one round trip (the run's first read, on the driver connection)."""
-    from ai_agents.db.messages import driver
-
-    row = await (await driver(conn)).fetchrow(_THREAD_AND_AGENT, thread_id, scope.tenant_id)
-    if row is None:
-        raise NotFoundError("thread", thread_id)
-    agent_row = {c.name: row[f"agent__{c.name}"] for c in agents.columns}
-    return to_record(row), agent_record(agent_row)  # type: ignore[arg-type]
-
-
-async def find_turn(conn: AsyncConnection, thread_id: UUID, idempotency_key: str) -> UUID | None:
-    """The run id of a turn already saved under this idempotency key, if any."""
-    return (
-        await conn.execute(
-            select(messages.c.run_id).where(
-                messages.c.thread_id == thread_id, messages.c.idempotency_key == idempotency_key
-            )
-        )
-    ).scalar_one_or_none()

@@ -17,7 +17,8 @@ States (one Redis hash per endpoint, key :meth:`RedisKeys.breaker`):
   ends with a 4xx/429 hands the lease back.
 
 All transitions are Lua scripts using the Redis server clock (one round trip each, atomic,
-no dependence on the workers' clocks). Hot-path cost, documented and tested:
+no dependence on the workers' clocks; tests may pass a ``server_clock`` instead).
+Hot-path cost, documented and tested:
 
 - :meth:`CircuitBreakers.allow` reads Redis at most once per call, and not at all when a
   *closed* state (or an *open* state whose ``retry_at`` has not come) was read by this
@@ -195,15 +196,22 @@ class _Known:
     retry_deadline: float = 0.0
 
 
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+def _now(arg: int) -> str:
+    """Lua setting ``now`` (ms): ARGV[arg] when it is >= 0 (the caller's clock), else the
+    Redis server clock (``TIME``)."""
+    return f"""
+local now = tonumber(ARGV[{arg}]) or -1
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 """
 
-# KEYS[1] breaker hash; ARGV[1] probe lease (ms).
+
+# KEYS[1] breaker hash; ARGV[1] probe lease (ms), ARGV[2] the caller's time (ms, or -1).
 # Returns {state, failures, wait_ms, probe (0|1)}.
 _ALLOW = (
-    _NOW
+    _now(2)
     + """
 local h = redis.call('HMGET', KEYS[1], 'state', 'failures', 'retry_at', 'probe_until')
 local state = h[1] or 'closed'
@@ -229,10 +237,10 @@ return {'half_open', failures, 0, 1}
 """
 )
 
-# KEYS[1]; ARGV: threshold, recovery ms, ttl s, provider, base_url, error.
+# KEYS[1]; ARGV: threshold, recovery ms, ttl s, provider, base_url, error, time (ms or -1).
 # Returns {state, failures, wait_ms, opened_now (0|1)}.
 _FAILURE = (
-    _NOW
+    _now(7)
     + """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
@@ -257,10 +265,11 @@ return {state, failures, wait, opened}
 """
 )
 
-# KEYS[1]; ARGV: ttl s, provider, base_url. An open breaker stays open (a call that
-# started before it opened proves little); closed/half_open become closed with 0 failures.
+# KEYS[1]; ARGV: ttl s, provider, base_url, time (ms or -1). An open breaker stays open (a
+# call that started before it opened proves little); closed/half_open become closed with 0
+# failures.
 _SUCCESS = (
-    _NOW
+    _now(4)
     + """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if state == 'open' then
@@ -296,7 +305,14 @@ class BreakerStats:
 
 
 class CircuitBreakers:
-    """All breakers of one deployment (Redis prefix), with a small per-process cache."""
+    """All breakers of one deployment (Redis prefix), with a small per-process cache.
+
+    ``clock`` (seconds, monotonic by default) times the per-process cache;
+    ``server_clock`` (integer microseconds) replaces the Redis server clock in the
+    scripts (``opened_at``, ``retry_at``, probe leases). Both are for tests that control
+    time; every process sharing breakers must use the same ``server_clock`` (by default
+    they all use Redis ``TIME``).
+    """
 
     def __init__(
         self,
@@ -305,12 +321,14 @@ class CircuitBreakers:
         config: BreakerConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        server_clock: Callable[[], int] | None = None,
     ) -> None:
         self._redis_source = redis
         self.keys = keys
         self.config = config or BreakerConfig()
         self.stats = BreakerStats()
         self._clock = clock
+        self._server_clock = server_clock
         self._known: dict[str, _Known] = {}
         self._scripts: dict[str, Any] = {}
         self._scripts_for: object = None
@@ -338,6 +356,10 @@ class CircuitBreakers:
             state, failures, now + self.config.cache_ttl, now + wait_ms / 1000.0
         )
 
+    def _server_ms(self) -> int:
+        """The time the scripts use: ``server_clock`` (µs -> ms), or -1 for Redis ``TIME``."""
+        return -1 if self._server_clock is None else int(self._server_clock()) // 1000
+
     def forget(self) -> None:
         """Drop the local cache (the next :meth:`allow` reads Redis)."""
         self._known.clear()
@@ -363,7 +385,7 @@ class CircuitBreakers:
         try:
             self.stats.reads += 1
             raw = await self._script("allow", _ALLOW)(
-                keys=[key], args=[int(self.config.probe_timeout * 1000)]
+                keys=[key], args=[int(self.config.probe_timeout * 1000), self._server_ms()]
             )
         except Exception as exc:  # noqa: BLE001 - any Redis failure: fail open
             self._unavailable(exc, "read")
@@ -394,6 +416,7 @@ class CircuitBreakers:
                     provider,
                     base_url,
                     error[:500],
+                    self._server_ms(),
                 ],
             )
         except Exception as exc:  # noqa: BLE001
@@ -430,7 +453,8 @@ class CircuitBreakers:
         try:
             self.stats.writes += 1
             raw = await self._script("success", _SUCCESS)(
-                keys=[key], args=[max(1, int(self.config.key_ttl)), provider, base_url]
+                keys=[key],
+                args=[max(1, int(self.config.key_ttl)), provider, base_url, self._server_ms()],
             )
         except Exception as exc:  # noqa: BLE001
             self._unavailable(exc, "success write")

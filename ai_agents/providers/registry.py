@@ -77,6 +77,7 @@ __all__ = [
     "ModelEntry",
     "ModelLimits",
     "ModelRegistry",
+    "RegistrySnapshot",
     "get_registry",
     "register_local_provider",
     "reset_registry",
@@ -530,6 +531,17 @@ class _Stored:
     limits: ModelLimits
 
 
+@dataclass(frozen=True, slots=True)
+class RegistrySnapshot:
+    """A copy of everything a :class:`ModelRegistry` holds (:meth:`ModelRegistry.snapshot`).
+
+    Opaque: pass it back to :meth:`ModelRegistry.restore`, as often as needed.
+    """
+
+    _state: tuple[Any, ...]
+    _local_default: ModelLimits
+
+
 class ModelRegistry:
     """Provider/model -> :class:`ModelLimits`, with aliases, snapshots and overrides."""
 
@@ -833,16 +845,20 @@ class ModelRegistry:
         else:
             self.register(p, model, limits, aliases=aliases)
 
+    def snapshot(self) -> RegistrySnapshot:
+        """A copy of every entry, alias, local provider and the local default (for tests
+        and tools that change the registry for a while: :meth:`restore` undoes it)."""
+        with self._lock:
+            return RegistrySnapshot(self._snapshot(), self.local_default)
+
+    def restore(self, snapshot: RegistrySnapshot) -> None:
+        """Put back what :meth:`snapshot` saw; the snapshot stays reusable."""
+        with self._lock:
+            self._restore(_copy_state(snapshot._state))
+            self.local_default = snapshot._local_default
+
     def _snapshot(self) -> tuple[Any, ...]:
-        return (
-            {
-                p: {k: _Stored(s.name, s.limits) for k, s in m.items()}
-                for p, m in self._models.items()
-            },
-            {p: dict(a) for p, a in self._aliases.items()},
-            {p: dict(f) for p, f in self._families.items()},
-            set(self._local),
-        )
+        return _copy_state((self._models, self._aliases, self._families, self._local))
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
         self._models, self._aliases, self._families, self._local = snapshot
@@ -876,6 +892,16 @@ class ModelRegistry:
                 f"get_registry().models({p!r})."
             )
         return UnknownModelError(message, details={"provider": p, "model": model})
+
+
+def _copy_state(state: tuple[Any, ...]) -> tuple[Any, ...]:
+    models, aliases, families, local = state
+    return (
+        {p: {k: _Stored(s.name, s.limits) for k, s in m.items()} for p, m in models.items()},
+        {p: dict(a) for p, a in aliases.items()},
+        {p: dict(f) for p, f in families.items()},
+        set(local),
+    )
 
 
 def _parse_spec(spec: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:

@@ -18,13 +18,16 @@ window, checks all limits (model and extra scopes such as user or tenant) and ei
 the reservation to all of them or adds nothing and answers how long until the entries
 that block it leave the window. Because it is atomic and uses only the server clock,
 processes on different machines with skewed clocks still agree, and two of them can never
-both take the last slot.
+both take the last slot. (Tests may give the limiter a ``clock`` of their own instead;
+the scripts then use the time it passes.)
 
 **Tenant shares (noisy neighbours).** The model's window is one vendor quota shared by
 every tenant. Given ``tenant=``, a limiter also keeps the tenant's own slice of the
 model's windows (``<model window>:tenant:<tenant>``) and the set of tenants *active* on
 the model (``<model rpm key>:tenants``: the tenants that asked for room in the last
-window, admitted or not, with their weights and the running total of those weights).
+window, admitted or not, with their weights and the running total of those weights; a
+refused tenant counts as asking again at the time it was told to retry, so one whose
+process wakes late keeps its place).
 The script then applies a share **only while another tenant is active**: a tenant may
 hold at most ``floor(limit * weight / total active weight)`` requests/tokens of the
 model's window, except that a tenant holding nothing in it may always make one request
@@ -46,7 +49,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -180,7 +183,10 @@ class WindowUsage:
 _LUA_COMMON = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 
-local function now_us()
+-- The Redis server clock, unless the caller passed its own time (µs, >= 0; -1 = none).
+local function now_us(given)
+  given = tonumber(given) or -1
+  if given >= 0 then return given end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
@@ -254,7 +260,7 @@ local function activate(akey, wkey, skey, cutoff, tenant, weight, now, ttl)
     redis.call('HSET', wkey, tenant, weight)
     redis.call('INCRBY', skey, weight - (old or 0))
   end
-  redis.call('ZADD', akey, now, tenant)
+  redis.call('ZADD', akey, 'GT', now, tenant)
   for _, k in ipairs({akey, wkey, skey}) do redis.call('PEXPIRE', k, ttl) end
   return tonumber(redis.call('GET', skey)), redis.call('ZCARD', akey)
 end
@@ -272,8 +278,9 @@ end
 
 # ARGV[4] = reservation id, ARGV[5] = tokens, ARGV[6..] = n_rpm rpm limits, n_tpm tpm
 # limits, then the tenant share: rpm share window index, tpm share window index (0: none;
-# the model's windows are always the first of each kind), tenant, weight. With a share,
-# KEYS ends with the active-tenant keys (zset, weights hash, weights total).
+# the model's windows are always the first of each kind), tenant, weight, then the
+# caller's time (µs, or -1: Redis TIME). With a share, KEYS ends with the active-tenant
+# keys (zset, weights hash, weights total).
 # Returns {1, now_us} when admitted, {0, retry_us, now_us} when refused, or
 # {-1, window_index} when the request can never fit that window's limit.
 _ACQUIRE_LUA = (
@@ -282,7 +289,7 @@ _ACQUIRE_LUA = (
     + """
 local rid = ARGV[4]
 local tokens = tonumber(ARGV[5])
-local now = now_us()
+local now = now_us(ARGV[5 + n_rpm + n_tpm + 5])
 local cutoff = now - window
 local ttl = math.floor(window / 1000) + 1000
 local retry = 0
@@ -338,11 +345,12 @@ end
 local a = 5 + n_rpm + n_tpm
 local share_rpm = tonumber(ARGV[a + 1]) or 0
 local share_tpm = tonumber(ARGV[a + 2]) or 0
+local tenant = ARGV[a + 3]
+local akey = nil
 if share_rpm > 0 or share_tpm > 0 then
-  local tenant = ARGV[a + 3]
   local weight = tonumber(ARGV[a + 4])
   local base = n_rpm + 2 * n_tpm
-  local akey = KEYS[base + 1]
+  akey = KEYS[base + 1]
   local total_w, n_active = activate(
     akey, KEYS[base + 2], KEYS[base + 3], cutoff, tenant, weight, now, ttl)
   if n_active > 1 and total_w > 0 then
@@ -376,7 +384,19 @@ if share_rpm > 0 or share_tpm > 0 then
   end
 end
 
-if retry > 0 then return {0, retry, now} end
+if retry > 0 then
+  if akey then
+    -- A refused tenant is waiting: it counts as seen when it will ask again, so a
+    -- waiter that wakes late (a busy process) does not drop out of the active set
+    -- and hand its share to the others while it sleeps.
+    local base = n_rpm + 2 * n_tpm
+    redis.call('ZADD', akey, 'GT', now + retry, tenant)
+    for k = base + 1, base + 3 do
+      redis.call('PEXPIRE', KEYS[k], ttl + math.floor(retry / 1000))
+    end
+  end
+  return {0, retry, now}
+end
 
 for i = 1, n_rpm do
   redis.call('ZADD', KEYS[i], now, rid)
@@ -438,12 +458,13 @@ return changed
 """
 )
 
+# ARGV[4] = the caller's time (µs, or -1: Redis TIME).
 # Returns, per window, {count, tokens (0 for request windows), oldest score or -1}
 # flattened, then now_us.
 _USAGE_LUA = (
     _LUA_COMMON
     + """
-local now = now_us()
+local now = now_us(ARGV[4])
 local cutoff = now - window
 local out = {}
 local function oldest(zkey)
@@ -512,6 +533,13 @@ class RedisRateLimiter:
     logs a WARNING and returns an ``unlimited`` reservation. The default is to raise
     ``RateLimitUnavailable``, because silently exceeding a vendor's limits gets API keys
     throttled or banned.
+
+    ``clock`` (a callable returning the time in integer microseconds) replaces the Redis
+    server clock in the scripts, and also measures ``waited`` and ``max_wait``; ``sleep``
+    replaces ``asyncio.sleep`` in :meth:`wait_if_needed`. Both are for tests that control
+    time (e.g. a fake clock whose ``sleep`` advances it). Every limiter sharing windows
+    must use the same clock; by default they all use Redis ``TIME``, which is what lets
+    processes with skewed clocks agree.
     """
 
     def __init__(
@@ -528,6 +556,8 @@ class RedisRateLimiter:
         max_jitter: float = 0.01,
         tenant: str | None = None,
         tenant_weight: int = 1,
+        clock: Callable[[], int] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         if (
             isinstance(tenant_weight, bool)
@@ -556,6 +586,8 @@ class RedisRateLimiter:
         self.fail_open = fail_open
         self._max_jitter = max_jitter
         self._window_us = max(1, round(window_seconds * _US_PER_S))
+        self._clock = clock
+        self._sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
 
         # The model's windows are always tracked (limit None = count only) so usage()
         # is meaningful for every model; scope windows exist only for limited dimensions.
@@ -606,10 +638,10 @@ class RedisRateLimiter:
         """
         if max_wait is not None and max_wait < 0:
             raise ValidationError("max_wait must be >= 0", details={"field": "max_wait"})
-        started = time.monotonic()
+        started = self._seconds()
         while True:
             reservation, retry_after = await self.try_acquire(estimated_tokens)
-            elapsed = time.monotonic() - started
+            elapsed = self._seconds() - started
             if reservation is not None:
                 reservation.waited = elapsed
                 return reservation
@@ -624,7 +656,7 @@ class RedisRateLimiter:
             if max_wait is not None:
                 # Still >= retry_after, since elapsed + retry_after <= max_wait here.
                 delay = min(delay, max_wait - elapsed)
-            await asyncio.sleep(max(delay, 0.0005))
+            await self._sleep(max(delay, 0.0005))
 
     async def try_acquire(self, estimated_tokens: int) -> tuple[Reservation | None, float]:
         """Reserve a slot now if the request fits, without waiting.
@@ -644,6 +676,7 @@ class RedisRateLimiter:
         args += [-1 if w.limit is None else w.limit for w in self._rpm_windows]
         args += [-1 if w.limit is None else w.limit for w in self._tpm_windows]
         args += [self._share_rpm, self._share_tpm, self.tenant or "", self.tenant_weight]
+        args.append(self._now_arg())
         keys = self._redis_keys + self._active_keys
         try:
             result = await self._run(self._acquire(keys=keys, args=args))
@@ -710,7 +743,12 @@ class RedisRateLimiter:
         Raises ``RateLimitUnavailable`` when Redis is unreachable, even with
         ``fail_open``: there is no usage to show, and a display can say so.
         """
-        args = [self._window_us, len(self._rpm_windows), len(self._tpm_windows)]
+        args = [
+            self._window_us,
+            len(self._rpm_windows),
+            len(self._tpm_windows),
+            self._now_arg(),
+        ]
         raw = await self._run(self._usage(keys=self._redis_keys, args=args))
         values = [int(v) for v in raw]
         now = values[-1]
@@ -750,6 +788,14 @@ class RedisRateLimiter:
         )
 
     # --- internals ----------------------------------------------------------------------
+
+    def _now_arg(self) -> int:
+        """The time the scripts use: the injected clock's (µs), or -1 for Redis ``TIME``."""
+        return -1 if self._clock is None else int(self._clock())
+
+    def _seconds(self) -> float:
+        """Local time for measuring waits: the injected clock, else the monotonic one."""
+        return time.monotonic() if self._clock is None else self._clock() / _US_PER_S
 
     def _check_fits_at_all(self, estimated_tokens: int) -> None:
         """Refuse up front what no amount of waiting can admit."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -106,7 +107,10 @@ class OnnxSentenceModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         axes = {"batch": 0, "tokens": 1}
-        with torch.no_grad():
+        # The exporter warns about its own deprecations and tracing; none of it concerns
+        # the file made (checked against the PyTorch model), so it stays out of the logs.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 _Graph().eval(),
                 args,

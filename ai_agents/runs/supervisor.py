@@ -65,14 +65,16 @@ class RunSignals:
         self._released = runtime.keys.run_released_channel
         self._cancel = runtime.keys.run_cancel_channel
         self._subscription = Subscription(
-            lambda: runtime.redis, {self._released: self._wake_first, self._cancel: on_cancel}
+            lambda: runtime.redis, {self._released: self._wake, self._cancel: on_cancel}
         )
 
-    def _wake_first(self, thread_id: UUID) -> None:
-        # Waiters take a thread in arrival order, so of this process's waiters only the
-        # oldest can be next: waking it alone spares the database a burst of attempts.
-        # (The others still re-check on their own every second or so.)
-        self._waiters.wake_first(thread_id)
+    def _wake(self, thread_id: UUID) -> None:
+        # Every waiter of this process tries to start; only the one whose turn it is (the
+        # oldest queued, in the database's order) succeeds, the others wait again. Waking
+        # only the first registered here was cheaper but not safe: the order in which a
+        # process registers its waiters is not the order in which they were queued, and a
+        # wrong guess left the thread idle until the periodic re-check (~1 s).
+        self._waiters.wake(thread_id)
 
     def ensure_listening(self) -> None:
         self._subscription.ensure_listening()
@@ -85,7 +87,7 @@ class RunSignals:
             yield event
 
     async def publish_release(self, thread_id: UUID) -> None:
-        self._wake_first(thread_id)  # waiters of this process need no round trip
+        self._wake(thread_id)  # waiters of this process need no round trip
         try:
             await self._runtime.redis.publish(self._released, str(thread_id))
         except (RedisError, OSError) as exc:  # waiters re-check on their own

@@ -248,6 +248,8 @@ async def _jobs(database_url: str, ids: list[str]) -> list[str]:
     return sorted(f"{r['status']}/attempts={r['attempts']}" for r in rows)
 
 
+# The load (SECONDS), then up to 240 s for the jobs, plus starting the cluster.
+@pytest.mark.timeout(int(SECONDS) + 600)
 async def test_chaos(cluster: Cluster) -> None:
     began = time.monotonic()
     key = await asyncio.to_thread(cluster.create_key)

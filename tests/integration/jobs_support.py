@@ -135,20 +135,25 @@ async def started(*workers: WorkerProcess, timeout: float = 60) -> None:
     async def ready() -> bool:
         return all(w.started for w in workers)
 
-    await wait_for(ready, timeout=timeout)
+    await wait_for(ready, timeout=timeout, what="every worker to start reading jobs")
 
 
 async def wait_for(
-    check: Callable[[], Awaitable[Any]], *, timeout: float, interval: float = 0.05
+    check: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float,
+    interval: float = 0.05,
+    what: str = "the condition",
 ) -> Any:
-    """Poll *check* until it returns something truthy (observable state, not sleeps)."""
+    """Poll *check* until it returns something truthy (observable state, not sleeps); that
+    value is returned. Fails after *timeout* seconds saying what it waited for."""
     deadline = time.monotonic() + timeout
     while True:
         value = await check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
 
 

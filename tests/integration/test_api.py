@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -32,6 +31,7 @@ from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
 from api.config import ApiConfig
 from api.testing import RunningApi, free_port, running_api
+from tests.waiting import wait_until
 
 JSON = dict[str, Any]
 
@@ -53,8 +53,7 @@ class Brain:
             return call("add", a=int(a), b=int(b))
         if text.startswith("wait"):
             self.started.set()
-            while not self.release.is_set():
-                await asyncio.sleep(0.01)
+            await wait_until(self.release.is_set, timeout=60, what="the test to release the model")
         return f"echo: {text}"
 
 
@@ -469,14 +468,14 @@ async def test_stream_disconnect_cancels_the_run_and_frees_the_thread(
             assert sse.event == "text_delta"
             break  # hang up after the first delta
     # The run was cancelled: nothing of it is saved, and the thread lock is free again.
-    deadline = time.monotonic() + 10
-    while True:
-        r = await client.post(url, json={"input": "again", "on_busy": "reject"})
-        if r.status_code == 200 or time.monotonic() > deadline:
-            break
-        assert r.status_code == 409
-        await asyncio.sleep(0.05)
-    assert r.status_code == 200, r.text
+    answers: list[httpx.Response] = []
+
+    async def thread_free() -> bool:
+        answers.append(await client.post(url, json={"input": "again", "on_busy": "reject"}))
+        assert answers[-1].status_code in (200, 409), answers[-1].text
+        return answers[-1].status_code == 200
+
+    await wait_until(thread_free, interval=0.05, what="the cancelled run to free the thread")
     saved = (await client.get(f"{url[:-5]}/messages")).json()["data"]
     assert [m["content"] for m in saved][0] == "again"
     assert len(saved) == 2
@@ -499,8 +498,13 @@ async def test_busy_thread_rejects_or_waits(client: httpx.AsyncClient, brain: Br
         waiting = asyncio.ensure_future(
             client.post(url, json={"input": "queued", "on_busy": "enqueue", "busy_timeout": 20})
         )
-        await asyncio.sleep(0.2)
-        assert not waiting.done()
+
+        async def queued() -> bool:
+            runs = (await client.get(f"/threads/{thread['id']}/runs")).json()["data"]
+            return any(x["input"] == "queued" and x["status"] == "queued" for x in runs)
+
+        await wait_until(queued, what="the enqueued run to wait behind the first")
+        assert not waiting.done()  # it waits: the first run still holds the thread
         brain.release.set()
         assert (await first).status_code == 200
         second = await waiting
@@ -667,15 +671,15 @@ async def test_cli_keys_and_serve(settings: Settings, redis_cleanup: None) -> No
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
         async with httpx.AsyncClient(base_url=base, headers=bearer(secret)) as c:
-            deadline = time.monotonic() + 30
-            while True:
+
+            async def serving() -> bool:
+                assert server.poll() is None, "serve exited"
                 try:
-                    if (await c.get("/health")).status_code == 200:
-                        break
+                    return (await c.get("/health")).status_code == 200
                 except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
-                await asyncio.sleep(0.1)
+                    return False
+
+            await wait_until(serving, timeout=30, interval=0.1, what="serve to answer /health")
             assert (await c.get("/threads")).status_code == 200
             _cli(env, "keys", "revoke", key_id)
             assert (await c.get("/threads")).status_code == 401

@@ -38,6 +38,7 @@ from ai_agents.tools.registry import ToolRegistry
 from api.config import ApiConfig
 from api.keys import KeyStore
 from api.testing import RunningApi, free_port, running_api
+from tests.waiting import wait_until
 
 JSON = dict[str, Any]
 MAX_BODY = 64 * 1024
@@ -438,14 +439,15 @@ def _serve_process(settings: Settings) -> Iterator[str]:
 async def _subscribers(settings: Settings, channel: str, wanted: int) -> None:
     """Wait until *wanted* processes listen for revocations (observable state)."""
     redis = Redis.from_url(str(settings.redis_url))
+
+    async def listening() -> bool:
+        counts = dict(await redis.pubsub_numsub(channel))
+        return bool(counts.get(channel.encode(), 0) >= wanted)
+
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            counts = dict(await redis.pubsub_numsub(channel))
-            if counts.get(channel.encode(), 0) >= wanted:
-                return
-            assert time.monotonic() < deadline, counts
-            await asyncio.sleep(0.02)
+        await wait_until(
+            listening, timeout=15, interval=0.02, what=f"{wanted} subscribers of {channel}"
+        )
     finally:
         await redis.aclose()
 
@@ -473,3 +475,73 @@ async def test_a_revocation_reaches_every_api_process_at_once(
                 assert r.status_code == 200 and r.json()["revoked_at"]
                 r = await check_via.get("/threads", headers=headers)
                 assert r.status_code == 401, r.text
+
+
+class _SlowApiProcess:
+    """Another API process, played by the test: it hears revocations and confirms each
+    one only after *delay* seconds (or never, with ``delay=None``)."""
+
+    def __init__(self, settings: Settings, api: RunningApi, delay: float | None) -> None:
+        self.redis = Redis.from_url(str(settings.redis_url))
+        self.keys = api.store.keys
+        self.delay = delay
+        self.events: list[str] = []
+
+    async def listen_once(self, subscribed: asyncio.Event) -> None:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.keys.api_key_revoked_channel)
+        subscribed.set()
+        try:
+            while (message := await pubsub.get_message(timeout=1.0)) is None:
+                pass
+            if self.delay is None:
+                return
+            await asyncio.sleep(self.delay)
+            self.events.append("confirmed")
+            acks = self.keys.api_key_revocation_acks(message["data"].decode())
+            await self.redis.rpush(acks, "1")
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def _revoke_beside(
+    settings: Settings, delay: float | None
+) -> tuple[_SlowApiProcess, httpx.Response]:
+    with running_api(settings, config=_config(key_cache_ttl=300.0)) as a:
+        other = _SlowApiProcess(settings, a, delay)
+        subscribed = asyncio.Event()
+        listener = asyncio.create_task(other.listen_once(subscribed))
+        try:
+            await asyncio.wait_for(subscribed.wait(), 15)
+            channel = a.store.keys.api_key_revoked_channel
+            await _subscribers(settings, channel, 2)  # the API process and the slow one
+            admin = a.create_key("ops", admin=True)
+            keys: KeyStore = a.app.state.key_store
+            created = a.call(keys.create(tenant_id="acme", name="short-lived"))
+            async with httpx.AsyncClient(base_url=a.api, timeout=30) as client:
+                revoked = await client.delete(f"/keys/{created.key.id}", headers=_bearer(admin))
+            other.events.append("revoked")
+            await asyncio.wait_for(listener, 15)
+        finally:
+            listener.cancel()
+            await other.redis.aclose()
+    return other, revoked
+
+
+async def test_a_revocation_returns_once_every_api_process_dropped_the_key(
+    settings: Settings, redis_cleanup: None
+) -> None:
+    # Without the wait, DELETE returns at once and a request to the slow process in the
+    # meantime would still pass with the revoked key.
+    other, revoked = await _revoke_beside(settings, delay=0.5)
+    assert revoked.status_code == 200, revoked.text
+    assert other.events == ["confirmed", "revoked"]
+
+
+async def test_a_revocation_does_not_wait_for_ever_on_a_silent_process(
+    settings: Settings, redis_cleanup: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    other, revoked = await _revoke_beside(settings, delay=None)
+    assert revoked.status_code == 200, revoked.text
+    assert other.events == ["revoked"]
+    assert "confirmed by 1 of 2 API processes" in caplog.text

@@ -31,6 +31,7 @@ from ai_agents.tools.registry import ToolRegistry
 from api.config import ApiConfig
 from api.schemas import RunOverridesIn
 from api.testing import RunningApi, running_api
+from tests.waiting import wait_until
 
 JSON = dict[str, Any]
 LOOKUP = {
@@ -49,8 +50,7 @@ class Gate:
 
     async def wait(self) -> None:
         self.entered.set()
-        while not self.opened.is_set():
-            await asyncio.sleep(0.01)
+        await wait_until(self.opened.is_set, timeout=90, what="the test to open the gate")
 
 
 class Brain:
@@ -360,9 +360,13 @@ async def test_cancel_a_run_in_progress_and_a_queued_one(
     try:
         assert await asyncio.to_thread(gate.entered.wait, 10)
         waiting = asyncio.ensure_future(run(client, thread, "queued", busy_timeout=30))
-        deadline = time.monotonic() + 10
-        while len(found := await runs_of(client, thread)) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        found: list[JSON] = []
+
+        async def both_listed() -> bool:
+            found[:] = await runs_of(client, thread)
+            return len(found) == 2
+
+        await wait_until(both_listed, interval=0.02, what="the queued run to be listed")
         queued, active = found  # newest first
         assert (active["status"], queued["status"]) == ("in_progress", "queued")
 
@@ -697,13 +701,15 @@ async def test_50_queued_runs_do_not_slow_another_tenant(api: RunningApi, gate: 
                 asyncio.ensure_future(run(a, busy, f"queued {i}", busy_timeout=300))
                 for i in range(queued_runs)
             ]
-            deadline = time.monotonic() + 30
-            while True:
-                statuses = [x["status"] for x in await runs_of(a, busy)]
-                if statuses.count("queued") == queued_runs or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.05)
-            assert statuses.count("queued") == queued_runs, statuses
+            statuses: list[str] = []
+
+            async def all_queued() -> bool:
+                statuses[:] = [x["status"] for x in await runs_of(a, busy)]
+                return statuses.count("queued") == queued_runs
+
+            await wait_until(
+                all_queued, timeout=30, interval=0.05, what=f"{queued_runs} runs queued"
+            )
             assert statuses.count("in_progress") == 1
 
             url = f"/threads/{mine['id']}/messages"
@@ -773,8 +779,11 @@ async def test_queued_runs_take_few_connections_at_once(api: RunningApi, gate: G
                 asyncio.ensure_future(run(a, busy, f"queued {i}", busy_timeout=300))
                 for i in range(50)
             ]
-            while [x["status"] for x in await runs_of(a, busy)].count("queued") < 50:
-                await asyncio.sleep(0.05)
+
+            async def all_queued() -> bool:
+                return [x["status"] for x in await runs_of(a, busy)].count("queued") == 50
+
+            await wait_until(all_queued, timeout=30, interval=0.05, what="50 runs queued")
             peaks = await asyncio.wrap_future(
                 asyncio.run_coroutine_threadsafe(_pool_peaks(api.store.engine.pool, 3.0), api.loop)
             )
@@ -811,12 +820,10 @@ async def test_a_heartbeat_while_a_queued_run_starts_does_not_lose_it(
     first = asyncio.create_task(store.run(thread, "hold the thread"))
     assert await asyncio.to_thread(gate.entered.wait, 10)
     second = asyncio.create_task(store.run(thread, "next"))
-    while not supervisor._waiting:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(supervisor._waiting), what="the second run to wait")
     (waiter,) = supervisor._waiting
     third = asyncio.create_task(store.run(thread, "last"))  # another waiter to heartbeat
-    while len(supervisor._waiting) < 2:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: len(supervisor._waiting) == 2, what="the third run to wait")
     beats: list[asyncio.Task[None]] = []
     real_get, real_heartbeat = runs.get, runs.heartbeat
 
@@ -828,8 +835,9 @@ async def test_a_heartbeat_while_a_queued_run_starts_does_not_lose_it(
         return await real_get(scope, run_id)
 
     async def heartbeat(ids: list[Any], owner: str) -> Any:
-        while waiter not in supervisor._live:  # its round trip outlasts the launch
-            await asyncio.sleep(0.001)
+        await wait_until(  # its round trip outlasts the launch
+            lambda: waiter in supervisor._live, interval=0.001, what="the waiter's launch"
+        )
         return await real_heartbeat(ids, owner)
 
     monkeypatch.setattr(runs, "get", get)
@@ -837,8 +845,7 @@ async def test_a_heartbeat_while_a_queued_run_starts_does_not_lose_it(
     gate.opened.set()
     try:
         assert (await first).content == "echo: hold the thread"
-        while not beats:
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: bool(beats), what="a heartbeat while the waiter starts")
         await beats[0]
         beaten.set()
         response = await asyncio.wait_for(second, 10)

@@ -47,7 +47,8 @@ CHECKS: list[Callable[..., Any]] = [
     response_headers_conformance,
     negative_data_rejection,
 ]
-pytestmark = pytest.mark.slow
+# About a minute at the default 12 examples; `make schemathesis` raises EXAMPLES.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(max(300, EXAMPLES * 20))]
 
 
 @pytest.fixture

@@ -47,6 +47,11 @@ CONFIG_VARS = (
 )
 
 
+# Each test runs the whole demo in a subprocess (about a minute on a fresh machine: it
+# starts embedded PostgreSQL and Valkey and loads the local model).
+pytestmark = pytest.mark.timeout(700)  # above run_cli's own 600 s
+
+
 def demo_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
     env["PYTHONPATH"] = str(ROOT)

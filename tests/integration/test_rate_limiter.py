@@ -2,6 +2,12 @@
 
 Every test uses its own random key prefix (the Redis is shared with other test runs) and
 deletes its keys afterwards; nothing here flushes the database.
+
+The single-process tests run the limiter on a clock they control (``tests.clocks``): the
+scripts use its time instead of Redis ``TIME`` and ``wait_if_needed`` sleeps by advancing
+it, so waits and retry times are checked exactly and nothing depends on how busy the
+machine is. The cross-process tests use the real Redis clock on purpose: agreeing on one
+clock across processes is what they test.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ import logging
 import math
 import os
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,14 +35,19 @@ from ai_agents.queue.rate_limiter import (
     RedisRateLimiter,
     RequestExceedsRateLimit,
 )
+from tests.clocks import FakeClock
 
 pytestmark = pytest.mark.integration
 
 REDIS_URL = os.environ.get("AI_AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Single-process tests use a short window so waiting for it to slide stays cheap.
-WINDOW = 2.0
+# Single-process tests run on a fake clock, so the window costs no real time; it is long
+# enough that the keys' real expiry (window + 1 s) never hits a slow test.
+WINDOW = 60.0
+# Enough for any wait in these tests: a bug that makes a request wait for ever fails the
+# test with RateLimitTimeout instead of looping on the fake clock.
+MAX_WAIT = 2 * WINDOW
 
 
 @pytest.fixture
@@ -45,6 +55,11 @@ async def client() -> AsyncIterator[aioredis.Redis]:
     redis_client = aioredis.Redis.from_url(REDIS_URL)
     yield redis_client
     await redis_client.aclose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -64,6 +79,7 @@ def make_limiter(
     tpm: int | None = None,
     window: float = WINDOW,
     fail_open: bool = False,
+    clock: FakeClock | None = None,
 ) -> RedisRateLimiter:
     return RedisRateLimiter(
         client,
@@ -73,33 +89,46 @@ def make_limiter(
         limits=RateLimits(rpm=rpm, tpm=tpm),
         window_seconds=window,
         fail_open=fail_open,
+        **on_clock(clock),
     )
+
+
+def on_clock(clock: FakeClock | None) -> dict[str, Any]:
+    """Limiter arguments that run it on *clock* (no jitter, so waits are exact)."""
+    if clock is None:
+        return {}
+    return {"clock": clock, "sleep": clock.sleep, "max_jitter": 0.0}
 
 
 # --- single process -------------------------------------------------------------------
 
 
 async def test_rpm_sixth_request_waits_until_first_leaves_window(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
-    limiter = make_limiter(client, keys, rpm=5)
-    first_five = [await limiter.wait_if_needed(1) for _ in range(5)]
-    assert all(r.waited < 0.5 for r in first_five)
+    limiter = make_limiter(client, keys, rpm=5, clock=clock)
+    first_five = []
+    for _ in range(5):
+        first_five.append(await limiter.wait_if_needed(1, max_wait=MAX_WAIT))
+        clock.advance(1.0)
+    assert [r.waited for r in first_five] == [0.0] * 5
+    assert clock.slept == []
     assert all(r.admitted_at is not None and not r.unlimited for r in first_five)
+    t0 = clock.seconds() - 5.0
+    assert [r.admitted_at for r in first_five] == [t0 + i for i in range(5)]
 
     usage = await limiter.usage()
     assert usage.requests == 5
     assert usage.requests_remaining == 0
-    assert 0 < usage.reset_in <= WINDOW
+    assert usage.reset_in == WINDOW - 5.0  # the first entry leaves at t0 + WINDOW
 
-    sixth = await limiter.wait_if_needed(1)
-    # It waited for the first entry to leave the window: ~WINDOW minus the few ms the
-    # first five took. Generous slack for a loaded machine.
-    assert WINDOW - 0.5 <= sixth.waited <= WINDOW + 1.5
-    # Server-side timestamps are exact: never earlier than one window after the first.
-    assert first_five[0].admitted_at is not None
-    assert sixth.admitted_at is not None
-    assert sixth.admitted_at - first_five[0].admitted_at >= WINDOW
+    sixth = await limiter.wait_if_needed(1, max_wait=MAX_WAIT)
+    # It slept exactly until the first entry left the window, once, and not longer.
+    assert clock.slept == [WINDOW - 5.0]
+    assert sixth.waited == WINDOW - 5.0
+    assert sixth.admitted_at == t0 + WINDOW
+    usage = await limiter.usage()
+    assert (usage.requests, usage.reset_in) == (5, 1.0)  # entries t0+1 .. t0+4, the sixth
 
     # Keys expire on their own (no leak when a provider goes idle).
     for key in (keys.rpm("openai", "gpt-test"), keys.tpm("openai", "gpt-test")):
@@ -107,41 +136,47 @@ async def test_rpm_sixth_request_waits_until_first_leaves_window(
 
 
 async def test_try_acquire_is_non_blocking_and_reports_retry_time(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
-    limiter = make_limiter(client, keys, rpm=1)
+    limiter = make_limiter(client, keys, rpm=1, clock=clock)
     reservation, retry = await limiter.try_acquire(0)
     assert reservation is not None
     assert retry == 0.0
-    started = time.monotonic()
+    clock.advance(10.0)
     refused, retry = await limiter.try_acquire(0)
     assert refused is None
-    assert 0 < retry <= WINDOW
-    assert time.monotonic() - started < 0.5
+    assert retry == WINDOW - 10.0  # exactly when the admitted entry leaves
+    assert clock.slept == []  # non-blocking: it never slept
     # A refused attempt leaves no trace in the window.
     assert (await limiter.usage()).requests == 1
+    clock.advance(retry)
+    assert (await limiter.try_acquire(0))[0] is not None  # room at exactly that time
 
 
 async def test_tpm_waits_for_tokens_to_leave_window(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
-    limiter = make_limiter(client, keys, tpm=100)
-    a = await limiter.wait_if_needed(60)
-    await asyncio.sleep(0.5)  # so b is still in the window when a leaves it
-    b = await limiter.wait_if_needed(40)
-    assert a.waited < 0.5
-    assert b.waited < 0.5
+    limiter = make_limiter(client, keys, tpm=100, clock=clock)
+    a = await limiter.wait_if_needed(60, max_wait=MAX_WAIT)
+    clock.advance(5.0)  # so b is still in the window when a leaves it
+    b = await limiter.wait_if_needed(40, max_wait=MAX_WAIT)
+    assert (a.waited, b.waited) == (0.0, 0.0)
     usage = await limiter.usage()
     assert (usage.requests, usage.tokens, usage.tokens_remaining) == (2, 100, 0)
 
-    # 50 tokens need the 60-token entry (the oldest) to leave, not b: ~WINDOW - 0.5 s.
-    c = await limiter.wait_if_needed(50)
-    assert WINDOW - 1.0 <= c.waited <= WINDOW + 1.0
+    # 50 tokens need the 60-token entry (the oldest) to leave, not b: WINDOW - 5 s.
+    c = await limiter.wait_if_needed(50, max_wait=MAX_WAIT)
+    assert clock.slept == [WINDOW - 5.0]
+    assert c.waited == WINDOW - 5.0
     assert a.admitted_at is not None
-    assert b.admitted_at is not None
-    assert c.admitted_at is not None
-    assert a.admitted_at + WINDOW <= c.admitted_at < b.admitted_at + WINDOW
-    assert (await limiter.usage()).tokens == 90
+    assert c.admitted_at == a.admitted_at + WINDOW
+    usage = await limiter.usage()
+    assert (usage.requests, usage.tokens) == (2, 90)  # b and c: a's 60 were subtracted
+    # And once b leaves too, only c's 50 are left.
+    clock.advance(5.0)
+    assert (await limiter.usage()).tokens == 50
+    assert (await limiter.try_acquire(50))[0] is not None
+    assert (await limiter.try_acquire(1))[0] is None
 
 
 async def test_record_request_corrects_estimate_to_real_usage(
@@ -168,13 +203,12 @@ async def test_record_request_corrects_estimate_to_real_usage(
 
 
 async def test_request_larger_than_limit_fails_immediately(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
-    limiter = make_limiter(client, keys, rpm=10, tpm=100)
-    started = time.monotonic()
+    limiter = make_limiter(client, keys, rpm=10, tpm=100, clock=clock)
     with pytest.raises(RequestExceedsRateLimit, match="can never fit") as info:
         await limiter.wait_if_needed(101)
-    assert time.monotonic() - started < 0.5
+    assert clock.slept == []  # immediately: it did not wait for a window that cannot help
     assert isinstance(info.value, ValidationError)
     assert info.value.details["limit"] == 100
 
@@ -197,25 +231,28 @@ async def test_request_larger_than_limit_fails_immediately(
 
 
 async def test_max_wait_raises_timeout_with_retry_after(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
-    limiter = make_limiter(client, keys, rpm=1)
+    limiter = make_limiter(client, keys, rpm=1, clock=clock)
     await limiter.wait_if_needed(1)
-    started = time.monotonic()
+    clock.advance(20.0)
     with pytest.raises(RateLimitTimeout) as info:
-        await limiter.wait_if_needed(1, max_wait=0.2)
+        await limiter.wait_if_needed(1, max_wait=WINDOW - 20.0 - 0.001)
     # It knows the room comes later than max_wait, so it does not sleep for nothing.
-    assert time.monotonic() - started < 0.5
-    assert 0.2 < info.value.retry_after <= WINDOW
+    assert clock.slept == []
+    assert info.value.retry_after == WINDOW - 20.0
     assert info.value.details["retry_after"] == info.value.retry_after
 
-    # A max_wait that covers the wait is honoured.
-    reservation = await limiter.wait_if_needed(1, max_wait=WINDOW + 1.0)
-    assert reservation.waited > 0.2
+    # A max_wait that covers the wait exactly is honoured.
+    reservation = await limiter.wait_if_needed(1, max_wait=WINDOW - 20.0)
+    assert clock.slept == [WINDOW - 20.0]
+    assert reservation.waited == WINDOW - 20.0
 
 
-async def test_release_gives_the_slot_back(client: aioredis.Redis, keys: RedisKeys) -> None:
-    limiter = make_limiter(client, keys, rpm=1, tpm=50)
+async def test_release_gives_the_slot_back(
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
+) -> None:
+    limiter = make_limiter(client, keys, rpm=1, tpm=50, clock=clock)
     reservation = await limiter.wait_if_needed(50)
     assert (await limiter.try_acquire(1))[0] is None
 
@@ -225,14 +262,14 @@ async def test_release_gives_the_slot_back(client: aioredis.Redis, keys: RedisKe
     usage = await limiter.usage()
     assert (usage.requests, usage.tokens) == (0, 0)
 
-    again = await limiter.wait_if_needed(50)
-    assert again.waited < 0.5
+    again = await limiter.wait_if_needed(50, max_wait=MAX_WAIT)
+    assert again.waited == 0.0 and clock.slept == []  # the slot was free at once
     await limiter.record_request(reservation, 5)  # no-op on a released reservation
     assert (await limiter.usage()).tokens == 50
 
 
 async def test_scopes_are_checked_atomically_with_model_limits(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
     def for_user(user: str) -> RedisRateLimiter:
         return RedisRateLimiter(
@@ -243,14 +280,16 @@ async def test_scopes_are_checked_atomically_with_model_limits(
             limits=RateLimits(rpm=3, tpm=None),
             scopes=[("user", user, RateLimits(rpm=2, tpm=None)), ("tenant", "t1", RateLimits())],
             window_seconds=WINDOW,
+            **on_clock(clock),
         )
 
     alice, bob = for_user("alice"), for_user("bob")
     assert (await alice.try_acquire(1))[0] is not None
+    clock.advance(1.0)
     assert (await alice.try_acquire(1))[0] is not None
     refused, retry = await alice.try_acquire(1)
     assert refused is None  # alice's own limit, although the model has room
-    assert 0 < retry <= WINDOW
+    assert retry == WINDOW - 1.0  # when alice's first entry leaves her window
 
     usage = await alice.usage()
     assert usage.requests == 2  # the refused request took nothing from the model window
@@ -277,6 +316,7 @@ def for_tenant(
     rpm: int | None = None,
     tpm: int | None = None,
     weight: int = 1,
+    clock: FakeClock | None = None,
 ) -> RedisRateLimiter:
     return RedisRateLimiter(
         client,
@@ -287,6 +327,7 @@ def for_tenant(
         window_seconds=WINDOW,
         tenant=tenant,
         tenant_weight=weight,
+        **on_clock(clock),
     )
 
 
@@ -302,47 +343,49 @@ async def admit_until_refused(limiter: RedisRateLimiter, tokens: int) -> tuple[i
 
 
 async def test_a_tenant_alone_may_use_the_whole_window(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
-    a = for_tenant(client, keys, "a", rpm=10, tpm=1000)
+    a = for_tenant(client, keys, "a", rpm=10, tpm=1000, clock=clock)
     admitted, retry = await admit_until_refused(a, 100)
     assert admitted == 10  # the model's whole window: 10 requests, 1000 tokens
-    assert 0 < retry <= WINDOW
+    assert retry == WINDOW  # all admitted at the same instant: they leave a window later
     assert (await a.usage()).tokens == 1000
 
 
 async def test_second_tenant_is_admitted_promptly_while_the_first_is_at_its_share(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
-    a = for_tenant(client, keys, "a", tpm=1000)
-    b = for_tenant(client, keys, "b", tpm=1000)
+    a = for_tenant(client, keys, "a", tpm=1000, clock=clock)
+    b = for_tenant(client, keys, "b", tpm=1000, clock=clock)
     assert (await b.try_acquire(10))[0] is not None  # b is active on the model
+    clock.advance(1.0)
     admitted, retry = await admit_until_refused(a, 100)
     assert admitted == 5  # a's share: 1000 * 1/2 tokens
-    assert 0 < retry <= WINDOW
+    # a waits for its own entries (all admitted just now) or for b to go quiet (one
+    # window after b's request), whichever is first: b's.
+    assert retry == WINDOW - 1.0
     # a saturated its share, the model's window still has room: b's request gets it now.
-    started = time.monotonic()
-    reservation = await b.wait_if_needed(300, max_wait=WINDOW / 4)
-    assert time.monotonic() - started < 0.5 and reservation.waited < 0.5
+    reservation = await b.wait_if_needed(300, max_wait=MAX_WAIT)
+    assert reservation.waited == 0.0 and clock.slept == []
     assert (await b.usage()).tokens == 810  # the model window counts both tenants
 
 
 async def test_shares_follow_the_weights_in_requests_too(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
-    a = for_tenant(client, keys, "a", rpm=8, weight=3)
-    b = for_tenant(client, keys, "b", rpm=8, weight=1)
+    a = for_tenant(client, keys, "a", rpm=8, weight=3, clock=clock)
+    b = for_tenant(client, keys, "b", rpm=8, weight=1, clock=clock)
     assert (await b.try_acquire(1))[0] is not None
     assert (await admit_until_refused(a, 1))[0] == 6  # 8 * 3/4
     assert (await admit_until_refused(b, 1))[0] == 1  # 8 * 1/4 = 2, one already held
 
 
 async def test_a_tenant_holding_nothing_may_always_make_one_request(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
     # Three active tenants on a 4-request window: shares of 1 (floor(4/3)), yet each may
     # send its first request; 600 tokens exceed a's 500-token share but a holds nothing.
-    tenants = [for_tenant(client, keys, t, rpm=4, tpm=1000) for t in ("a", "b", "c")]
+    tenants = [for_tenant(client, keys, t, rpm=4, tpm=1000, clock=clock) for t in ("a", "b", "c")]
     for limiter in tenants[1:]:
         assert (await limiter.try_acquire(1))[0] is not None
     assert (await tenants[0].try_acquire(600))[0] is not None
@@ -350,32 +393,50 @@ async def test_a_tenant_holding_nothing_may_always_make_one_request(
 
 
 async def test_the_share_lifts_when_the_other_tenant_goes_quiet(
-    client: aioredis.Redis, keys: RedisKeys
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
-    a = for_tenant(client, keys, "a", rpm=4)
-    b = for_tenant(client, keys, "b", rpm=4)
+    a = for_tenant(client, keys, "a", rpm=4, clock=clock)
+    b = for_tenant(client, keys, "b", rpm=4, clock=clock)
     assert (await b.try_acquire(1))[0] is not None
-    await asyncio.sleep(1.0)
+    clock.advance(10.0)
     assert (await admit_until_refused(a, 1))[0] == 2  # b is active: a's share is 2
     # b asks for nothing more. a is admitted when b goes inactive (one window after its
-    # request, ~1 s from now), not when a's own entries leave the window (~2 s).
-    reservation = await a.wait_if_needed(1, max_wait=WINDOW + 1.0)
-    assert WINDOW - 1.0 - 0.3 <= reservation.waited <= WINDOW - 1.0 + 0.5
-    assert (await admit_until_refused(a, 1))[0] == 1  # alone again: all 4 requests
+    # request, WINDOW - 10 s from now), not when a's own entries leave (WINDOW from now).
+    reservation = await a.wait_if_needed(1, max_wait=MAX_WAIT)
+    assert clock.slept == [WINDOW - 10.0]
+    assert reservation.waited == WINDOW - 10.0
+    # b's entry left with it: alone again, a may hold all 4 requests.
+    assert (await admit_until_refused(a, 1))[0] == 1
     assert (await a.usage()).requests == 4
 
 
-async def test_a_wait_longer_than_max_wait_fails_with_retry_after(
-    client: aioredis.Redis, keys: RedisKeys
+async def test_a_refused_tenant_stays_active_while_it_sleeps_past_its_retry(
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
 ) -> None:
-    a = for_tenant(client, keys, "a", tpm=1000)
-    b = for_tenant(client, keys, "b", tpm=1000)
+    # b is refused while a fills the window, and its process wakes late: more than a
+    # window after it asked. It is still waiting, so a keeps to its share meanwhile.
+    a = for_tenant(client, keys, "a", rpm=4, clock=clock)
+    b = for_tenant(client, keys, "b", rpm=4, clock=clock)
+    assert (await admit_until_refused(a, 1))[0] == 4  # alone: the whole window
+    clock.advance(1.0)
+    reservation, retry = await b.try_acquire(1)
+    assert reservation is None and retry == WINDOW - 1.0
+    clock.advance(WINDOW + 5.0)  # a's entries have left; b has not asked again
+    assert (await admit_until_refused(a, 1))[0] == 2  # b still counts: a's share is 2
+    assert (await b.try_acquire(1))[0] is not None  # b, awake, finds its room
+
+
+async def test_a_wait_longer_than_max_wait_fails_with_retry_after(
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock
+) -> None:
+    a = for_tenant(client, keys, "a", tpm=1000, clock=clock)
+    b = for_tenant(client, keys, "b", tpm=1000, clock=clock)
     assert (await admit_until_refused(a, 500))[0] == 2  # alone: the whole window
-    started = time.monotonic()
+    clock.advance(15.0)
     with pytest.raises(RateLimitTimeout) as info:
-        await b.wait_if_needed(10, max_wait=0.2)
-    assert time.monotonic() - started < 0.5  # known at once: no sleeping for nothing
-    assert 0.2 < info.value.retry_after <= WINDOW
+        await b.wait_if_needed(10, max_wait=WINDOW / 2)
+    assert clock.slept == []  # known at once: no sleeping for nothing
+    assert info.value.retry_after == WINDOW - 15.0  # when a's entries leave
     assert info.value.details["retry_after"] == info.value.retry_after
 
 
@@ -439,7 +500,13 @@ asyncio.run(main(json.loads(sys.argv[1])))
 
 PROCESSES = 4
 CROSS_WINDOW = 3.0  # the 60 s acceptance test scaled down in time, same limit of 60
-RUN_WINDOWS = 2.5
+RUN_WINDOWS = 3.0
+# Real time is the point of these tests (several processes on the Redis clock), so the
+# throughput checks allow this much for all the delays of a run together (waking up,
+# round trips, a loaded machine): a window's worth of requests admitted at t must be
+# complete by t + DELAYS. The limits themselves are checked exactly.
+DELAYS = 2.0
+START_DELAY = 0.5  # from the parent's signal to the common start (every worker is ready)
 
 
 async def run_workers(
@@ -495,7 +562,7 @@ async def run_worker_processes(
             line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
             assert line.strip() == b"ready", line
         sec, usec = await client.time()
-        start_us = sec * 1_000_000 + usec + 200_000
+        start_us = sec * 1_000_000 + usec + round(START_DELAY * 1_000_000)
         stop_us = start_us + round(RUN_WINDOWS * CROSS_WINDOW * 1_000_000)
         timing = json.dumps({"start_at": start_us / 1e6, "stop_at": stop_us / 1e6})
         outputs = await asyncio.wait_for(
@@ -531,14 +598,15 @@ def min_expected_admissions(times: list[int], stop_us: int, per_window: int) -> 
     The workers always have a request waiting. The first `per_window` are admitted at
     once at t0; the window then stays full until those entries leave it at t0 + W,
     when the waiting processes (woken exactly at that expiry, plus <=10 ms jitter and a
-    round trip) refill it, and so on: batch k starts by t0 + k*(W + delta). With a
-    generous allowance of 1 s for all those delays together (they are milliseconds),
-    every batch starting before stop - 1 s is fully admitted before stop. For the
-    2.5-window run that is batches at ~0, ~W and ~2W, i.e. 3 * per_window.
+    round trip) refill it, and so on: batch k starts by t0 + k*(W + delta). With an
+    allowance of DELAYS for all those delays together (they are milliseconds on an idle
+    machine), every batch starting before stop - DELAYS is fully admitted before stop.
+    For the 3-window run (first admission within START_DELAY + 0.5 s of the start) that
+    is batches at ~0, ~W and ~2W, i.e. 3 * per_window.
     """
     elapsed = (stop_us - times[0]) / 1_000_000
-    assert elapsed >= 2 * CROSS_WINDOW + 1.0, "workers started too late to test anything"
-    return per_window * (math.floor((elapsed - 1.0) / CROSS_WINDOW) + 1)
+    assert elapsed >= 2 * CROSS_WINDOW + DELAYS, "workers started too late to test anything"
+    return per_window * (math.floor((elapsed - DELAYS) / CROSS_WINDOW) + 1)
 
 
 async def test_rpm_limit_holds_across_processes(client: aioredis.Redis, keys: RedisKeys) -> None:
@@ -560,28 +628,52 @@ async def test_tpm_limit_holds_across_processes(client: aioredis.Redis, keys: Re
     assert len(in_run) >= min_expected_admissions(in_run, stop, 60) == 180
 
 
+def held_when_admitted(times: list[int], window_us: int) -> list[tuple[int, int]]:
+    """(admission time, entries of *times* in the window it was judged in, itself included).
+
+    The script judges an admission at ``now`` against the entries in (now - W, now].
+    """
+    return [
+        (t, bisect.bisect_right(times, t) - bisect.bisect_right(times, t - window_us))
+        for t in times
+    ]
+
+
+def active_at(t: int, others: list[int], window_us: int) -> bool:
+    """Provably active at *t*: an admission (a request for room) in (t - W, t]."""
+    i = bisect.bisect_right(others, t)
+    return i > 0 and others[i - 1] > t - window_us
+
+
 async def test_tenant_shares_hold_across_processes(client: aioredis.Redis, keys: RedisKeys) -> None:
-    # Two processes per tenant, 60 requests per window: while both tenants are active
-    # each holds at most 30 of them, and each gets about that many.
+    # Three processes for a, one for b, 60 requests per window: without shares a would
+    # take about 3/4 of every window; with them, while both are active, each holds at most
+    # 30, and each gets about that many.
     per_process, _start, stop = await run_worker_processes(
-        client, keys, rpm=60, tpm=None, tokens=1, tenants=["a", "a", "b", "b"]
+        client, keys, rpm=60, tpm=None, tokens=1, tenants=["a", "a", "a", "b"]
     )
     window_us = round(CROSS_WINDOW * 1_000_000)
     everyone = sorted(t for times in per_process for t in times)
     assert max_in_any_window(everyone, window_us) <= 60
-    # Both tenants are active once every worker has been admitted once (a worker process
-    # may start late on a loaded machine: until then one tenant may rightly hold more).
-    settled = max(min(times) for times in per_process)
-    for tenant_times in (per_process[0] + per_process[1], per_process[2] + per_process[3]):
-        times = sorted(tenant_times)
-        # At every admission after both tenants are active, the tenant's trailing
-        # window (its own entries) holds at most its share.
-        held = [
-            bisect.bisect_right(times, t) - bisect.bisect_right(times, t - window_us)
-            for t in times
-            if t >= settled
+    tenant_a = sorted(per_process[0] + per_process[1] + per_process[2])
+    tenant_b = sorted(per_process[3])
+    for times, others in ((tenant_a, tenant_b), (tenant_b, tenant_a)):
+        # The share applies while the other tenant is active, which is certain when it
+        # was admitted less than a window before (it may be active at other times too,
+        # e.g. while it waits, but a process starved for a whole window on a loaded
+        # machine rightly is not). Entries admitted before the other tenant came may
+        # still be in the window: the check is that each admission was made while the
+        # tenant held less than its share, so it holds at most its share right after.
+        checked = [
+            (t, held)
+            for t, held in held_when_admitted(times, window_us)
+            if active_at(t, others, window_us)
         ]
-        assert held and max(held) <= 30
+        # Most admissions are checked (not a vacuous test): each window's batch of both
+        # tenants is interleaved.
+        assert len(checked) >= 60, (len(checked), len(times))
+        over = [(t, held) for t, held in checked if held > 30]
+        assert not over, f"admitted above the share of 30: {over[:5]}"
         in_run = [t for t in times if t < stop]
         assert len(in_run) >= 0.8 * min_expected_admissions(everyone, stop, 30)
 

@@ -6,6 +6,12 @@ Anthropic, without sending the OpenAI fake a single request (its requests carry 
 ``x-worker: b`` header, so we can tell). After the recovery timeout the breaker
 half-opens: one probe goes out (others still fail fast); a failed probe re-opens it, a
 successful one closes it.
+
+Time: this process's breakers run on a clock the test controls (``tests.clocks``), which
+starts at the Redis server time and moves only when the test advances it past the
+recovery timeout. The second process reads the breaker on the real Redis clock, so the
+recovery timeout is long (60 s) compared with anything the test does before that read,
+however busy the machine.
 """
 
 from __future__ import annotations
@@ -26,14 +32,17 @@ from ai_agents import AgentDefinition, AgentStore, Settings
 from ai_agents.errors import ProviderError, ProviderOverloaded, ProviderUnavailable
 from ai_agents.providers.anthropic import AnthropicProvider
 from ai_agents.providers.base import ProviderSettings
+from ai_agents.providers.breaker import CircuitBreakers
 from ai_agents.providers.openai import OpenAIChatProvider
 from ai_agents.tokens import default_counter
+from tests.clocks import FakeClock
 from tests.fakes.anthropic_fake import AnthropicFake
 from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.script import Reply
 from tests.fakes.server import serve
+from tests.waiting import wait_until
 
-BREAKER = {"failure_threshold": 3, "recovery_timeout": 2.0}
+BREAKER = {"failure_threshold": 3, "recovery_timeout": 60.0}
 CLAUDE = "claude-haiku-4-5"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,10 +68,39 @@ async def _status(store: AgentStore) -> dict[str, Any]:
     return status.to_json()
 
 
-async def _until_retry_at(store: AgentStore) -> None:
+async def _on_fake_clock(store: AgentStore) -> FakeClock:
+    """Run this store's breakers on a fake clock starting at the Redis server time."""
+    sec, usec = await store.redis.time()
+    clock = FakeClock(sec * 1_000_000 + usec)
+    runner = store.runner
+    old = runner.breakers
+    breakers = CircuitBreakers(
+        lambda: store.runtime.redis,
+        old.keys,
+        old.config,
+        clock=clock.seconds,
+        server_clock=clock,
+    )
+    runner.breakers = runner.dispatcher.breakers = breakers
+    return clock
+
+
+async def _until_retry_at(store: AgentStore, clock: FakeClock) -> None:
+    """Advance the fake clock to the breaker's retry_at exactly: not a moment earlier."""
     status = await _status(store)
     assert status["state"] == "open"
-    await asyncio.sleep(max(0.0, status["retry_at"] - time.time()) + 0.05)
+    assert status["retry_at"] == pytest.approx(
+        status["opened_at"] + BREAKER["recovery_timeout"], abs=1e-6
+    )
+    retry_at_us = round(status["retry_at"] * 1000) * 1000  # the scripts count in ms
+    assert clock() < retry_at_us - 1000
+    clock.now_us = retry_at_us - 1000
+    breakers = store.runner.breakers
+    permit = await breakers.allow("openai", status["base_url"])
+    assert (permit.allowed, permit.state) == (False, "open")  # 1 ms before: still open
+    assert permit.retry_in == pytest.approx(0.001)
+    breakers.forget()  # the next call asks Redis, not this process's cache
+    clock.now_us = retry_at_us
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float = 60.0) -> str:
@@ -99,6 +137,7 @@ async def _scenario(
     anthropic_url: str,
 ) -> None:
     register(store, openai_url, anthropic_url, "a")
+    clock = await _on_fake_clock(store)
     retry = {"retry": {"base_delay": 0.01, "max_delay": 0.05}}
     plain = await store.create_agent(
         AgentDefinition(name="plain", role="You answer."),
@@ -166,9 +205,15 @@ async def _scenario(
                 stream.close()
 
     assert result["plain"]["error"] == "provider_unavailable"
-    assert result["plain"]["elapsed"] < 0.5  # measured: ~20 ms
+    # Failed fast: without a request (the headers below), and without waiting for the
+    # breaker (the only slow way to fail here: 60 s); measured ~20 ms, generous margin.
+    assert result["plain"]["elapsed"] < 10.0
+    # It was told to retry when the breaker's retry_at comes, by the Redis clock it read
+    # between its `before` and `after` readings of that clock (ms resolution).
+    retry_at = status["retry_at"]
+    before, after = result["plain"]["redis_before"], result["plain"]["redis_after"]
     assert result["plain"]["routing"]["skipped"] == [
-        {"provider": "openai", "model": "gpt-4o-mini", "reason": "breaker_open", "retry_in": pytest.approx(1.5, abs=0.5)}
+        {"provider": "openai", "model": "gpt-4o-mini", "reason": "breaker_open", "retry_in": pytest.approx(retry_at - (before + after) / 2, abs=(after - before) / 2 + 0.002)}
     ]  # fmt: skip
     assert result["fallback"]["provider"] == "anthropic"
     assert result["fallback"]["content"] == "echo: from b too"
@@ -177,7 +222,7 @@ async def _scenario(
     assert [h.get("x-worker") for h in anthropic_fake.script.headers] == ["b"]
 
     # 3. After the recovery timeout: one probe; it fails -> open again at once (1 request).
-    await _until_retry_at(store)
+    await _until_retry_at(store, clock)
     openai_fake.push(Reply.error(503))
     with pytest.raises(ProviderOverloaded) as caught:
         await store.run(threads[1], "probe 1")
@@ -186,17 +231,19 @@ async def _scenario(
     status = await _status(store)
     assert (status["state"], status["opened_count"]) == ("open", 2)
 
-    # 4. Next recovery: a slow successful probe; a concurrent caller still fails fast.
-    await _until_retry_at(store)
-    openai_fake.push(Reply.text("recovered", delay=0.6))
+    # 4. Next recovery: a slow successful probe; a concurrent caller still fails fast,
+    # i.e. while the probe is in flight (3 s: far longer than a failing call on a loaded
+    # machine, within the provider's 5 s timeout) and without a request of its own.
+    await _until_retry_at(store, clock)
+    openai_fake.push(Reply.text("recovered", delay=3.0))
     probe = asyncio.create_task(store.run(threads[1], "probe 2"))
-    while len(openai_fake.requests) < 5:
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: len(openai_fake.requests) >= 5, what="the probe to reach the OpenAI fake"
+    )
     assert (await _status(store))["state"] == "half_open"
-    started = time.perf_counter()
     with pytest.raises(ProviderUnavailable):
         await store.run(threads[2], "while probing")
-    assert time.perf_counter() - started < 0.5
+    assert not probe.done() and len(openai_fake.requests) == 5
     assert (await probe).content == "recovered"
     assert len(openai_fake.requests) == 5
     status = await _status(store)
@@ -225,14 +272,18 @@ async def _worker(argv: list[str]) -> None:
         await asyncio.to_thread(sys.stdin.readline)
         result: dict[str, Any] = {}
         started = time.perf_counter()
+        before = await store.redis.time()
         try:
             await store.run(plain, "from b")
             result["plain"] = {"error": None}
         except ProviderError as exc:
+            after = await store.redis.time()
             result["plain"] = {
                 "error": exc.code,
                 "elapsed": time.perf_counter() - started,
                 "routing": exc.details.get("routing"),
+                "redis_before": before[0] + before[1] / 1e6,
+                "redis_after": after[0] + after[1] / 1e6,
             }
         response = await store.run(fallback, "from b too")
         result["fallback"] = {

@@ -8,7 +8,6 @@ dies between health checks costs one connection error: the request fails over.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
@@ -24,6 +23,7 @@ from ai_agents.providers.pool import NodePool, NodeStatus
 from tests.fakes.ollama_fake import FakeOllama
 from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.server import free_port, serve
+from tests.waiting import wait_until
 
 MODEL = "llama3.1:8b"
 SLOW = 0.25
@@ -46,11 +46,8 @@ def _by_url(pool: NodePool) -> dict[str, NodeStatus]:
     return {s.url: s for s in pool.status()}
 
 
-async def _until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
+async def _until(predicate: Any, *, what: str, timeout: float = 5.0) -> None:
+    await wait_until(predicate, timeout=timeout, interval=0.02, what=what)
 
 
 @pytest.fixture
@@ -94,7 +91,10 @@ async def test_pool_spreads_skips_the_dead_node_and_rejoins_it(
     # The background health check finds the dead node before any request is sent.
     pool.start()
     # Each node's first check ends on its own (the refused connection usually first).
-    await _until(lambda: "unknown" not in {n.status for n in pool.status()})
+    await _until(
+        lambda: "unknown" not in {n.status for n in pool.status()},
+        what="every node's first health check",
+    )
     assert _by_url(pool)[dead].status == "down"
     assert _by_url(pool)[fast].status == _by_url(pool)[slow].status == "up"
     assert _by_url(pool)[fast].models == [MODEL]
@@ -117,7 +117,7 @@ async def test_pool_spreads_skips_the_dead_node_and_rejoins_it(
     # The dead node comes back on its port and rejoins after a health check.
     port = int(dead.rsplit(":", 1)[1])
     stack.enter_context(serve(fakes[2], port=port))
-    await _until(lambda: _by_url(pool)[dead].status == "up")
+    await _until(lambda: _by_url(pool)[dead].status == "up", what="the restarted node to be up")
     for i in range(6):
         await store.run(threads[0], f"again {i}")
     assert len(fakes[2].requests) >= 1
@@ -219,7 +219,10 @@ async def test_openai_compatible_pool(store: AgentStore) -> None:
         )
         thread = await store.create_thread(agent)
         pool.start()
-        await _until(lambda: "unknown" not in {n.status for n in pool.status()})
+        await _until(
+            lambda: "unknown" not in {n.status for n in pool.status()},
+            what="every node's first health check",
+        )
         assert _by_url(pool)[dead].status == "down"
         assert _by_url(pool)[url + "/v1"].status == "up"  # 404 on /models: reachable
         for i in range(3):

@@ -18,6 +18,8 @@ from ai_agents.response import DoneEvent, TextDeltaEvent, ToolCallEvent, ToolRes
 from ai_agents.testing import FunctionProvider, ScriptedProvider, call, calls
 from ai_agents.tools.decorator import ToolContext, tool
 from ai_agents.tools.registry import ToolRegistry
+from tests.integration.serial_support import InFlight, serialized_lengths
+from tests.waiting import wait_until
 
 TINY = ModelLimits(
     context_window=700,
@@ -320,15 +322,21 @@ async def test_stream_events(ai: AgentStore) -> None:
 
 
 async def test_concurrent_runs_on_one_thread_never_interleave(ai: AgentStore) -> None:
-    """Acceptance 2: 20 concurrent runs -> 20 user messages each followed by its answer."""
+    """Acceptance 2: 20 concurrent runs -> one model call at a time, each run seeing every
+    turn saved before it, and 20 user messages each followed by its answer.
 
-    async def answer(request: ProviderRequest) -> ProviderResponse:
-        await asyncio.sleep(0.005)
-        return ProviderResponse(content=f"answer to {request.messages[-1].content}")
-
-    thread_id = await _thread(ai, FunctionProvider(answer))
+    The saved order alone cannot show overlapping runs (a turn is saved in one
+    statement): the model counts its calls in flight and the history each call received
+    (more cases in test_run_serialization.py).
+    """
+    model = InFlight()
+    thread_id = await _thread(ai, FunctionProvider(model))
     inputs = [f"question {i}" for i in range(20)]
-    responses = await asyncio.gather(*(ai.run(thread_id, q) for q in inputs))
+    responses = await asyncio.wait_for(
+        asyncio.gather(*(ai.run(thread_id, q) for q in inputs)), timeout=45
+    )
+    assert model.most == 1, f"{model.most} model calls were in flight on one thread at once"
+    assert sorted(model.lengths) == serialized_lengths(20)
     assert sorted(r.content for r in responses) == sorted(f"answer to {q}" for q in inputs)
     saved = await _messages(ai, thread_id)
     assert len(saved) == 40
@@ -346,12 +354,10 @@ async def test_reject_policy_fails_fast_for_the_losers(ai: AgentStore) -> None:
         await release.wait()
         return ProviderResponse(content="done")
 
-    thread_id = await _thread(ai, FunctionProvider(slow))
+    provider = FunctionProvider(slow)
+    thread_id = await _thread(ai, provider)
     first = asyncio.create_task(ai.run(thread_id, "first", on_busy="reject"))
-    while (await ai.get_thread(thread_id)).message_count == 0 and not ai.runner.providers.get(
-        "scripted"
-    ).requests:  # type: ignore[attr-defined]
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(provider.requests), what="the first run to call the model")
     losers = await asyncio.gather(
         *(ai.run(thread_id, f"other {i}", on_busy="reject") for i in range(5)),
         return_exceptions=True,
@@ -359,7 +365,7 @@ async def test_reject_policy_fails_fast_for_the_losers(ai: AgentStore) -> None:
     assert all(isinstance(e, ThreadBusyError) for e in losers)
     assert "busy" in str(losers[0])
     release.set()
-    assert (await first).content == "done"
+    assert (await asyncio.wait_for(first, timeout=30)).content == "done"
     assert [m.content for m in await _messages(ai, thread_id)] == ["first", "done"]
 
 
@@ -519,25 +525,37 @@ async def test_enqueue_policy_gives_up_after_busy_timeout(ai: AgentStore) -> Non
     provider = FunctionProvider(slow)
     thread_id = await _thread(ai, provider)
     first = asyncio.create_task(ai.run(thread_id, "first"))
-    while not provider.requests:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(provider.requests), what="the first run to call the model")
     with pytest.raises(ThreadBusyError):
         await ai.run(thread_id, "second", busy_timeout=0.2)
     release.set()
-    assert (await first).content == "done"
+    assert (await asyncio.wait_for(first, timeout=30)).content == "done"
     # The waiter's connection went back clean: the thread runs again at once.
     provider2 = ScriptedProvider(["again"])
     ai.register_provider("scripted", provider2)
     assert (await ai.run(thread_id, "third", busy_timeout=1)).content == "again"
 
 
+async def _admitted_at(store: AgentStore, thread_id: uuid.UUID, response: Any) -> float:
+    """When the rate limiter admitted the run's model call (Redis server time)."""
+    saved = await _messages(store, thread_id)
+    (answer,) = [m for m in saved if m.id in response.message_ids and m.role == "assistant"]
+    return float(answer.metadata["rate_limit"]["admitted_at"])
+
+
 async def test_per_user_limit_is_per_tenant_and_follows_the_agent(
     settings: object, redis_cleanup: None, registry_models: None
 ) -> None:
-    """user_rpm throttles one user, not the same user id in another tenant; edits apply."""
+    """user_rpm throttles one user, not the same user id in another tenant; edits apply.
+
+    A throttled call is told by when it was admitted (a full window after the call that
+    held its place), which no load on the machine can shorten; a call that was not
+    throttled waited one Redis round trip, far below half a window.
+    """
     from dataclasses import replace
 
-    store = AgentStore(settings=replace(settings, rate_limit_window=1.0))  # type: ignore[type-var]
+    window = 2.0
+    store = AgentStore(settings=replace(settings, rate_limit_window=window))  # type: ignore[type-var]
     try:
         store.register_provider("scripted", FunctionProvider(lambda r: "ok"))
 
@@ -553,15 +571,21 @@ async def test_per_user_limit_is_per_tenant_and_follows_the_agent(
 
         a, agent_a, thread_a = await thread_in("tenant-a")
         b, _agent_b, thread_b = await thread_in("tenant-b")
-        waits = [(await a.run(thread_a, f"q{i}")).rate_limit_wait for i in range(3)]
-        assert max(waits[:2]) < 0.1
-        assert waits[2] > 0.3  # the third request in the 1 s window waited its turn
-        assert (await b.run(thread_b, "q")).rate_limit_wait < 0.1  # other tenant's window
+        first = [await a.run(thread_a, f"q{i}") for i in range(2)]
+        assert max(r.rate_limit_wait for r in first) < window / 2
+        # A's window is full: the same user id in B has its own window.
+        assert (await b.run(thread_b, "q")).rate_limit_wait < window / 2
+        third = await a.run(thread_a, "q2")  # waited until the first call left the window
+        admitted = [await _admitted_at(a, thread_a, r) for r in [*first, third]]
+        assert admitted[2] - admitted[0] >= window - 0.001, admitted
 
         await a.update_agent(agent_a, settings={"user_rpm": 1})
-        await asyncio.sleep(1.05)
-        assert (await a.run(thread_a, "r0")).rate_limit_wait < 0.1
-        assert (await a.run(thread_a, "r1")).rate_limit_wait > 0.3  # the new limit applies
+        await asyncio.sleep(window + 0.05)  # every earlier call left the window
+        r0 = await a.run(thread_a, "r0")
+        assert r0.rate_limit_wait < window / 2
+        r1 = await a.run(thread_a, "r1")  # the new limit applies: one call per window
+        gap = await _admitted_at(a, thread_a, r1) - await _admitted_at(a, thread_a, r0)
+        assert gap >= window - 0.001, gap
     finally:
         await store.close()
 

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -39,6 +39,7 @@ from ai_agents.testing import FunctionProvider, ScriptedProvider, call, calls
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
 from tests.conftest import REDIS_URL
+from tests.waiting import wait_until
 
 HERE = Path(__file__).resolve().parent
 WEATHER = {
@@ -54,9 +55,17 @@ LEASE = 1.0
 
 
 @pytest.fixture
-def fast_settings(settings: Settings) -> Settings:
+def action_timeout() -> float:
+    """How long a paused run waits for tool outputs: short, so expiry is observable. A test
+    that hands a paused run to another process parametrizes a longer one (starting a
+    Python process can take seconds on a loaded machine)."""
+    return 2.0
+
+
+@pytest.fixture
+def fast_settings(settings: Settings, action_timeout: float) -> Settings:
     """Short leases and action timeouts, so expiry is observable in a test."""
-    return dataclasses.replace(settings, run_lease_seconds=LEASE, run_action_timeout=2.0)
+    return dataclasses.replace(settings, run_lease_seconds=LEASE, run_action_timeout=action_timeout)
 
 
 @pytest.fixture
@@ -101,11 +110,10 @@ async def _saved(store: AgentStore, thread_id: uuid.UUID) -> list[Message]:
     return (await store.list_messages(thread_id, limit=1000)).items
 
 
-async def _until(predicate: object, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
+async def _until(
+    predicate: Callable[[], Awaitable[bool]], *, what: str, timeout: float = 15.0
+) -> None:
+    await wait_until(predicate, timeout=timeout, interval=0.05, what=what)
 
 
 def _process(settings: Settings, *args: str) -> subprocess.Popen[str]:
@@ -251,11 +259,11 @@ async def test_waiting_runs_hold_no_connection_and_run_in_order(
         )
         busy, other = await store.create_thread(agent), await store.create_thread(agent)
         first = asyncio.ensure_future(store.run(busy, "first"))
-        await _until(lambda: _true(order == ["first"]))
+        await _until(lambda: _true(order == ["first"]), what="the first run to call the model")
         waiters = []
         for i in range(8):
             waiters.append(asyncio.ensure_future(store.run(busy, f"w{i}")))
-            await _until(lambda i=i: _queued(store, busy, i + 1))
+            await _until(lambda i=i: _queued(store, busy, i + 1), what=f"{i + 1} runs queued")
         # Another thread still gets connections: its run completes while 8 runs wait.
         store.register_provider("scripted", FunctionProvider(model))
         active = 0
@@ -294,11 +302,13 @@ async def test_waiter_cap_and_reject(fast_settings: Settings, redis_cleanup: Non
         )
         thread = await store.create_thread(agent)
         first = asyncio.ensure_future(store.run(thread, "first"))
-        await _until(lambda: _status_count(store, thread, "in_progress", 1))
+        await _until(
+            lambda: _status_count(store, thread, "in_progress", 1), what="a run in progress"
+        )
         with pytest.raises(ThreadBusyError):
             await store.run(thread, "no wait", on_busy="reject")
         waiters = [asyncio.ensure_future(store.run(thread, f"w{i}")) for i in range(2)]
-        await _until(lambda: _queued(store, thread, 2))
+        await _until(lambda: _queued(store, thread, 2), what="2 runs queued")
         with pytest.raises(ThreadBusyError, match="2 runs waiting"):
             await store.run(thread, "one too many")
         # A waiter that gives up (busy_timeout) leaves the queue as expired.
@@ -338,7 +348,9 @@ async def test_killed_process_run_expires_and_frees_the_thread(
         if proc.stdout is not None:
             proc.stdout.close()
     # Within the lease (1 s; checked every 50 ms), the run reads as expired.
-    await _until(lambda: _status_is(ai, run.id, "expired"), timeout=LEASE * 3)
+    await _until(
+        lambda: _status_is(ai, run.id, "expired"), what="the run expired", timeout=LEASE * 3
+    )
     expired = await ai.get_run(run.id)
     assert expired.last_error and expired.last_error["code"] == "expired"
     response = await ai.run(thread, "hello again", on_busy="reject")
@@ -362,7 +374,7 @@ async def test_a_run_whose_lease_was_taken_saves_nothing(ai: AgentStore) -> None
 
     thread = await _thread(ai, FunctionProvider(stalled))
     task = asyncio.ensure_future(ai.run(thread, "go"))
-    await _until(lambda: _status_count(ai, thread, "in_progress", 1))
+    await _until(lambda: _status_count(ai, thread, "in_progress", 1), what="a run in progress")
     (run,) = (await ai.list_runs(thread)).items
     conn = await asyncpg.connect(str(ai.settings.database_url))
     try:  # what the sweep of another process does to a run whose lease passed
@@ -383,6 +395,7 @@ async def test_a_run_whose_lease_was_taken_saves_nothing(ai: AgentStore) -> None
 # --- requires_action ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("action_timeout", [60.0])
 async def test_client_tool_pauses_the_run_and_another_process_resumes_it(
     ai: AgentStore, fast_settings: Settings
 ) -> None:
@@ -466,7 +479,9 @@ async def test_unanswered_run_expires_and_frees_the_thread(ai: AgentStore) -> No
     thread = await _thread(ai, provider, client_tools=[WEATHER])
     paused = await ai.run(thread, "Rome?")
     # run_action_timeout is 2 s in this test.
-    await _until(lambda: _status_is(ai, paused.run_id, "expired"), timeout=10)
+    await _until(
+        lambda: _status_is(ai, paused.run_id, "expired"), what="the paused run expired", timeout=10
+    )
     with pytest.raises(RunStateError):
         await ai.submit_tool_outputs(
             paused.run_id, [{"tool_call_id": paused.required_action[0].id, "output": "x"}]
@@ -510,11 +525,11 @@ async def test_cancel_in_every_state(ai: AgentStore, fast_settings: Settings) ->
 
     # in progress, cancelled from another process
     running = asyncio.ensure_future(ai.run(thread, "slow sync"))
-    await _until(lambda: _true(seen == ["slow sync"]))
+    await _until(lambda: _true(seen == ["slow sync"]), what="the sync run to call the model")
     (run,) = (await ai.list_runs(thread)).items
     # queued behind it
     queued = asyncio.ensure_future(ai.run(thread, "queued one"))
-    await _until(lambda: _queued(ai, thread, 1))
+    await _until(lambda: _queued(ai, thread, 1), what="1 run queued")
     waiting = next(r for r in (await ai.list_runs(thread)).items if r.status == "queued")
     assert (await ai.cancel_run(waiting.id)).status == "cancelled"
     with pytest.raises(RunCancelled):
@@ -533,7 +548,9 @@ async def test_cancel_in_every_state(ai: AgentStore, fast_settings: Settings) ->
     first = await anext(stream)
     assert isinstance(first, RunStartedEvent)
     consume = asyncio.ensure_future(anext(stream))
-    await _until(lambda: _true(seen[-1] == "slow stream"))
+    await _until(
+        lambda: _true(seen[-1] == "slow stream"), what="the streamed run to call the model"
+    )
     assert (await ai.cancel_run(first.run_id)).status in ("cancelling", "cancelled")
     with pytest.raises(RunCancelled):
         await consume
@@ -628,18 +645,22 @@ async def test_waiter_cap_per_tenant(fast_settings: Settings, redis_cleanup: Non
         busy = [asyncio.ensure_future(a.run(t, "hold")) for t in threads["a"]]
         busy.append(asyncio.ensure_future(b.run(threads["b"][0], "hold")))
         for view, thread in ((a, threads["a"][0]), (a, threads["a"][1]), (b, threads["b"][0])):
-            await _until(lambda v=view, t=thread: _status_count(v, t, "in_progress", 1))
+            await _until(
+                lambda v=view, t=thread: _status_count(v, t, "in_progress", 1),
+                what="a run in progress on each held thread",
+            )
         waiting = [
             asyncio.ensure_future(a.run(threads["a"][0], "w1")),
             asyncio.ensure_future(a.run(threads["a"][1], "w2")),
         ]
-        await _until(lambda: _queued(a, threads["a"][0], 1))
-        await _until(lambda: _queued(a, threads["a"][1], 1))
+        await _until(lambda: _queued(a, threads["a"][0], 1), what="tenant a's first waiter")
+        await _until(lambda: _queued(a, threads["a"][1], 1), what="tenant a's second waiter")
         with pytest.raises(ThreadBusyError, match="this tenant already has 2 runs waiting") as err:
             await a.run(threads["a"][1], "w3", busy_timeout=3)
         assert err.value.details["waiting_cap"] == "tenant"
         waiting.append(asyncio.ensure_future(b.run(threads["b"][0], "b waits")))
-        await _until(lambda: _queued(b, threads["b"][0], 1))  # tenant b is not affected
+        # tenant b is not affected
+        await _until(lambda: _queued(b, threads["b"][0], 1), what="tenant b's waiter")
         release.set()
         results = await asyncio.gather(*busy, *waiting)
         assert all(r.content == "ok" for r in results)
@@ -660,9 +681,9 @@ async def test_a_waiter_starting_beside_a_heartbeat_cannot_deadlock(ai: AgentSto
 
     thread = await _thread(ai, FunctionProvider(hold))
     first = asyncio.ensure_future(ai.run(thread, "hold"))
-    await _until(lambda: _status_count(ai, thread, "in_progress", 1))
+    await _until(lambda: _status_count(ai, thread, "in_progress", 1), what="a run in progress")
     waiter = asyncio.ensure_future(ai.run(thread, "wait"))
-    await _until(lambda: _queued(ai, thread, 1))
+    await _until(lambda: _queued(ai, thread, 1), what="1 run queued")
     runs = {r.status: r.id for r in (await ai.list_runs(thread)).items}
     url = str(ai.settings.database_url)
     beat, start = await asyncpg.connect(url), await asyncpg.connect(url)

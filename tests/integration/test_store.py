@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from ai_agents import AgentDefinition, AgentStore
 from ai_agents.config import Settings
+from ai_agents.db import messages as message_rows
 from ai_agents.errors import LimitExceeded, NotFoundError, UsageError, ValidationError
 from ai_agents.messages import ToolCall
 
@@ -480,18 +481,10 @@ async def test_last_messages_is_one_index_range_scan(store: AgentStore) -> None:
             {"t": thread_id},
         )
         await conn.execute(text("ANALYZE messages"))
-        plan = (
-            (
-                await conn.execute(
-                    text(
-                        "EXPLAIN SELECT * FROM messages WHERE thread_id = :t ORDER BY seq DESC LIMIT 50"
-                    ),
-                    {"t": thread_id},
-                )
-            )
-            .scalars()
-            .all()
-        )
+        # The statement last_messages really runs, on the driver connection it runs on.
+        raw = await message_rows.driver(conn)
+        plan = [r[0] for r in await raw.fetch("EXPLAIN " + message_rows._LAST_N, thread_id, 50)]
+    assert [m.content for m in await store.last_messages(thread_id, 2)] == ["m19999", "m20000"]
     plan_text = "\n".join(plan)
     assert "Index Scan Backward using uq_messages_thread_seq" in plan_text, plan_text
     assert "Sort" not in plan_text and "Seq Scan" not in plan_text

@@ -123,8 +123,10 @@ async def test_killed_worker_jobs_complete_exactly_once(
     assert all(r.status == "succeeded" for r in results.values())
     for job_id in held:
         assert results[job_id].attempts == 2 and results[job_id].worker == "survivor"
-    # Visibility timeout + the maintenance tick + two short turns per thread, with slack.
-    assert elapsed < visibility + 6, elapsed
+    # Taken over after the 2 s visibility timeout (+ the maintenance tick + two short
+    # turns per thread: ~4 s idle), not after some default one (60 s). Real time across
+    # processes is the point; the margin is for a loaded machine.
+    assert elapsed < visibility + 18, elapsed
     await _expected_history(store, threads, 2)
     records = [json.loads(line) for line in survivor.log.splitlines()]
     assert any("reclaimed" in r["message"] for r in records)
@@ -172,7 +174,7 @@ async def test_sigterm_past_the_grace_period_hands_jobs_back(
     threads = await make_threads(store, 6)
     leaving = spawn(
         "leaving", "--concurrency", "3", "--grace-period", "0.3", *FAST,
-        JOBS_TEST_DELAY="5",
+        JOBS_TEST_DELAY="30",
     )  # fmt: skip
     staying = spawn("staying", "--concurrency", "6", *FAST, JOBS_TEST_DELAY="0.1")
     try:
@@ -182,7 +184,9 @@ async def test_sigterm_past_the_grace_period_hands_jobs_back(
         signalled = time.monotonic()
         leaving.signal(signal.SIGTERM)
         assert await leaving.wait(20) == 0, leaving.log
-        assert time.monotonic() - signalled < 4  # did not wait for the 5 s turns
+        # It did not wait for its 30 s turns: it left after the 0.3 s grace period (far
+        # below 30 s however busy the machine; the hand-over is checked below).
+        assert time.monotonic() - signalled < 15
         queue = job_queue(store)
         results = {j: await queue.get_result(j, timeout=20) for j in job_ids}
     finally:

@@ -1,4 +1,4 @@
-"""The ``api_keys`` table (SQLAlchemy Core, on the shared metadata; DDL in migration 0004).
+"""The ``api_keys`` table of the REST API (SQLAlchemy Core, on the shared metadata; DDL in migration 0004).
 
 Only a hash of each key is stored: a leaked database (or backup) does not leak working
 credentials. ``prefix`` is the first characters of the key, kept so people can tell

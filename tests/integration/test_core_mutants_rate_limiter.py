@@ -1,0 +1,228 @@
+"""The Redis rate limiter on a real Redis, pinned exactly: the cases the mutation run
+(``make mutation``) showed unchecked in :mod:`ai_agents.queue.rate_limiter`.
+
+Every test runs the limiter on a clock it controls (``tests.clocks``), so windows and
+waits are exact; keys live under a random prefix and are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from ai_agents.errors import RateLimitUnavailable, ValidationError
+from ai_agents.keys import RedisKeys
+from ai_agents.queue.rate_limiter import (
+    RateLimits,
+    RedisRateLimiter,
+    RequestExceedsRateLimit,
+    ScopeUsage,
+)
+from tests.clocks import FakeClock
+
+REDIS_URL = os.environ.get("AI_AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aioredis.Redis]:
+    redis_client = aioredis.Redis.from_url(REDIS_URL)
+    yield redis_client
+    await redis_client.aclose()
+
+
+@pytest.fixture
+async def keys(client: aioredis.Redis) -> AsyncIterator[RedisKeys]:
+    prefix = f"test:core-mutants:{uuid.uuid4().hex}:"
+    yield RedisKeys(prefix)
+    found = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+    if found:
+        await client.delete(*found)
+
+
+def limiter(
+    client: aioredis.Redis, keys: RedisKeys, clock: FakeClock, **limits: int | None
+) -> RedisRateLimiter:
+    return RedisRateLimiter(
+        client,
+        keys,
+        provider="openai",
+        model="gpt-test",
+        limits=RateLimits(**limits),
+        window_seconds=60.0,
+        clock=clock,
+        sleep=clock.sleep,
+        max_jitter=0.0,
+    )
+
+
+@pytest.mark.parametrize("bad", [-1, True])
+def test_limits_are_non_negative_integers_or_none(bad: int) -> None:
+    for name in ("rpm", "tpm"):
+        with pytest.raises(ValidationError) as info:
+            RateLimits(**{name: bad})
+        assert info.value.details == {"field": name}
+        assert f"rate limit {name} must be a non-negative integer or None" in str(info.value)
+    assert RateLimits(rpm=0, tpm=0) == RateLimits(0, 0)
+
+
+async def test_the_window_usage_counts_requests_and_tokens_exactly(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = limiter(client, keys, clock, rpm=5, tpm=1000)
+    empty = await rl.usage()
+    assert (empty.requests, empty.tokens, empty.reset_in) == (0, 0, 0.0)
+    assert (empty.requests_remaining, empty.tokens_remaining) == (5, 1000)
+    first = await rl.wait_if_needed(100)
+    clock.advance(10.0)
+    await rl.wait_if_needed(250)
+    usage = await rl.usage()
+    assert (usage.requests, usage.tokens) == (2, 350)
+    assert usage.reset_in == pytest.approx(50.0)  # the first leaves 60 s after it came
+    assert (usage.requests_remaining, usage.tokens_remaining) == (3, 650)
+    assert usage.window_seconds == 60.0 and usage.limits == RateLimits(5, 1000)
+    await rl.record_request(first, 40)
+    assert (await rl.usage()).tokens == 290
+
+
+async def test_a_request_that_can_never_fit_is_refused_with_its_numbers(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = limiter(client, keys, clock, rpm=10, tpm=100)
+    with pytest.raises(RequestExceedsRateLimit) as info:
+        await rl.wait_if_needed(101)
+    assert str(info.value) == (
+        "request estimated at 101 tokens can never fit the 100-token limit per 60s window "
+        "of openai/gpt-test; lower max_tokens, shorten the input or raise the limit"
+    )
+    assert info.value.details == {
+        "field": "estimated_tokens",
+        "estimated_tokens": 101,
+        "limit": 100,
+        "kind": "tpm",
+        "scope": "openai/gpt-test",
+    }
+    assert (await rl.wait_if_needed(100)).tokens == 100  # exactly the limit fits
+
+    closed = limiter(client, keys, clock, rpm=0)
+    with pytest.raises(RequestExceedsRateLimit) as info:
+        await closed.try_acquire(1)
+    assert str(info.value) == (
+        "rate limit of openai/gpt-test allows 0 requests per 60s window: "
+        "no request can ever be admitted"
+    )
+    assert info.value.details == {
+        "field": "estimated_tokens",
+        "estimated_tokens": 1,
+        "limit": 0,
+        "kind": "rpm",
+        "scope": "openai/gpt-test",
+    }
+
+
+async def test_the_usage_of_extra_scopes_is_reported_per_dimension(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    scoped = RedisRateLimiter(
+        client,
+        keys,
+        provider="openai",
+        model="gpt-test",
+        limits=RateLimits(rpm=100),
+        scopes=[
+            ("tenant", "acme", RateLimits(rpm=5, tpm=500)),
+            ("user", "u1", RateLimits(tpm=300)),
+        ],
+        window_seconds=60.0,
+        clock=clock,
+        sleep=clock.sleep,
+        max_jitter=0.0,
+    )
+    await scoped.wait_if_needed(120)
+    usage = await scoped.usage()
+    assert usage.scopes == (
+        ScopeUsage("tenant", "acme", 1, 120, RateLimits(rpm=5, tpm=500)),
+        ScopeUsage("user", "u1", None, 120, RateLimits(tpm=300)),
+    )
+    assert (usage.requests, usage.tokens, usage.tokens_remaining) == (1, 120, None)
+
+
+async def test_the_window_resets_when_its_oldest_entry_leaves(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = limiter(client, keys, clock, rpm=5)
+    await rl.wait_if_needed(0)  # a request without tokens still counts
+    clock.advance(59.5)
+    assert (await rl.usage()).reset_in == pytest.approx(0.5)
+    clock.advance(1.0)
+    usage = await rl.usage()
+    assert (usage.requests, usage.reset_in) == (0, 0.0)
+
+
+async def test_releasing_twice_gives_the_slot_back_once(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = limiter(client, keys, clock, rpm=5, tpm=1000)
+    first = await rl.wait_if_needed(100)
+    await rl.wait_if_needed(50)
+    await rl.release(first)
+    await rl.release(first)
+    assert first.released
+    usage = await rl.usage()
+    assert (usage.requests, usage.tokens) == (1, 50)
+    await rl.record_request(first, 10)  # a released reservation is not corrected
+    assert (await rl.usage()).tokens == 50 and first.tokens == 100
+    with pytest.raises(ValidationError) as info:
+        await rl.record_request(first, -1)
+    assert info.value.details == {"field": "tokens_used"}
+    assert str(info.value) == "tokens_used must be >= 0"
+
+
+async def test_a_request_that_used_no_tokens_is_recorded_as_zero(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = limiter(client, keys, clock, rpm=5, tpm=1000)
+    reservation = await rl.wait_if_needed(100)
+    await rl.record_request(reservation, 0)
+    assert reservation.tokens == 0
+    usage = await rl.usage()
+    assert (usage.requests, usage.tokens) == (1, 0)
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+async def test_a_correction_redis_cannot_take_fails_unless_fail_open(
+    client: aioredis.Redis, keys: RedisKeys, fail_open: bool
+) -> None:
+    clock = FakeClock()
+    reservation = await limiter(client, keys, clock, tpm=1000).wait_if_needed(100)
+    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1.0)
+    try:
+        unreachable = RedisRateLimiter(
+            dead,
+            keys,
+            provider="openai",
+            model="gpt-test",
+            limits=RateLimits(tpm=1000),
+            fail_open=fail_open,
+            clock=clock,
+            sleep=clock.sleep,
+            max_jitter=0.0,
+        )
+        if fail_open:
+            await unreachable.record_request(reservation, 40)  # logged, not raised
+            assert reservation.tokens == 40
+        else:
+            with pytest.raises(RateLimitUnavailable):
+                await unreachable.record_request(reservation, 40)
+            assert reservation.tokens == 100
+    finally:
+        await dead.aclose()
