@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # the index cannot change what CI runs. `make constraints` rewrites it from the venv.
 CONSTRAINTS := constraints.txt
 
-.PHONY: install constraints services test test-pgvector test-unit test-integration check-vendors deliberate-bugs test-loaded lint typecheck bench demo schemathesis chaos clean mutation
+.PHONY: install constraints services test test-pgvector test-unit test-integration check-vendors deliberate-bugs test-loaded test-pgbouncer test-cluster lint typecheck bench demo schemathesis chaos clean mutation
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,16 @@ test-unit: install
 
 test-integration: install services
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+# The integration suite with every test database reached through PgBouncer in
+# transaction mode (started by tests/pgbouncer.py on a spare port, stopped after).
+test-pgbouncer: install services
+	$(BIN)/python -m tests.pgbouncer tests/integration $(PYTEST_ARGS)
+
+# The Redis-touching integration tests on a local 3-primary Redis Cluster (started by
+# tests/redis_cluster.py with Debian's redis-server on spare ports, stopped after).
+test-cluster: install services
+	$(BIN)/python -m tests.redis_cluster $(PYTEST_ARGS)
 
 # Our model table against the installed vendor SDKs' model and deprecation lists
 # (tests/vendors, outside `make test`: it changes with an SDK upgrade, not with our code).

@@ -40,7 +40,7 @@ def _migrate(args: argparse.Namespace) -> int:
     if not settings.database_url:
         print("error: set AI_AGENTS_DATABASE_URL (or DATABASE_URL) first", file=sys.stderr)
         return 2
-    migrate.upgrade(settings.database_url)
+    migrate.upgrade(settings.database_url, prepared_statements=settings.prepared_statements)
     print("database schema is up to date (head)")
     return 0
 

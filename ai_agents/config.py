@@ -16,6 +16,7 @@ from typing import Any
 from ai_agents.errors import ConfigurationError
 
 MB = 1024 * 1024
+PREPARED_STATEMENTS_ENV = "AI_AGENTS_DB_PREPARED_STATEMENTS"
 
 
 def _env(*names: str) -> str | None:
@@ -59,6 +60,12 @@ def _env_weights(name: str) -> dict[str, int] | None:
     return out
 
 
+def prepared_statements_from_env() -> bool:
+    """``AI_AGENTS_DB_PREPARED_STATEMENTS``: on unless ``off``, ``0``, ``false`` or ``no``."""
+    raw = os.environ.get(PREPARED_STATEMENTS_ENV, "on").strip().lower()
+    return raw not in {"off", "0", "false", "no"}
+
+
 def normalize_database_url(url: str) -> str:
     """Accept ``postgres://`` / ``postgresql://`` URLs and select the asyncpg driver."""
     if url.startswith("postgres://"):
@@ -87,6 +94,11 @@ class Settings:
     #: SQLAlchemy pool: connections kept and extra allowed under load.
     db_pool_size: int = 10
     db_max_overflow: int = 20
+    #: Named prepared statements (asyncpg's statement cache): ``False`` behind a pooler
+    #: that cannot keep them per client (PgBouncer before 1.21 in transaction mode).
+    #: ``None``: ``AI_AGENTS_DB_PREPARED_STATEMENTS`` decides (on unless ``off``), read
+    #: when an engine is made, however the application builds its settings.
+    db_prepared_statements: bool | None = None
     #: Rate limiter behaviour when Redis is unreachable: fail (default) or proceed unlimited.
     rate_limit_fail_open: bool = False
     #: Length of the sliding rate-limit windows in seconds (vendors count per minute).
@@ -138,6 +150,13 @@ class Settings:
     #: the agent's own model.
     memory_extraction_model: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prepared_statements(self) -> bool:
+        """Whether engines keep named prepared statements (:attr:`db_prepared_statements`)."""
+        if self.db_prepared_statements is None:
+            return prepared_statements_from_env()
+        return self.db_prepared_statements
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

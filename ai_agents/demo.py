@@ -287,7 +287,7 @@ async def background_run(
     task = asyncio.create_task(worker.run())
     say(f"== worker {worker.name} started for the demo")
     try:
-        from ai_agents.queue.jobs import job_queue
+        from ai_agents.jobs.queue import job_queue
 
         job = await job_queue(store).get_result(job_id, timeout=600)
     finally:

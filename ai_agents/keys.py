@@ -2,6 +2,15 @@
 
 All keys start with a deployment prefix (``AI_AGENTS_REDIS_PREFIX``, default empty) so
 several deployments, or tests, can share one Redis without seeing each other's keys.
+
+Redis Cluster: keys one Lua script or one transaction touches together must be on one
+slot, so each such group shares a hash tag (the part of the key between ``{`` and ``}``
+is all that is hashed): ``{<prefix>ratelimit}:...`` for every rate-limit window (one
+acquire checks the model's, the tenant share's and the user/tenant/key windows at once)
+and ``{<prefix>jobs}:...`` for the job streams, delayed set, dead letters, results,
+cancel flags and the transport marker (finishing a job touches several of them).
+Breaker, cache and API-key keys are used one at a time and carry no tag (they spread
+over the cluster). Pub/sub channels are not keys and carry no tag either.
 """
 
 from __future__ import annotations
@@ -13,39 +22,51 @@ from dataclasses import dataclass
 class RedisKeys:
     prefix: str = ""
 
+    @property
+    def _ratelimit(self) -> str:
+        return f"{{{self.prefix}ratelimit}}"
+
+    @property
+    def _jobs(self) -> str:
+        return f"{{{self.prefix}jobs}}"
+
+    def patterns(self) -> list[str]:
+        """SCAN patterns matching every key of this prefix (tagged or not)."""
+        return [f"{self.prefix}*", f"{{{self.prefix}*"]
+
     # --- rate limiting (sorted sets scored by time) -------------------------------
     def rpm(self, provider: str, model: str) -> str:
-        return f"{self.prefix}ratelimit:{provider}:{model}:rpm"
+        return f"{self._ratelimit}:{provider}:{model}:rpm"
 
     def tpm(self, provider: str, model: str) -> str:
-        return f"{self.prefix}ratelimit:{provider}:{model}:tpm"
+        return f"{self._ratelimit}:{provider}:{model}:tpm"
 
     def scope_rpm(self, scope: str, ident: str) -> str:
         """Per-user / per-tenant / per-API-key request windows (scope: user|tenant|key)."""
-        return f"{self.prefix}ratelimit:{scope}:{ident}:rpm"
+        return f"{self._ratelimit}:{scope}:{ident}:rpm"
 
     def scope_tpm(self, scope: str, ident: str) -> str:
-        return f"{self.prefix}ratelimit:{scope}:{ident}:tpm"
+        return f"{self._ratelimit}:{scope}:{ident}:tpm"
 
     # --- background jobs ----------------------------------------------------------
     def job_stream(self, priority: str) -> str:
-        return f"{self.prefix}jobs:agent_runs:{priority}"
+        return f"{self._jobs}:agent_runs:{priority}"
 
     @property
     def job_dead_letter(self) -> str:
-        return f"{self.prefix}jobs:agent_runs:dead"
+        return f"{self._jobs}:agent_runs:dead"
 
     def job_result(self, job_id: str) -> str:
-        return f"{self.prefix}jobs:results:{job_id}"
+        return f"{self._jobs}:results:{job_id}"
 
     def job_cancel(self, job_id: str) -> str:
-        return f"{self.prefix}jobs:cancel:{job_id}"
+        return f"{self._jobs}:cancel:{job_id}"
 
     # (job queue refinements, see docs/jobs.md)
     @property
     def job_delayed(self) -> str:
         """Sorted set of jobs waiting out a retry backoff (score: due time in ms)."""
-        return f"{self.prefix}jobs:agent_runs:delayed"
+        return f"{self._jobs}:agent_runs:delayed"
 
     @property
     def job_done_channel(self) -> str:
@@ -55,7 +76,7 @@ class RedisKeys:
     @property
     def job_transport_marker(self) -> str:
         """Set by workers; its absence means Redis lost its data and must be rebuilt."""
-        return f"{self.prefix}jobs:transport"
+        return f"{self._jobs}:transport"
 
     # --- runs ---------------------------------------------------------------------
     @property

@@ -1,6 +1,7 @@
 """Redis pub/sub for latency shortcuts: ids announced on channels, handled in-process.
 
-A :class:`Subscription` holds one pub/sub connection for a few channels and hands each
+A :class:`Subscription` holds one pub/sub connection (on a Redis Cluster: to one node,
+see :func:`ai_agents.redis_client.pubsub`) for a few channels and hands each
 message (a UUID) to its channel's handler. :class:`Waiters` wakes the asyncio events of
 whoever waits for an id. Announcements are only shortcuts: every user of them also
 re-checks the source of truth (PostgreSQL) on a timer, so a lost message (reconnect, Redis
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from redis.exceptions import RedisError
+
+from ai_agents import redis_client
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -49,11 +52,18 @@ class Subscription:
             self._task = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
+        failed = False
         while True:
             try:
                 if self._pubsub is None:
-                    self._pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
+                    self._pubsub = await redis_client.pubsub(
+                        self._redis(),
+                        [c.decode() for c in self._handlers],
+                        refresh=failed,
+                        ignore_subscribe_messages=True,
+                    )
                     await self._pubsub.subscribe(*self._handlers)
+                    failed = False
                 message = await self._pubsub.get_message(timeout=POLL_SECONDS)
                 if message is None or message.get("type") != "message":
                     continue
@@ -63,6 +73,7 @@ class Subscription:
                         handler(UUID(message["data"].decode()))
             except (RedisError, OSError) as exc:
                 log.debug("pub/sub interrupted, resubscribing: %s", exc)
+                failed = True
                 await self._close_pubsub()
                 await asyncio.sleep(POLL_SECONDS)
 

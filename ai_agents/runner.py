@@ -53,7 +53,7 @@ from ai_agents.providers.factory import ProviderFactory
 from ai_agents.providers.fallback import Dispatcher
 from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.providers.retry import RetryPolicy
-from ai_agents.queue.rate_limiter import RateLimits, WindowUsage
+from ai_agents.ratelimit.limiter import RateLimits, WindowUsage
 from ai_agents.records import AgentRecord, ThreadRecord
 from ai_agents.response import AgentResponse, DoneEvent, RunEvent, RunStartedEvent
 from ai_agents.runs import rows

@@ -50,14 +50,14 @@ class Runtime:
     @property
     def redis(self) -> Redis:
         if self._redis is None:
-            from redis.asyncio import Redis
+            from ai_agents.redis_client import connect
 
             url = self.settings.redis_url
             if not url:
                 raise ConfigurationError(
                     "no Redis configured: pass redis_url or set AI_AGENTS_REDIS_URL (or REDIS_URL)"
                 )
-            self._redis = Redis.from_url(url, decode_responses=False)
+            self._redis = connect(url, decode_responses=False)
         return self._redis
 
     @property

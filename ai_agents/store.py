@@ -31,7 +31,7 @@ from ai_agents.db import memory as memory_rows
 from ai_agents.db import messages as message_rows
 from ai_agents.db import migrate as migrations
 from ai_agents.db import threads as thread_rows
-from ai_agents.db.engine import parse_uuid, translate_errors
+from ai_agents.db.engine import autocommit, parse_uuid, translate_errors
 from ai_agents.db.scope import Scope
 from ai_agents.db.tables import tenants, user_usage
 from ai_agents.definition import AgentDefinition
@@ -45,11 +45,11 @@ from ai_agents.runtime import Runtime
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from ai_agents.jobs.queue import RedisJobQueue
+    from ai_agents.jobs.records import JobRecord
     from ai_agents.mcp.config import McpServerConfig
     from ai_agents.mcp.storage import McpServerInfo
     from ai_agents.providers.base import Provider
-    from ai_agents.queue.job_records import JobRecord
-    from ai_agents.queue.jobs import RedisJobQueue
     from ai_agents.response import AgentResponse, RunEvent
     from ai_agents.runner import AgentRunner, RunOptions
     from ai_agents.runs.records import RunRecord, RunStep, ToolOutput
@@ -154,7 +154,7 @@ class AgentStore:
     @property
     def jobs(self) -> RedisJobQueue:
         """The store's background job queue (created on first use), for this tenant view."""
-        from ai_agents.queue.jobs import RedisJobQueue
+        from ai_agents.jobs.queue import RedisJobQueue
 
         if self._shared.jobs is None:
             self._shared.jobs = RedisJobQueue(self)
@@ -185,7 +185,10 @@ class AgentStore:
         """Upgrade the database schema to the newest revision (a no-op when current)."""
         if not self.settings.database_url:
             raise ConfigurationError("no database configured: cannot migrate")
-        await migrations.upgrade_async(self.settings.database_url)
+        await migrations.upgrade_async(
+            self.settings.database_url,
+            prepared_statements=self.settings.prepared_statements,
+        )
 
     @asynccontextmanager
     async def _tx(self, operation: str) -> AsyncIterator[AsyncConnection]:
@@ -197,8 +200,8 @@ class AgentStore:
     async def _autocommit(self, operation: str) -> AsyncIterator[AsyncConnection]:
         """A connection without a SQLAlchemy transaction (for statements that run their own)."""
         with translate_errors(operation):
-            async with self.engine.connect() as conn:
-                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with autocommit(self.engine) as conn:
+                yield conn
 
     @asynccontextmanager
     async def _read(self, operation: str) -> AsyncIterator[AsyncConnection]:

@@ -3,7 +3,10 @@
 The URL comes from the Alembic config (set by ``ai_agents.db.migrate``) or, for the
 plain ``alembic`` command, from AI_AGENTS_DATABASE_URL / DATABASE_URL. Migrations run
 under a PostgreSQL advisory lock so several processes starting at once (API servers,
-workers) migrate one after the other; the second finds nothing to do.
+workers) migrate one after the other; the second finds nothing to do. The lock is
+transaction-scoped (released by the commit), so it works through PgBouncer in
+transaction mode, and so are the connection's statements when prepared statements are
+off (``AI_AGENTS_DB_PREPARED_STATEMENTS``, set by ``ai_agents.db.migrate``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ai_agents.config import Settings, normalize_database_url
+from ai_agents.config import Settings, normalize_database_url, prepared_statements_from_env
+from ai_agents.db.engine import connect_args
 from ai_agents.db.migrate import MIGRATION_LOCK_KEY
 from ai_agents.db.schema import include_object, metadata
 from alembic import context
@@ -29,21 +33,29 @@ def _url() -> str:
     return normalize_database_url(url)
 
 
+def _prepared_statements() -> bool:
+    chosen = config.attributes.get("prepared_statements")
+    return prepared_statements_from_env() if chosen is None else bool(chosen)
+
+
 def _run(connection: Connection) -> None:
-    connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
-    try:
-        context.configure(
-            connection=connection, target_metadata=metadata, include_object=include_object
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-    finally:
-        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
-        connection.commit()
+    # Taken first in the one transaction of every migration (PostgreSQL DDL is
+    # transactional), so the version is read under it; the commit releases it.
+    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+    context.configure(
+        connection=connection, target_metadata=metadata, include_object=include_object
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    engine = create_async_engine(
+        _url(),
+        poolclass=pool.NullPool,
+        connect_args=connect_args(prepared_statements=_prepared_statements()),
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

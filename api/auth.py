@@ -7,7 +7,7 @@ admin view (all tenants). Another tenant's object is a ``NotFoundError`` (404), 
 a 403 that would confirm it exists.
 
 Rate limits are per key, in the same Redis sliding window as provider limits
-(:class:`~ai_agents.queue.rate_limiter.RedisRateLimiter`, scope ``("key", key_id)``),
+(:class:`~ai_agents.ratelimit.limiter.RedisRateLimiter`, scope ``("key", key_id)``),
 so they hold across every API process. A refused request is a 429 with Retry-After.
 
 Failed authentications are throttled per client address (:class:`FailedAuthThrottle`):
@@ -30,7 +30,7 @@ from uuid import UUID
 from litestar import Request
 from litestar.datastructures import State
 
-from ai_agents.queue.rate_limiter import RateLimits, RedisRateLimiter
+from ai_agents.ratelimit.limiter import RateLimits, RedisRateLimiter
 from ai_agents.store import AgentStore
 from api.config import ApiConfig
 from api.errors import ApiError, forbidden, unauthorized

@@ -72,7 +72,7 @@ from ai_agents.errors import (
     ValidationError,
 )
 from ai_agents.memory.context import ContextOverflow
-from ai_agents.queue.rate_limiter import RequestExceedsRateLimit
+from ai_agents.ratelimit.limiter import RequestExceedsRateLimit
 
 log = logging.getLogger("api.errors")
 

@@ -40,6 +40,7 @@ from ai_agents.db.api_keys_table import api_keys
 from ai_agents.db.engine import parse_uuid, translate_errors
 from ai_agents.errors import NotFoundError, ValidationError
 from ai_agents.pubsub import Subscription
+from ai_agents.redis_client import publish
 from ai_agents.store import AgentStore
 from api.lru import LruCache
 
@@ -294,7 +295,7 @@ class KeyStore:
         acks = self._store.keys.api_key_revocation_acks(key_id)
         try:
             receivers = int(
-                await redis.publish(self._store.keys.api_key_revoked_channel, str(key_id))
+                await publish(redis, self._store.keys.api_key_revoked_channel, str(key_id))
             )
             confirmed = 0
             deadline = time.monotonic() + REVOCATION_WAIT

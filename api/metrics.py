@@ -23,12 +23,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ai_agents.jobs.tables import PRIORITIES
 from ai_agents.store import AgentStore
 
 #: Run latency buckets (seconds).
 RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-PRIORITIES = ("high", "normal", "low")
 _BREAKER_STATES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
 
 Labels = tuple[tuple[str, str], ...]
@@ -190,7 +190,7 @@ async def redis_gauges(store: AgentStore) -> list[tuple[str, str, Labels, float]
     out: list[tuple[str, str, Labels, float]] = []
     keys = store.keys
     redis = store.redis
-    streams = [(p, keys.job_stream(p)) for p in PRIORITIES]
+    streams: list[tuple[str, str]] = [(p, keys.job_stream(p)) for p in PRIORITIES]
     streams.append(("dead", keys.job_dead_letter))
     for priority, stream in streams:
         depth = await _safe(lambda s=stream: redis.xlen(s))  # type: ignore[misc]

@@ -14,9 +14,10 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ai_agents.jobs.records import JobRecord
+from ai_agents.jobs.tables import Priority
 from ai_agents.mcp.storage import McpServerInfo
 from ai_agents.messages import Message
-from ai_agents.queue.job_records import JobRecord
 from ai_agents.records import AgentRecord, ThreadRecord, UsageTotals
 from ai_agents.runs.records import RunRecord, RunStep
 from api.errors import public_stored_error
@@ -550,7 +551,7 @@ class RunCreate(RunOverridesIn, kw_only=True):
     #: again (synchronous runs only; also accepted as the Idempotency-Key header).
     idempotency_key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     #: Background runs: the job queue priority.
-    priority: Literal["high", "normal", "low"] = "normal"
+    priority: Priority = "normal"
     #: Stored on the run and on the user message of the turn (and on the job).
     metadata: Json = msgspec.field(default_factory=dict)
 

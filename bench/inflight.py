@@ -55,7 +55,7 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 import ai_agents  # noqa: E402
 from ai_agents import AgentDefinition, AgentStore, Settings  # noqa: E402
 from ai_agents.providers.base import ProviderRequest, ProviderResponse, Usage  # noqa: E402
-from ai_agents.queue.rate_limiter import RateLimits  # noqa: E402
+from ai_agents.ratelimit.limiter import RateLimits  # noqa: E402
 from ai_agents.testing import FunctionProvider  # noqa: E402
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_INFLIGHT_N", "500,1000,5000").split(","))

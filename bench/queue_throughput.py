@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REDIS_URL, bench_database  # noqa: E402
 
 from ai_agents import AgentDefinition, AgentStore, Settings  # noqa: E402
+from ai_agents.jobs.queue import job_queue  # noqa: E402
 from ai_agents.messages import Message  # noqa: E402
-from ai_agents.queue.jobs import job_queue  # noqa: E402
 from ai_agents.testing import FunctionProvider  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -25,7 +25,7 @@ from _common import REDIS_URL, bench_database, median_ms  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from ai_agents import AgentDefinition, AgentStore, Settings  # noqa: E402
-from ai_agents.queue.rate_limiter import RateLimits  # noqa: E402
+from ai_agents.ratelimit.limiter import RateLimits  # noqa: E402
 
 SIZES = (10, 1_000, 10_000, 100_000)
 REPEAT = int(os.environ.get("BENCH_REPEAT", "100"))

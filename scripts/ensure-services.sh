@@ -24,3 +24,15 @@ if ! redis_up; then
   redis_up || { echo "error: Redis did not start (install Debian's redis-server package)" >&2; exit 1; }
 fi
 echo "PostgreSQL and Redis are answering"
+
+# PgBouncer is not a service the tests use running: tests/pgbouncer.py starts its own in
+# front of the test PostgreSQL (tests/integration/test_pgbouncer.py, make test-pgbouncer).
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+  echo "PgBouncer is not installed: installing Debian's pgbouncer"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null; }
+  fi
+  [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 \
+    || { echo "error: install PgBouncer (apt-get install -y pgbouncer)" >&2; exit 1; }
+fi

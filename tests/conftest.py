@@ -13,6 +13,10 @@ Hypothesis: the ``ci`` profile (``HYPOTHESIS_PROFILE=ci``, or ``CI`` set; ``.ci/
 sets it) derandomizes every property test (the same examples on every run, no example
 database, the reproduction blob printed on failure); the ``dev`` profile (the default
 elsewhere) explores new examples each run.
+
+``AI_AGENTS_TEST_POOLER_URL`` (``make test-pgbouncer`` sets it): every test database is
+reached through that pooler (``postgresql://user@host:port``, no database name), while
+databases are still created and templated directly on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ hypothesis_settings.load_profile(
 ADMIN_URL = os.environ.get(
     "AI_AGENTS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+POOLER_URL = os.environ.get("AI_AGENTS_TEST_POOLER_URL")
 REDIS_URL = os.environ.get("AI_AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: ``AI_AGENTS_TEST_ON_PGVECTOR=1`` (``make test`` runs the RAG tests a second time so):
 #: every test database lives on the embedded PostgreSQL 18 with pgvector, started for
@@ -57,6 +62,11 @@ _RUN = f"aat_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 def db_url(name: str) -> str:
     base, _, _ = ADMIN_URL.rpartition("/")
     return f"{base}/{name}"
+
+
+def client_url(name: str) -> str:
+    """How the library and the tests reach test database *name* (maybe via the pooler)."""
+    return f"{POOLER_URL}/{name}" if POOLER_URL else db_url(name)
 
 
 async def _admin(sql: str) -> None:
@@ -127,7 +137,7 @@ def database_url(template_database: str) -> Iterator[str]:
     """A fresh, migrated database for this test only."""
     name = f"{_RUN}_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
-    yield db_url(name)
+    yield client_url(name)
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
@@ -176,7 +186,7 @@ def empty_database_url() -> Iterator[str]:
     """A fresh database with no schema at all (for migration tests)."""
     name = f"{_RUN}_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    yield db_url(name)
+    yield client_url(name)
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
@@ -188,11 +198,16 @@ def redis_prefix() -> str:
 @pytest.fixture
 async def redis_cleanup(redis_prefix: str) -> AsyncIterator[None]:
     yield
-    from redis.asyncio import Redis
+    from ai_agents.keys import RedisKeys
+    from ai_agents.redis_client import connect
 
-    client = Redis.from_url(REDIS_URL)
+    client = connect(REDIS_URL)  # a cluster too (AI_AGENTS_TEST_REDIS_URL=redis+cluster://)
     try:
-        keys = [k async for k in client.scan_iter(match=f"{redis_prefix}*", count=1000)]
+        keys = [
+            k
+            for pattern in RedisKeys(redis_prefix).patterns()
+            async for k in client.scan_iter(match=pattern, count=1000)
+        ]
         if keys:
             await client.delete(*keys)
     except OSError:

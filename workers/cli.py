@@ -27,7 +27,7 @@ from typing import Any
 from ai_agents.cli import command
 from ai_agents.config import Settings
 from ai_agents.errors import ConfigurationError
-from ai_agents.queue.jobs import QueueConfig, RedisJobQueue
+from ai_agents.jobs.queue import QueueConfig, RedisJobQueue
 from ai_agents.store import AgentStore
 from workers.pool import WorkerConfig, WorkerPool
 

@@ -33,15 +33,15 @@ from uuid import UUID
 from redis.exceptions import RedisError, ResponseError
 
 from ai_agents.errors import AgentsError, ConfigurationError, StorageError
-from ai_agents.memory.extraction import ExtractionResult, is_extraction, run_extraction
-from ai_agents.queue.job_records import JobRecord
-from ai_agents.queue.job_transport import (
+from ai_agents.jobs.queue import RedisJobQueue, job_queue
+from ai_agents.jobs.records import JobRecord
+from ai_agents.jobs.transport import (
     Delivery,
     StreamTransport,
     is_nogroup,
     weighted_preferences,
 )
-from ai_agents.queue.jobs import RedisJobQueue, job_queue
+from ai_agents.memory.extraction import ExtractionResult, is_extraction, run_extraction
 from ai_agents.response import AgentResponse
 from ai_agents.runner import RunOptions
 
@@ -120,6 +120,9 @@ class WorkerPool:
         self._stopping = asyncio.Event()
         self._now = asyncio.Event()
         self._changed = asyncio.Event()
+        #: Set by a Redis error: the next maintenance tick resynchronises the queue.
+        self._resync = False
+        self._server: str | None = None  # replication id of the job keys' server
 
     @property
     def transport(self) -> StreamTransport:
@@ -196,6 +199,7 @@ class WorkerPool:
             except (AgentsError, RedisError, OSError) as again:
                 exc = again
         log.warning("%s failed, retrying: %s", doing, exc)
+        self._resync = True  # (a failover may have lost the last writes)
         with suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self.config.poll_interval)
 
@@ -346,6 +350,17 @@ class WorkerPool:
             await asyncio.sleep(self._tick)
             try:
                 await self.queue.check_transport(self.name)
+                server = await self.transport.server_identity()
+                if self._server is not None and server != self._server:
+                    log.warning(
+                        "the Redis server of the job queue changed (failover or restart): "
+                        "resynchronising the queue from PostgreSQL"
+                    )
+                    self._resync = True
+                self._server = server
+                if self._resync:
+                    self._resync = False
+                    await self.queue.check_transport(self.name, resync=True)
                 await self.transport.promote_due()
                 free = self.config.concurrency - len(self._tasks) - len(self._backlog)
                 if free > 0 and not self._stopping.is_set():

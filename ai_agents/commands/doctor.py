@@ -127,7 +127,8 @@ async def _check_database(settings: Settings, checks: list[Check]) -> list[tuple
     shown = mask_url(url)
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     try:
-        conn = await asyncpg.connect(dsn, timeout=5)
+        cache = {} if settings.prepared_statements else {"statement_cache_size": 0}
+        conn = await asyncpg.connect(dsn, timeout=5, **cache)
     except asyncpg.InvalidCatalogNameError as exc:
         name = urlsplit(dsn).path.lstrip("/")
         checks.append(
@@ -225,7 +226,6 @@ async def _check_database(settings: Settings, checks: list[Check]) -> list[tuple
 
 
 async def _check_redis(settings: Settings, checks: list[Check]) -> None:
-    from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
     from ai_agents.embedded import EmbeddedValkey, embedded_allowed, embedded_home
@@ -261,12 +261,20 @@ async def _check_redis(settings: Settings, checks: list[Check]) -> None:
         )
         return
     shown = mask_url(url)
-    client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    from ai_agents.errors import ConfigurationError
+    from ai_agents.redis_client import connect, is_cluster
+
+    try:
+        client = connect(url, socket_connect_timeout=3, socket_timeout=3)
+    except ConfigurationError as exc:
+        checks.append(Check("redis", "FAIL", f"{shown}: {exc}", "fix AI_AGENTS_REDIS_URL"))
+        return
     try:
         await client.ping()
         info = await client.info("server")
         version = info.get("valkey_version") or info.get("redis_version") or "?"
-        checks.append(Check("redis", "ok", f"{shown}: answers PING (server {version})"))
+        kind = "Redis Cluster, " if is_cluster(client) else ""
+        checks.append(Check("redis", "ok", f"{shown}: answers PING ({kind}server {version})"))
     except (RedisError, OSError) as exc:
         parts = urlsplit(url)
         checks.append(

@@ -2,28 +2,74 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ai_agents.config import Settings, normalize_database_url
 from ai_agents.errors import AgentsError, StorageError, ValidationError
 
+#: Engine execution option: prepared statements are off, a transaction pooler may sit
+#: between us and PostgreSQL (:func:`autocommit` then uses transactions).
+TRANSACTION_POOLER = "ai_agents_transaction_pooler"
+
 
 def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
+    prepared = settings.prepared_statements
     return create_async_engine(
         normalize_database_url(database_url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=False,
         # JSONB round trips through asyncpg's json codecs (set by the dialect).
-        connect_args={"server_settings": {"application_name": "ai_agents"}},
+        connect_args=connect_args(prepared_statements=prepared),
+        execution_options={TRANSACTION_POOLER: not prepared},
     )
+
+
+@asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose statements commit one by one (no BEGIN/COMMIT round trips).
+
+    Behind a transaction pooler (prepared statements off) the statements share one
+    transaction instead, committed when the block ends: SQLAlchemy prepares a statement
+    and executes it in two exchanges, which must reach the same server connection.
+    """
+    pooled = engine.sync_engine.get_execution_options().get(TRANSACTION_POOLER)
+    async with engine.connect() as conn:
+        if pooled:
+            async with conn.begin():
+                yield conn
+        else:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def connect_args(*, prepared_statements: bool) -> dict[str, Any]:
+    """The asyncpg connection options of every engine the library creates.
+
+    Without *prepared_statements* (``AI_AGENTS_DB_PREPARED_STATEMENTS=off``) nothing
+    outlives one statement on the server: asyncpg keeps no statement cache (its queries
+    use unnamed statements) and the statements SQLAlchemy must prepare get names unique
+    to this process, so a transaction-mode pooler (PgBouncer before 1.21) may hand each
+    transaction to another server connection (docs/operations.md, "PgBouncer").
+    """
+    args: dict[str, Any] = {"server_settings": {"application_name": "ai_agents"}}
+    if not prepared_statements:
+        args.update(
+            statement_cache_size=0,
+            prepared_statement_cache_size=0,
+            prepared_statement_name_func=_unique_statement_name,
+        )
+    return args
+
+
+def _unique_statement_name() -> str:
+    return f"__ai_agents_{uuid4().hex}__"
 
 
 @contextmanager

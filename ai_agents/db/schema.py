@@ -2,7 +2,7 @@
 
 Tables are defined next to the code that owns them: agents, threads, messages, runs in
 :mod:`ai_agents.db.tables`; API keys in :mod:`ai_agents.db.api_keys_table`; background
-jobs in :mod:`ai_agents.queue.job_tables`; document chunks in :mod:`ai_agents.rag.tables`.
+jobs in :mod:`ai_agents.jobs.tables`; document chunks in :mod:`ai_agents.rag.tables`.
 They all share one ``MetaData``, which holds a table only once its module was imported.
 Alembic (``alembic/env.py``) and anything else that needs the complete schema import
 ``metadata`` from here, so ``alembic revision --autogenerate`` never proposes dropping a
@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import ai_agents.db.api_keys_table  # noqa: F401  (each import registers its tables)
-import ai_agents.queue.job_tables  # noqa: F401
+import ai_agents.jobs.tables  # noqa: F401
 import ai_agents.rag.tables  # noqa: F401
 from ai_agents.db.tables import metadata
 

@@ -41,9 +41,9 @@ from ai_agents.messages import Message
 from ai_agents.providers.base import ProviderRequest
 
 if TYPE_CHECKING:
+    from ai_agents.jobs.records import JobRecord
     from ai_agents.providers.base import ProviderResponse
     from ai_agents.providers.routing import Target
-    from ai_agents.queue.job_records import JobRecord
     from ai_agents.records import AgentRecord, ThreadRecord
     from ai_agents.runs.turn import Completion, RunTicket
     from ai_agents.store import AgentStore

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ai_agents.db import messages as message_rows
-from ai_agents.db.engine import translate_errors
+from ai_agents.db.engine import autocommit, translate_errors
 from ai_agents.db.tables import message_embeddings, messages
 from ai_agents.embeddings import Embedder, cosine
 from ai_agents.messages import Message
@@ -36,8 +36,7 @@ async def similar_messages(
     """Each database step takes a connection and gives it back: none is held while the
     embedder computes vectors."""
     with translate_errors("vector recall"):
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(engine) as conn:
             missing = await _missing(conn, thread, before_seq, embedder.name)
     if missing:
         vectors = await embedder.embed([r.content for r in missing])
@@ -45,8 +44,7 @@ async def similar_messages(
             async with engine.begin() as conn:
                 await _store(conn, thread, embedder.name, missing, vectors)
     with translate_errors("vector recall"):
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(engine) as conn:
             rows = (
                 await conn.execute(
                     select(message_embeddings.c.seq, message_embeddings.c.embedding).where(
@@ -63,8 +61,7 @@ async def similar_messages(
     wanted = {r.seq for r in ranked}
     out: list[Message] = []
     with translate_errors("vector recall"):
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(engine) as conn:
             for seq in sorted(wanted):
                 out.extend(await message_rows.between(conn, thread.id, seq - 1, seq + 1, 1))
     return out

@@ -48,6 +48,7 @@ from ai_agents.providers.base import (
     ProviderSettings,
     StreamEvent,
 )
+from ai_agents.providers.retry import backoff
 
 __all__ = ["NodePool", "NodeStatus"]
 
@@ -276,7 +277,7 @@ class NodePool(Provider):
             )
         node.status = "down"
         node.downs += 1
-        wait = min(self.max_retry_after, self.retry_after * 2 ** (node.downs - 1))
+        wait = backoff(node.downs, self.retry_after, self.max_retry_after)
         node.retry_at = self._clock() + wait
         node.last_error = error
 

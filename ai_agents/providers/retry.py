@@ -32,23 +32,66 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
-from ai_agents.errors import ProviderError, ProviderUnavailable, ValidationError
+from ai_agents.errors import (
+    LimitExceeded,
+    NotFoundError,
+    ProviderError,
+    ProviderUnavailable,
+    RunCancelled,
+    UsageError,
+    ValidationError,
+)
 
-__all__ = ["IN_PROCESS_KINDS", "RetryPolicy", "is_retryable"]
+__all__ = ["IN_PROCESS_KINDS", "RetryPolicy", "backoff", "is_retryable"]
 
 #: Adapter kinds that run in-process (no transport to be flaky): one attempt by default.
 IN_PROCESS_KINDS = frozenset({"scripted", "function"})
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Whether trying the same provider again may help (429, 5xx, timeout, connection)."""
-    return (
-        isinstance(exc, ProviderError)
-        and exc.retryable
-        and not isinstance(exc, ProviderUnavailable)  # our own verdict, not the vendor's
-    )
+def is_retryable(exc: BaseException, attempt: Literal["call", "job"] = "call") -> bool:
+    """Whether another *attempt* after *exc* may succeed: the one retry verdict of the library.
+
+    ``"call"`` (the retry loop of model calls, :mod:`ai_agents.providers.fallback`): trying
+    the same provider again may help, i.e. a vendor error flagged ``retryable`` (429, 5xx,
+    timeout, connection); never :class:`~ai_agents.errors.ProviderUnavailable` (our own
+    verdict that every candidate was skipped or failed, not the vendor's) and never an
+    error that is not the vendor's.
+
+    ``"job"`` (a background job run again later by the job queue, :mod:`ai_agents.jobs`):
+    vendor hiccups and infrastructure, not mistakes. A vendor error is retried when it is
+    flagged ``retryable``, ``ProviderUnavailable`` included (breakers close, fallbacks
+    recover); any other error is retried (storage, rate-limit waits, busy threads,
+    unexpected exceptions) unless it is a usage error, a missing object, an exceeded
+    limit or a cancel.
+    """
+    if isinstance(exc, ProviderError):
+        return exc.retryable and (attempt == "job" or not isinstance(exc, ProviderUnavailable))
+    if attempt == "call":
+        return False
+    return not isinstance(exc, UsageError | NotFoundError | LimitExceeded | RunCancelled)
+
+
+def backoff(
+    attempt: int,
+    base: float,
+    cap: float,
+    *,
+    jitter: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
+    """The exponential backoff of every retry (model calls, background jobs, pool nodes).
+
+    The wait after failed attempt number *attempt* (1-based) is
+    ``d = min(cap, base * 2 ** (attempt - 1))``; with a *jitter* (0 to 1) it is drawn
+    from ``uniform((1 - jitter) * d, d)`` (with *rng*, else the ``random`` module), without
+    one it is exactly ``d``.
+    """
+    ceiling: float = min(cap, base * 2 ** max(0, attempt - 1))
+    if jitter is None:
+        return ceiling
+    return (rng or random).uniform(ceiling * (1 - jitter), ceiling)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,9 +144,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Jittered exponential wait after failed attempt number *attempt* (1-based)."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** max(0, attempt - 1))
-        low = ceiling * (1 - self.jitter)
-        return (rng or random).uniform(low, ceiling)
+        return backoff(attempt, self.base_delay, self.max_delay, jitter=self.jitter, rng=rng)
 
     def delay(
         self, attempt: int, retry_after: float | None, rng: random.Random | None = None

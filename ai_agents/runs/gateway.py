@@ -36,7 +36,7 @@ from ai_agents.providers.base import (
 from ai_agents.providers.fallback import Dispatched, Dispatcher, RoutingRecord, SkipTarget
 from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.providers.routing import Plan, Target
-from ai_agents.queue.rate_limiter import RateLimits, RedisRateLimiter, Reservation, WindowUsage
+from ai_agents.ratelimit.limiter import RateLimits, RedisRateLimiter, Reservation, WindowUsage
 from ai_agents.records import AgentRecord, ThreadRecord
 from ai_agents.response import TextDeltaEvent
 from ai_agents.runtime import Runtime

@@ -18,7 +18,7 @@ import asyncpg
 
 from ai_agents.db import memory as memory_rows
 from ai_agents.db import messages as message_rows
-from ai_agents.db.engine import translate_errors
+from ai_agents.db.engine import autocommit, translate_errors
 from ai_agents.db.scope import Scope
 from ai_agents.embeddings import Embedder
 from ai_agents.errors import RunExpired
@@ -61,8 +61,7 @@ class PgRuns:
     async def _apg(self, operation: str) -> AsyncIterator[Any]:
         """The asyncpg connection of a pooled connection, for one short piece of work."""
         with translate_errors(operation):
-            async with self.runtime.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with autocommit(self.runtime.engine) as conn:
                 yield await message_rows.driver(conn)
 
     # --- claiming a thread ------------------------------------------------------------
@@ -283,8 +282,7 @@ class PgRuns:
         if not wanted or not thread.user_id:  # memory tools: remembered facts are shown
             return ""
         with translate_errors("load user memory"):
-            async with self.runtime.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with autocommit(self.runtime.engine) as conn:
                 shared = await memory_rows.list_values(conn, thread.tenant_id, thread.user_id, None)
                 own = await memory_rows.list_values(
                     conn, thread.tenant_id, thread.user_id, agent.id
@@ -354,8 +352,7 @@ class PgRuns:
         )
         try:
             with translate_errors("save turn"):
-                async with self.runtime.engine.connect() as conn:
-                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                async with autocommit(self.runtime.engine) as conn:
                     limits = await self.runtime.size_limits(conn, thread.tenant_id)
                     saved, waiters = await message_rows.append_turn(
                         conn,

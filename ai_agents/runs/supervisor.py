@@ -27,6 +27,7 @@ from uuid import UUID
 from redis.exceptions import RedisError
 
 from ai_agents.pubsub import Subscription, Waiters
+from ai_agents.redis_client import publish
 from ai_agents.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -89,13 +90,13 @@ class RunSignals:
     async def publish_release(self, thread_id: UUID) -> None:
         self._wake(thread_id)  # waiters of this process need no round trip
         try:
-            await self._runtime.redis.publish(self._released, str(thread_id))
+            await publish(self._runtime.redis, self._released, str(thread_id))
         except (RedisError, OSError) as exc:  # waiters re-check on their own
             log.debug("thread release not announced: %s", exc)
 
     async def publish_cancel(self, run_id: UUID) -> None:
         try:
-            await self._runtime.redis.publish(self._cancel, str(run_id))
+            await publish(self._runtime.redis, self._cancel, str(run_id))
         except (RedisError, OSError) as exc:  # the heartbeat brings the cancel anyway
             log.debug("run cancel not announced: %s", exc)
 

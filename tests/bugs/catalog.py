@@ -55,7 +55,7 @@ BUGS: tuple[DeliberateBug, ...] = (
         what="the limiter admits one request more than the window's limit",
         edits=(
             Edit(
-                "ai_agents/queue/rate_limiter.py",
+                "ai_agents/ratelimit/limiter.py",
                 "  if limit >= 0 and card + 1 > limit then\n",
                 "  if limit >= 0 and card > limit then\n",
             ),
@@ -67,7 +67,7 @@ BUGS: tuple[DeliberateBug, ...] = (
         what="tokens that leave the window are never taken off the window's total",
         edits=(
             Edit(
-                "ai_agents/queue/rate_limiter.py",
+                "ai_agents/ratelimit/limiter.py",
                 "    return redis.call('DECRBY', skey, freed)\n",
                 "    return tonumber(raw)\n",
             ),

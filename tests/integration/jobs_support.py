@@ -159,7 +159,11 @@ async def wait_for(
 
 async def flush_prefix(store: AgentStore) -> int:
     """Delete every Redis key of this deployment: what a Redis restart does to us."""
-    keys = [k async for k in store.redis.scan_iter(match=f"{store.keys.prefix}*", count=1000)]
+    keys = [
+        k
+        for pattern in store.keys.patterns()
+        async for k in store.redis.scan_iter(match=pattern, count=1000)
+    ]
     if keys:
         await store.redis.delete(*keys)
     return len(keys)

@@ -14,10 +14,9 @@ import asyncio
 import json
 import sys
 
-from redis.asyncio import Redis
-
 from ai_agents import AgentStore, Settings
 from ai_agents.providers.registry import ModelLimits, get_registry
+from ai_agents.redis_client import connect
 from ai_agents.testing import FunctionProvider
 from tests.integration.serial_support import RedisInFlight
 
@@ -32,7 +31,7 @@ async def main() -> int:
         "scripted", "roomy", ModelLimits(100_000, 1000, 100_000, 100_000_000, True, False, 3, 15)
     )
     settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=prefix)
-    redis = Redis.from_url(redis_url)
+    redis = connect(redis_url)
     try:
         async with AgentStore(settings=settings) as store:
             store.register_provider("scripted", FunctionProvider(RedisInFlight(redis, prefix)))

@@ -270,9 +270,7 @@ async def test_dependencies_down_are_503(settings: Settings, redis_cleanup: None
             r = await c.get("/agents", headers={"Authorization": f"Bearer {key}"})
             assert_error(r, 503, "rate_limiter_unavailable")
 
-    database = settings.database_url
-    assert database is not None
-    dead_db = database.rsplit("/", 1)[0].replace(":5432", f":{free_port()}") + "/nothing"
+    dead_db = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     with running_api(Settings(database_url=dead_db, redis_url=settings.redis_url)) as api:
         async with httpx.AsyncClient(base_url=api.api) as c:
             r = await c.get("/agents", headers={"Authorization": "Bearer aak_" + "x" * 43})

@@ -27,11 +27,12 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 from litestar.routes import HTTPRoute
-from redis.asyncio import Redis
 from sqlalchemy import event
 
 from ai_agents.config import Settings
 from ai_agents.errors import ConfigurationError, ProviderConnectionError
+from ai_agents.redis_client import connect, subscribers
+from ai_agents.redis_client import pubsub as redis_pubsub
 from ai_agents.testing import ScriptedProvider, call
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
@@ -221,9 +222,7 @@ async def test_dependencies_down_are_named_without_hosts(
             _assert_reveals_nothing(r.text, "fail_open")
 
     port = free_port()
-    database = settings.database_url
-    assert database is not None
-    dead_db = database.rsplit("/", 1)[0].replace(":5432", f":{port}") + "/nothing"
+    dead_db = f"postgresql://postgres@127.0.0.1:{port}/nothing"
     with running_api(
         Settings(database_url=dead_db, redis_url=settings.redis_url), config=_config()
     ) as api:
@@ -438,11 +437,11 @@ def _serve_process(settings: Settings) -> Iterator[str]:
 
 async def _subscribers(settings: Settings, channel: str, wanted: int) -> None:
     """Wait until *wanted* processes listen for revocations (observable state)."""
-    redis = Redis.from_url(str(settings.redis_url))
+    redis = connect(str(settings.redis_url))
 
     async def listening() -> bool:
-        counts = dict(await redis.pubsub_numsub(channel))
-        return bool(counts.get(channel.encode(), 0) >= wanted)
+        # On a cluster: on the node the channel is published on (see redis_client.pubsub).
+        return await subscribers(redis, channel) >= wanted
 
     try:
         await wait_until(
@@ -482,14 +481,15 @@ class _SlowApiProcess:
     one only after *delay* seconds (or never, with ``delay=None``)."""
 
     def __init__(self, settings: Settings, api: RunningApi, delay: float | None) -> None:
-        self.redis = Redis.from_url(str(settings.redis_url))
+        self.redis = connect(str(settings.redis_url))
         self.keys = api.store.keys
         self.delay = delay
         self.events: list[str] = []
 
     async def listen_once(self, subscribed: asyncio.Event) -> None:
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.keys.api_key_revoked_channel)
+        channel = self.keys.api_key_revoked_channel
+        pubsub = await redis_pubsub(self.redis, [channel], ignore_subscribe_messages=True)
+        await pubsub.subscribe(channel)
         subscribed.set()
         try:
             while (message := await pubsub.get_message(timeout=1.0)) is None:

@@ -165,7 +165,7 @@ async def test_a_queued_background_run_is_answered_202_even_if_a_read_would_fail
     database that fails right after (found by the chaos run) must not turn it into a 503
     that tells the client to retry, and so to run the turn twice."""
     from ai_agents.errors import StorageError
-    from ai_agents.queue.jobs import RedisJobQueue
+    from ai_agents.jobs.queue import RedisJobQueue
 
     thread = await _thread(client)
 

@@ -1,5 +1,5 @@
 """The Redis rate limiter on a real Redis, pinned exactly: the cases the mutation run
-(``make mutation``) showed unchecked in :mod:`ai_agents.queue.rate_limiter`.
+(``make mutation``) showed unchecked in :mod:`ai_agents.ratelimit.limiter`.
 
 Every test runs the limiter on a clock it controls (``tests.clocks``), so windows and
 waits are exact; keys live under a random prefix and are deleted afterwards.
@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from ai_agents.errors import RateLimitUnavailable, ValidationError
 from ai_agents.keys import RedisKeys
-from ai_agents.queue.rate_limiter import (
+from ai_agents.ratelimit.limiter import (
     RateLimits,
     RedisRateLimiter,
     RequestExceedsRateLimit,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -27,6 +27,7 @@ from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.runs import rows
 from ai_agents.runs.supervisor import LiveRun, RunSupervisor
 from ai_agents.testing import FunctionProvider
+from tests import pg
 from tests.waiting import wait_until
 
 DEFINITION = AgentDefinition(name="Leased", role="You help.")
@@ -321,7 +322,7 @@ async def _queue(
     thread_cap: int = 100,
     tenant_cap: int = 100,
 ) -> str | None:
-    conn = await asyncpg.connect(database_url)
+    conn = await pg.connect(database_url)
     try:
         return await rows.queue_waiting(
             conn,
@@ -411,3 +412,59 @@ async def test_a_waiting_run_starts_as_soon_as_the_thread_is_released(
 
 async def _has_run(store: AgentStore, thread: uuid.UUID, status: str) -> bool:
     return any(r.status == status for r in (await store.list_runs(thread)).items)
+
+
+async def test_a_waiting_run_row_keeps_what_its_caller_gave(ai: AgentStore) -> None:
+    """Its overrides and metadata (listed while it waits, read by whichever process starts
+    it), its owner, and the lease and wait deadline that let the sweeps expire it."""
+    _, thread = await _thread(ai)
+    run_id = uuid.uuid4()
+    conn = await pg.connect(str(ai.settings.database_url))
+    try:
+        queued = await rows.queue_waiting(
+            conn,
+            run_id=run_id,
+            thread_id=thread,
+            tenant_id=None,
+            text="wait",
+            overrides={"temperature": 0.5},
+            metadata={"order": "A-17"},
+            idempotency_key="k-1",
+            owner="process-7",
+            lease=30.0,
+            wait=600.0,
+            thread_cap=100,
+            tenant_cap=100,
+        )
+        row = await conn.fetchrow(
+            "SELECT status, input, overrides, metadata, idempotency_key, owner,"
+            " extract(epoch FROM lease_expires_at - now()) AS lease,"
+            " extract(epoch FROM expires_at - now()) AS wait FROM runs WHERE id = $1",
+            run_id,
+        )
+    finally:
+        await conn.close()
+    assert queued is None
+    assert (row["status"], row["input"], row["idempotency_key"], row["owner"]) == (
+        "queued",
+        "wait",
+        "k-1",
+        "process-7",
+    )
+    assert json.loads(row["overrides"]) == {"temperature": 0.5}
+    assert json.loads(row["metadata"]) == {"order": "A-17"}
+    assert 25 < row["lease"] <= 30
+    assert 595 < row["wait"] <= 600
+    record = await ai.get_run(run_id)
+    assert (record.status, record.metadata) == ("queued", {"order": "A-17"})
+
+
+async def test_listing_the_runs_of_a_missing_thread_names_it(ai: AgentStore) -> None:
+    missing = uuid.uuid4()
+    with pytest.raises(NotFoundError) as info:
+        await ai.list_runs(missing)
+    assert (info.value.kind, info.value.ident) == ("thread", missing)
+    _, thread = await _thread(ai)
+    with pytest.raises(NotFoundError) as info:
+        await ai.for_tenant("someone-else").list_runs(thread)
+    assert (info.value.kind, info.value.ident) == ("thread", thread)

@@ -210,3 +210,45 @@ async def test_the_admin_creates_rows_for_the_tenant_it_names_or_the_default(
         DEFINITION, provider="openai", model="gpt-4o", tenant_id="acme"
     )
     assert (await admin.get_agent(mine)).tenant_id == "t1"
+
+
+async def test_a_fork_cut_at_a_call_whose_results_end_the_thread_keeps_them(
+    store: AgentStore,
+) -> None:
+    # A paused run (client tools) leaves the thread ending with results: no next message.
+    thread = await _thread(store)
+    await store.add_message(thread, "user", "hi")
+    calls = [ToolCall(id=f"call_{i}", name="t", arguments={}) for i in range(2)]
+    asked = await store.add_message(thread, "assistant", None, tool_calls=calls)
+    for c in calls:
+        await store.add_message(thread, "tool", c.id, tool_call_id=c.id, tool_name="t")
+    fork = await store.fork_thread(thread, up_to_message_id=asked.id)
+    assert (await store.get_thread(fork)).forked_at_seq == 4
+    assert [m.role for m in (await store.list_messages(fork)).items] == [
+        "user",
+        "assistant",
+        "tool",
+        "tool",
+    ]
+
+
+async def test_a_fork_cut_reads_only_its_own_thread(store: AgentStore) -> None:
+    """Other threads' messages at the same seqs (a plain answer where this thread has a
+    call, a question where it has results) never move the cut."""
+    agent = await store.create_agent(DEFINITION, provider="openai", model="gpt-4o")
+    others = [await store.create_thread(agent) for _ in range(3)]
+    for other in others:
+        await store.add_message(other, "user", "other question")
+        await store.add_message(other, "assistant", "other answer")
+        await store.add_message(other, "user", "other follow-up")
+    thread = await store.create_thread(agent)
+    await store.add_message(thread, "user", "hi")
+    calls = [ToolCall(id=f"call_{i}", name="t", arguments={}) for i in range(2)]
+    asked = await store.add_message(thread, "assistant", None, tool_calls=calls)
+    for c in calls:
+        await store.add_message(thread, "tool", c.id, tool_call_id=c.id, tool_name="t")
+    await store.add_message(thread, "assistant", "done")
+    fork = await store.fork_thread(thread, up_to_message_id=asked.id)
+    assert (await store.get_thread(fork)).forked_at_seq == 4
+    copied = (await store.list_messages(fork)).items
+    assert [m.content for m in copied[2:]] == ["call_0", "call_1"]

@@ -28,6 +28,7 @@ from ai_agents.demo import PROPERTY_FACTS, LookupThenAnswer, choose_provider, ru
 from ai_agents.embedded import EmbeddedPostgres, EmbeddedValkey, service_status, stop_services
 from ai_agents.messages import Message, ToolCall, assistant, tool_result, user
 from ai_agents.providers.base import ProviderRequest, ToolSpec
+from tests import pg
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Everything that would point the demo at a configured service or provider.
@@ -142,7 +143,7 @@ def test_local_model_policy_looks_up_then_answers() -> None:
 
 
 async def _rows(url: str, sql: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url)
+    conn = await pg.connect(url)
     try:
         return list(await conn.fetch(sql))
     finally:
@@ -179,7 +180,7 @@ def test_demo_command_uses_the_configured_database_and_redis(
 
     client = Redis.from_url(str(settings.redis_url))
     try:
-        keys = list(client.scan_iter(match=f"{settings.redis_prefix}ratelimit:demo:*"))
+        keys = list(client.scan_iter(match=f"{{{settings.redis_prefix}ratelimit}}:demo:*"))
     finally:
         client.close()
     assert keys

@@ -13,9 +13,9 @@ import pytest
 from ai_agents import AgentStore, NotFoundError, ValidationError
 from ai_agents.db.scope import Scope
 from ai_agents.errors import ProviderOverloaded
+from ai_agents.jobs.queue import QueueConfig, RedisJobQueue, job_queue
+from ai_agents.jobs.records import JobTimeout
 from ai_agents.providers.base import ProviderRequest
-from ai_agents.queue.job_records import JobTimeout
-from ai_agents.queue.jobs import QueueConfig, RedisJobQueue, job_queue
 from ai_agents.runner import RunOptions
 from ai_agents.testing import FunctionProvider
 from tests.integration.jobs_support import answer_for, echo_provider, flush_prefix, make_threads

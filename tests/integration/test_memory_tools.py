@@ -17,12 +17,12 @@ from sqlalchemy import select
 
 from ai_agents import AgentDefinition, AgentStore
 from ai_agents.config import Settings
+from ai_agents.jobs.queue import QueueConfig, RedisJobQueue
+from ai_agents.jobs.records import JobRecord
+from ai_agents.jobs.tables import jobs
 from ai_agents.memory.extraction import EXTRACTION_PROMPT, parse_facts
 from ai_agents.providers.base import Usage
 from ai_agents.providers.registry import ModelLimits, get_registry
-from ai_agents.queue.job_records import JobRecord
-from ai_agents.queue.job_tables import jobs
-from ai_agents.queue.jobs import QueueConfig, RedisJobQueue
 from ai_agents.testing import ScriptedProvider, call, calls
 from workers import WorkerConfig, WorkerPool
 

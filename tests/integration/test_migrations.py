@@ -7,16 +7,15 @@ import os
 import sys
 from pathlib import Path
 
-import asyncpg
-
 from ai_agents.db import migrate
+from tests import pg
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"tenants", "agents", "threads", "messages", "user_memory", "user_usage"}
 
 
 async def _tables(url: str) -> set[str]:
-    conn = await asyncpg.connect(url)
+    conn = await pg.connect(url)
     try:
         rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         return {r[0] for r in rows}
@@ -25,7 +24,7 @@ async def _tables(url: str) -> set[str]:
 
 
 async def _revision(url: str) -> str | None:
-    conn = await asyncpg.connect(url)
+    conn = await pg.connect(url)
     try:
         return await conn.fetchval("SELECT version_num FROM alembic_version")
     finally:

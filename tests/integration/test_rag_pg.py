@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 pytest.importorskip("numpy")
@@ -14,6 +13,7 @@ from ai_agents.errors import ConfigurationError  # noqa: E402
 from ai_agents.rag.pg_index import PgDocumentIndex  # noqa: E402
 from ai_agents.rag.service import DocumentService  # noqa: E402
 from ai_agents.rag.tables import document_chunks  # noqa: E402
+from tests import pg
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ async def _numpy_path_only(index: PgDocumentIndex) -> None:
 
 async def test_schema_matches_the_table_definition(database_url: str) -> None:
     """Without pgvector (the CI server): see test_rag_pgvector.py for the other schema."""
-    conn = await asyncpg.connect(database_url)
+    conn = await pg.connect(database_url)
     try:
         columns = {
             r["column_name"]: (r["data_type"], r["udt_name"])

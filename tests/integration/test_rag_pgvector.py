@@ -24,6 +24,7 @@ from ai_agents.rag.index import Chunk
 from ai_agents.rag.pg_index import _ROW_COLUMNS, PgDocumentIndex
 from ai_agents.rag.pgvector import SWITCH_ENV
 from ai_agents.rag.service import DocumentService
+from tests import pg
 
 DIMS = 32
 
@@ -64,7 +65,7 @@ def numpy_only() -> Iterator[None]:
 
 
 async def _fetch(url: str, query: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url)
+    conn = await pg.connect(url)
     try:
         return list(await conn.fetch(query))
     finally:
@@ -148,7 +149,7 @@ async def test_search_uses_the_hnsw_index(index: PgDocumentIndex, migrated_url: 
         )
         for i, vec in enumerate(vectors)
     ]
-    conn = await asyncpg.connect(migrated_url)
+    conn = await pg.connect(migrated_url)
     try:
         await conn.executemany(
             "INSERT INTO document_chunks (tenant_id, file_hash, source, position, content, "
@@ -240,7 +241,7 @@ async def test_pgvector_and_numpy_rank_alike(
 ) -> None:
     """The same documents and questions: the same hits and scores on both paths."""
     name = f"aat_numpy_{os.getpid()}_{id(index)}"
-    conn = await asyncpg.connect(pgvector_admin_url)
+    conn = await pg.connect(pgvector_admin_url)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
     numpy_url = f"{pgvector_admin_url.rpartition('/')[0]}/{name}"
@@ -270,7 +271,7 @@ async def test_pgvector_and_numpy_rank_alike(
         assert all(len(row) == 4 for row in results[0])
     finally:
         await numpy_index.aclose()
-        conn = await asyncpg.connect(pgvector_admin_url)
+        conn = await pg.connect(pgvector_admin_url)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
 

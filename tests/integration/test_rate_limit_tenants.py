@@ -21,7 +21,7 @@ import pytest
 from ai_agents import AgentDefinition, AgentStore
 from ai_agents.config import Settings
 from ai_agents.errors import RateLimitTimeout
-from ai_agents.queue.rate_limiter import RateLimits
+from ai_agents.ratelimit.limiter import RateLimits
 from ai_agents.testing import FunctionProvider
 
 WINDOW = 60.0

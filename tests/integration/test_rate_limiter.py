@@ -30,11 +30,12 @@ from redis import exceptions as redis_exceptions
 
 from ai_agents.errors import RateLimitTimeout, RateLimitUnavailable, ValidationError
 from ai_agents.keys import RedisKeys
-from ai_agents.queue.rate_limiter import (
+from ai_agents.ratelimit.limiter import (
     RateLimits,
     RedisRateLimiter,
     RequestExceedsRateLimit,
 )
+from ai_agents.redis_client import connect
 from tests.clocks import FakeClock
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ MAX_WAIT = 2 * WINDOW
 
 @pytest.fixture
 async def client() -> AsyncIterator[aioredis.Redis]:
-    redis_client = aioredis.Redis.from_url(REDIS_URL)
+    redis_client = connect(REDIS_URL)
     yield redis_client
     await redis_client.aclose()
 
@@ -66,7 +67,11 @@ def clock() -> FakeClock:
 async def keys(client: aioredis.Redis) -> AsyncIterator[RedisKeys]:
     prefix = f"test:ratelimiter:{uuid.uuid4().hex}:"
     yield RedisKeys(prefix)
-    found = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+    found = [
+        k
+        for pattern in RedisKeys(prefix).patterns()
+        async for k in client.scan_iter(match=pattern, count=1000)
+    ]
     if found:
         await client.delete(*found)
 
@@ -454,7 +459,8 @@ import redis.asyncio as aioredis
 
 from ai_agents.errors import RateLimitTimeout
 from ai_agents.keys import RedisKeys
-from ai_agents.queue.rate_limiter import RateLimits, RedisRateLimiter
+from ai_agents.ratelimit.limiter import RateLimits, RedisRateLimiter
+from ai_agents.redis_client import connect
 
 
 async def server_now(client):
@@ -463,7 +469,7 @@ async def server_now(client):
 
 
 async def main(cfg):
-    client = aioredis.Redis.from_url(cfg["url"])
+    client = connect(cfg["url"])
     limiter = RedisRateLimiter(
         client,
         RedisKeys(cfg["prefix"]),
@@ -704,7 +710,7 @@ async def test_unreachable_redis_fail_open_proceeds_with_warning(
     limiter = make_limiter(
         dead_client, RedisKeys(f"test:{uuid.uuid4().hex}:"), rpm=1, fail_open=True
     )
-    with caplog.at_level(logging.WARNING, logger="ai_agents.queue.rate_limiter"):
+    with caplog.at_level(logging.WARNING, logger="ai_agents.ratelimit.limiter"):
         first = await limiter.wait_if_needed(10)
         second = await limiter.wait_if_needed(10)  # rpm=1 would refuse it: not limited
     assert first.unlimited

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from redis.asyncio import Redis
 
 from ai_agents import AgentDefinition, AgentStore
 from ai_agents.errors import ThreadBusyError
 from ai_agents.providers.registry import ModelLimits, get_registry
+from ai_agents.redis_client import connect
 from ai_agents.response import DoneEvent
 from ai_agents.testing import FunctionProvider
 from tests.conftest import REDIS_URL
@@ -160,7 +160,7 @@ async def test_concurrent_runs_from_two_processes_run_one_at_a_time(ai: AgentSto
     counts calls in flight in Redis, across both."""
     thread_id = await _thread(ai, InFlight())
     processes = {label: _process(ai, thread_id, label) for label in ("p1", "p2")}
-    redis = Redis.from_url(REDIS_URL)
+    redis = connect(REDIS_URL)
     try:
         for label, process in processes.items():
             await _ready(process, label)

@@ -38,6 +38,7 @@ from ai_agents.response import DoneEvent, RunStartedEvent, TextDeltaEvent
 from ai_agents.testing import FunctionProvider, ScriptedProvider, call, calls
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
+from tests import pg
 from tests.conftest import REDIS_URL
 from tests.waiting import wait_until
 
@@ -211,7 +212,7 @@ async def test_one_active_run_per_thread_and_no_connection_held(
         assert started == 30
         # The partial unique index refuses a second active run on one thread.
         url = str(settings.database_url)
-        conn = await asyncpg.connect(url)
+        conn = await pg.connect(url)
         try:
             await conn.execute(
                 "INSERT INTO runs (tenant_id, thread_id, agent_id, status, input) "
@@ -376,7 +377,7 @@ async def test_a_run_whose_lease_was_taken_saves_nothing(ai: AgentStore) -> None
     task = asyncio.ensure_future(ai.run(thread, "go"))
     await _until(lambda: _status_count(ai, thread, "in_progress", 1), what="a run in progress")
     (run,) = (await ai.list_runs(thread)).items
-    conn = await asyncpg.connect(str(ai.settings.database_url))
+    conn = await pg.connect(str(ai.settings.database_url))
     try:  # what the sweep of another process does to a run whose lease passed
         await conn.execute(
             "UPDATE runs SET status = 'expired', owner = NULL, lease_expires_at = NULL "
@@ -581,7 +582,7 @@ async def test_idempotent_run_replays_the_saved_turn(ai: AgentStore) -> None:
 
 
 async def test_background_job_runs_its_queued_run(ai: AgentStore) -> None:
-    from ai_agents.queue.jobs import job_queue
+    from ai_agents.jobs.queue import job_queue
     from workers import WorkerConfig, WorkerPool
 
     thread = await _thread(ai, ScriptedProvider(["from the worker"]))
@@ -600,7 +601,7 @@ async def test_the_end_of_a_run_finds_waiters_with_an_index(ai: AgentStore) -> N
     """Every run ends by asking "does a run wait for this thread?": on a thread with many
     finished runs that is a scan of the partial index of queued runs, not of its history."""
     thread = await _thread(ai, ScriptedProvider([]))
-    conn = await asyncpg.connect(str(ai.settings.database_url))
+    conn = await pg.connect(str(ai.settings.database_url))
     try:
         agent = await conn.fetchval("SELECT agent_id FROM threads WHERE id = $1", thread)
         await conn.execute(
@@ -686,7 +687,7 @@ async def test_a_waiter_starting_beside_a_heartbeat_cannot_deadlock(ai: AgentSto
     await _until(lambda: _queued(ai, thread, 1), what="1 run queued")
     runs = {r.status: r.id for r in (await ai.list_runs(thread)).items}
     url = str(ai.settings.database_url)
-    beat, start = await asyncpg.connect(url), await asyncpg.connect(url)
+    beat, start = await pg.connect(url), await pg.connect(url)
     try:
         async with beat.transaction():
             await beat.execute(  # the heartbeat has renewed the active run's row ...

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -38,6 +37,7 @@ from ai_agents.tools.decorator import ToolContext, ToolOutcome
 from ai_agents.tools.registry import ToolRegistry
 from api.config import ApiConfig
 from api.testing import RunningApi, running_api
+from tests import pg
 from tests.waiting import wait_until
 
 A, B = "tenant-a", "tenant-b"
@@ -45,7 +45,7 @@ SECRET = "The vault code of tenant B is 4242."
 #: What the API changes for any request, refused or not: the key's last use and the
 #: windows of its own request rate limit.
 API_TABLES = frozenset({"api_keys"})
-API_KEYS = ":ratelimit:key:"
+API_KEYS = "ratelimit}:key:"
 
 Rows = dict[str, list[str]]
 Keys = dict[str, bytes | None]
@@ -107,7 +107,7 @@ class Effects:
         return str(self.store.settings.database_url).replace("+asyncpg", "")
 
     async def _rows(self) -> Rows:
-        conn = await asyncpg.connect(self.database_url)
+        conn = await pg.connect(self.database_url)
         try:
             tables = [
                 r["tablename"]
@@ -127,8 +127,13 @@ class Effects:
 
     async def _keys(self) -> Keys:
         redis = self.store.redis
-        pattern = f"{self.store.settings.redis_prefix}*"
-        names = sorted([k async for k in redis.scan_iter(match=pattern, count=1000)])
+        names = sorted(
+            [
+                k
+                for pattern in self.store.keys.patterns()
+                async for k in redis.scan_iter(match=pattern, count=1000)
+            ]
+        )
         keys = {(n.decode() if isinstance(n, bytes) else n): await redis.dump(n) for n in names}
         if self.exclude_keys is None:
             return keys
@@ -297,7 +302,7 @@ async def test_runs_on_another_tenants_thread_leave_no_trace(world: World, attem
 
 async def test_a_busy_thread_of_another_tenant_is_not_found_not_busy(world: World) -> None:
     """Even while B's thread has an active run, A learns nothing and queues nothing."""
-    conn = await asyncpg.connect(world.effects.database_url)
+    conn = await pg.connect(world.effects.database_url)
     try:  # B's thread is held by a run of another process (lease for a minute)
         await conn.execute(
             "INSERT INTO runs (id, tenant_id, thread_id, agent_id, status, input, owner, "

@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 
 from ai_agents import AgentStore, Settings
-from ai_agents.queue.jobs import job_queue
+from ai_agents.jobs.queue import job_queue
 from tests.integration.jobs_support import (
     WorkerProcess,
     answer_for,

@@ -14,13 +14,12 @@ from uuid import UUID
 from sqlalchemy.engine import RowMapping
 
 from ai_agents.errors import AgentsError, RunError
+from ai_agents.jobs.tables import FINISHED, Priority
 from ai_agents.messages import ToolCall
 from ai_agents.providers.base import Usage
-from ai_agents.queue.job_tables import FINISHED
 from ai_agents.response import AgentResponse, RunFinish, ToolCallRecord
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-Priority = Literal["high", "normal", "low"]
 
 
 class JobTimeout(RunError):

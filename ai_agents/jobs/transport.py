@@ -15,8 +15,10 @@ in :mod:`ai_agents.keys`):
 - ``jobs:transport``: set by workers; missing means Redis lost its data (restart
   without persistence, flush) and the queue must be rebuilt from PostgreSQL.
 
-The scripts need every key of one call on one Redis node (Redis Cluster: put a hash tag
-in ``AI_AGENTS_REDIS_PREFIX``), as for the rate limiter.
+The scripts need every key of one call on one Redis node: on a Redis Cluster, all these
+keys share the hash tag ``{<prefix>jobs}`` (see :mod:`ai_agents.keys`). Several changes
+that must happen together (finish, requeue, drop) are Lua scripts rather than
+``MULTI`` transactions, which redis-py's cluster client does not offer.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from ai_agents.jobs.records import JobRecord
+from ai_agents.jobs.tables import PRIORITIES, Priority
 from ai_agents.keys import RedisKeys
-from ai_agents.queue.job_records import JobRecord, Priority
-from ai_agents.queue.job_tables import PRIORITIES
+from ai_agents.redis_client import replication_id
 
 log = logging.getLogger("ai_agents.jobs")
 
@@ -75,6 +78,47 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[3])
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+# Hand entries back: KEYS are streams, ARGV[1] the group, then per key (entry id, job id).
+_REQUEUE = """
+for i = 1, #KEYS do
+  redis.call('XADD', KEYS[i], '*', 'job', ARGV[2 * i + 1])
+  redis.pcall('XACK', KEYS[i], ARGV[1], ARGV[2 * i])
+  redis.pcall('XDEL', KEYS[i], ARGV[2 * i])
+end
+return #KEYS
+"""
+
+# Acknowledge and delete one entry: KEYS[1] stream, ARGV group, entry id.
+_DROP = """
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.pcall('XDEL', KEYS[1], ARGV[2])
+return 1
+"""
+
+# (Acknowledging with pcall: as with a pipeline, an entry or group Redis lost is no
+# reason to leave the rest undone.)
+# Finish a job. KEYS: result, cancel flag, dead-letter stream, next job's stream (or the
+# result key again when none), delivery stream (or the result key again when none).
+# ARGV: result JSON, TTL s, done channel, job id, next job id ('' = none), group, entry
+# id ('' = none), dead-letter max length ('' = no dead letter), then dead-letter fields.
+_FINISH = """
+if ARGV[5] ~= '' then redis.call('XADD', KEYS[4], '*', 'job', ARGV[5]) end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+if ARGV[8] ~= '' then
+  local fields = {}
+  for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', unpack(fields))
+end
+if ARGV[7] ~= '' then
+  redis.pcall('XACK', KEYS[5], ARGV[6], ARGV[7])
+  redis.pcall('XDEL', KEYS[5], ARGV[7])
+end
+redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 """
 
@@ -123,6 +167,9 @@ class StreamTransport:
         self._read = redis.register_script(_READ)
         self._promote = redis.register_script(_PROMOTE)
         self._retry = redis.register_script(_RETRY)
+        self._requeue = redis.register_script(_REQUEUE)
+        self._drop = redis.register_script(_DROP)
+        self._finish = redis.register_script(_FINISH)
         self._malformed: list[tuple[str, bytes]] = []
 
     # --- producing ---------------------------------------------------------------------
@@ -244,19 +291,14 @@ class StreamTransport:
         """Hand entries back: re-add them for any worker, drop this worker's copies."""
         if not deliveries:
             return
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for d in deliveries:
-                pipe.xadd(d.stream, {_JOB: str(d.job_id)})
-                pipe.xack(d.stream, GROUP, d.entry_id)
-                pipe.xdel(d.stream, d.entry_id)
-            await pipe.execute(raise_on_error=False)
+        args: list[Any] = [GROUP]
+        for d in deliveries:
+            args += [d.entry_id, str(d.job_id)]
+        await self._requeue(keys=[d.stream for d in deliveries], args=args)
 
     async def drop(self, delivery: Delivery) -> None:
         """Acknowledge and delete an entry whose job needs nothing more."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(delivery.stream, GROUP, delivery.entry_id)
-            pipe.xdel(delivery.stream, delivery.entry_id)
-            await pipe.execute(raise_on_error=False)
+        await self._drop(keys=[delivery.stream], args=[GROUP, delivery.entry_id])
 
     async def finish(
         self,
@@ -268,40 +310,42 @@ class StreamTransport:
     ) -> None:
         """Cache the finished record, dead-letter it if asked, publish the thread's next
         job, acknowledge the entry and announce the result: one transaction."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if next_job is not None:
-                pipe.xadd(self.streams[next_job[1]], {_JOB: str(next_job[0])})
-            pipe.set(
-                self.keys.job_result(str(record.id)),
-                json.dumps(record.to_json()),
-                ex=self.result_ttl,
-            )
-            if dead_letter:
-                error = record.error
-                pipe.xadd(
-                    self.keys.job_dead_letter,
-                    {
-                        "job": str(record.id),
-                        "tenant": record.tenant_id,
-                        "thread": str(record.thread_id),
-                        "priority": record.priority,
-                        "attempts": str(record.attempts),
-                        "code": error.code if error else "",
-                        "message": error.message if error else "",
-                        "failed_at": record.finished_at.isoformat() if record.finished_at else "",
-                    },
-                    maxlen=DEAD_LETTER_MAXLEN,
-                    approximate=True,
-                )
-            if delivery is not None:
-                pipe.xack(delivery.stream, GROUP, delivery.entry_id)
-                pipe.xdel(delivery.stream, delivery.entry_id)
-            pipe.delete(self.keys.job_cancel(str(record.id)))
-            pipe.publish(self.keys.job_done_channel, str(record.id))
-            results = await pipe.execute(raise_on_error=False)
-        for result in results:
-            if isinstance(result, Exception):
-                log.warning("job %s: finishing on Redis partly failed: %s", record.id, result)
+        result_key = self.keys.job_result(str(record.id))
+        dead: list[str] = []
+        if dead_letter:
+            error = record.error
+            fields = {
+                "job": str(record.id),
+                "tenant": record.tenant_id,
+                "thread": str(record.thread_id),
+                "priority": record.priority,
+                "attempts": str(record.attempts),
+                "code": error.code if error else "",
+                "message": error.message if error else "",
+                "failed_at": record.finished_at.isoformat() if record.finished_at else "",
+            }
+            dead = [str(DEAD_LETTER_MAXLEN)] + [x for kv in fields.items() for x in kv]
+        keys = [
+            result_key,
+            self.keys.job_cancel(str(record.id)),
+            self.keys.job_dead_letter,
+            self.streams[next_job[1]] if next_job is not None else result_key,
+            delivery.stream if delivery is not None else result_key,
+        ]
+        args: list[Any] = [
+            json.dumps(record.to_json()),
+            self.result_ttl,
+            self.keys.job_done_channel,
+            str(record.id),
+            str(next_job[0]) if next_job is not None else "",
+            GROUP,
+            delivery.entry_id if delivery is not None else "",
+            *(dead or [""]),
+        ]
+        try:
+            await self._finish(keys=keys, args=args)
+        except ResponseError as exc:
+            log.warning("job %s: finishing on Redis partly failed: %s", record.id, exc)
 
     # --- results and cancel flags -----------------------------------------------------
 
@@ -320,6 +364,14 @@ class StreamTransport:
     async def claim_rebuild(self, worker: str) -> bool:
         """True for the one worker that must rebuild the queue (the marker was missing)."""
         return bool(await self.redis.set(self.keys.job_transport_marker, worker, nx=True))
+
+    async def server_identity(self) -> str:
+        """The replication id of the server holding the job keys (changes on a failover);
+        empty when the server refuses ``INFO`` (an ACL without it: no failover detection)."""
+        try:
+            return await replication_id(self.redis, self.keys.job_transport_marker)
+        except ResponseError:
+            return ""
 
     async def release_rebuild(self) -> None:
         await self.redis.delete(self.keys.job_transport_marker)

@@ -7,6 +7,8 @@ queued job (workers re-publish queued jobs from this table, see ``docs/jobs.md``
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -23,7 +25,10 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from ai_agents.db.tables import metadata
 
-PRIORITIES = ("high", "normal", "low")
+#: A job's priority: the one definition (type, stream order, API schema, SQL check, metrics).
+Priority = Literal["high", "normal", "low"]
+#: The priorities from high to low: the order of the streams and of ``QueueConfig.weights``.
+PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -54,7 +59,9 @@ jobs = Table(
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     #: The run this job executes (created with the job, status ``queued``).
     Column("run_id", UUID(as_uuid=True)),
-    CheckConstraint("priority IN ('high', 'normal', 'low')", name="ck_jobs_priority"),
+    CheckConstraint(
+        f"priority IN ({', '.join(repr(p) for p in PRIORITIES)})", name="ck_jobs_priority"
+    ),
     CheckConstraint(
         "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
         name="ck_jobs_status",

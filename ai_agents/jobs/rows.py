@@ -51,8 +51,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ai_agents.db.scope import Scope
 from ai_agents.db.tables import threads
 from ai_agents.errors import NotFoundError
-from ai_agents.queue.job_records import JobError, JobRecord, Priority
-from ai_agents.queue.job_tables import FINISHED, jobs
+from ai_agents.jobs.records import JobError, JobRecord
+from ai_agents.jobs.tables import FINISHED, Priority, jobs
 
 ClaimVerdict = Literal["run", "missing", "finished", "busy", "blocked", "cancelled", "failed"]
 #: A job to put into its stream: (id, priority).

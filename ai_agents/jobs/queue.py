@@ -5,9 +5,10 @@
     record.status, record.attempts, record.response, record.error
 
 Producers call :meth:`RedisJobQueue.enqueue`, :meth:`get_job`, :meth:`get_result` and
-:meth:`cancel`; workers (``workers/``) call :meth:`claim`, :meth:`settle`,
-:meth:`hand_back` and :meth:`heartbeat`. PostgreSQL (the ``jobs`` table) is the record of
-every job; Redis streams are only the transport (see :mod:`ai_agents.queue.job_transport`),
+:meth:`cancel` (this module); workers (``workers/``) call :meth:`claim`, :meth:`settle`,
+:meth:`hand_back` and :meth:`heartbeat` (:mod:`ai_agents.jobs.worker`, a base class of
+:class:`RedisJobQueue`). PostgreSQL (the ``jobs`` table) is the record of
+every job; Redis streams are only the transport (see :mod:`ai_agents.jobs.transport`),
 so a flushed Redis loses no finished result and no queued job. Every job runs its turn
 with the idempotency key ``job:<id>``: a job delivered twice saves its turn once.
 """
@@ -18,36 +19,22 @@ import asyncio
 import json
 import logging
 import os
-import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.db.engine import parse_uuid, translate_errors
 from ai_agents.db.scope import Scope
-from ai_agents.errors import (
-    AgentsError,
-    ConfigurationError,
-    LimitExceeded,
-    NotFoundError,
-    ProviderError,
-    RunCancelled,
-    StorageError,
-    UsageError,
-    ValidationError,
-)
-from ai_agents.memory.extraction import ExtractionResult
-from ai_agents.queue import job_rows as rows
-from ai_agents.queue.job_announcements import RECHECK_SECONDS, Announcements
-from ai_agents.queue.job_records import JobError, JobRecord, JobTimeout, Priority
-from ai_agents.queue.job_tables import PRIORITIES
-from ai_agents.queue.job_transport import Delivery, StreamTransport
-from ai_agents.response import AgentResponse
+from ai_agents.errors import ConfigurationError, NotFoundError, StorageError, ValidationError
+from ai_agents.jobs import rows
+from ai_agents.jobs.announcements import RECHECK_SECONDS, Announcements
+from ai_agents.jobs.records import JobError, JobRecord, JobTimeout
+from ai_agents.jobs.tables import PRIORITIES, Priority
+from ai_agents.jobs.transport import StreamTransport
+from ai_agents.jobs.worker import JobConsumer
 from ai_agents.runs.overrides import RunOverrides
 
 if TYPE_CHECKING:
@@ -84,7 +71,7 @@ class QueueConfig:
             raise ConfigurationError("queue setting max_attempts must be >= 1")
         if len(self.weights) != len(PRIORITIES) or min(self.weights) < 1:
             raise ConfigurationError(
-                "queue weights must be three integers >= 1 (high, normal, low)"
+                f"queue weights must be three integers >= 1 ({', '.join(PRIORITIES)})"
             )
 
     @classmethod
@@ -107,23 +94,6 @@ class QueueConfig:
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """How a worker's attempt ended, as recorded (``lost``: another worker owns the job)."""
-
-    outcome: Literal["succeeded", "failed", "cancelled", "retrying", "lost"]
-    job: JobRecord | None
-    retry_in: float | None = None
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Whether another attempt may succeed: vendor hiccups and infrastructure, not mistakes."""
-    if isinstance(exc, ProviderError):
-        return exc.retryable
-    # Retried: storage, rate-limit waits, busy threads, and unexpected exceptions.
-    return not isinstance(exc, UsageError | NotFoundError | LimitExceeded | RunCancelled)
-
-
 def job_queue(store: AgentStore) -> RedisJobQueue:
     """The store's queue, acting for the store's tenant view (``store.jobs``).
 
@@ -133,8 +103,12 @@ def job_queue(store: AgentStore) -> RedisJobQueue:
     return store.jobs
 
 
-class RedisJobQueue:
-    """Background runs on Redis streams, recorded in PostgreSQL."""
+class RedisJobQueue(JobConsumer):
+    """Background runs on Redis streams, recorded in PostgreSQL.
+
+    The producer API is here; what workers call (claim, heartbeat, settle, hand_back,
+    check_transport) is inherited from :class:`~ai_agents.jobs.worker.JobConsumer`.
+    """
 
     def __init__(self, store: AgentStore, config: QueueConfig | None = None) -> None:
         self.store = store
@@ -153,12 +127,6 @@ class RedisJobQueue:
 
     async def aclose(self) -> None:
         await self._announcements.aclose()
-
-    @asynccontextmanager
-    async def _tx(self, operation: str) -> AsyncIterator[AsyncConnection]:
-        with translate_errors(operation):
-            async with self.store.engine.begin() as conn:
-                yield conn
 
     def _scope(self, scope: Scope | None) -> Scope:
         return scope if scope is not None else self.store._scope
@@ -332,126 +300,3 @@ class RedisJobQueue:
     async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
         """The newest entries of the dead-letter stream (job, thread, attempts, error)."""
         return await self.transport.dead_letters(count)
-
-    # --- workers ------------------------------------------------------------------------
-
-    async def check_transport(self, worker: str) -> int:
-        """Rebuild the Redis side from PostgreSQL if Redis lost it; returns jobs re-queued."""
-        if not await self.transport.claim_rebuild(worker):
-            return 0
-        try:
-            await self.transport.ensure_groups()
-            present = await self.transport.queued_job_ids()
-            with translate_errors("list unfinished jobs"):
-                async with self.store.engine.connect() as conn:
-                    heads = await rows.heads(conn)
-            missing = [(job_id, p) for job_id, p in heads if job_id not in present]
-            for job_id, priority in missing:
-                await self.transport.publish(job_id, priority)
-        except BaseException:
-            with suppress(RedisError):  # let this or another worker try again
-                await self.transport.release_rebuild()
-            raise
-        if missing:
-            log.warning(
-                "job queue rebuilt from PostgreSQL (first start, or Redis lost its data): "
-                "%d job(s) published again",
-                len(missing),
-            )
-        return len(missing)
-
-    async def claim(self, delivery: Delivery, worker: str) -> rows.Claim:
-        """Take the delivered job for *worker* (verdict ``run``) or settle the delivery."""
-        visibility = self.config.visibility_timeout
-        with translate_errors("claim job"):
-            async with self.store.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                job = await rows.claim(conn, delivery.job_id, worker, visibility)
-        if job is not None:
-            return rows.Claim("run", job)
-        async with self._tx("claim job") as conn:
-            claim = await rows.claim_slowly(conn, delivery.job_id, worker, visibility)
-        if claim.verdict in ("missing", "blocked"):
-            await self.transport.drop(delivery)
-        elif claim.verdict in ("finished", "cancelled", "failed"):
-            assert claim.job is not None
-            await self.transport.finish(
-                claim.job,
-                delivery,
-                dead_letter=claim.verdict == "failed",
-                next_job=claim.next_head,
-            )
-        # "busy": another live worker runs it; the entry stays pending and is looked at
-        # again after the visibility timeout (it is acknowledged once the job finished).
-        return claim
-
-    async def heartbeat(self, worker: str, job_ids: list[UUID]) -> dict[UUID, bool]:
-        """Refresh *worker*'s running jobs; answers {still owned: cancel requested}."""
-        async with self._tx("job heartbeat") as conn:
-            return await rows.heartbeat(conn, worker, job_ids)
-
-    async def cancel_requested(self, job_id: UUID) -> bool:
-        try:
-            return await self.transport.cancel_flagged(job_id)
-        except RedisError:
-            return False  # the heartbeat also brings the flag from PostgreSQL
-
-    async def settle(
-        self,
-        job: JobRecord,
-        delivery: Delivery,
-        worker: str,
-        outcome: AgentResponse | ExtractionResult | BaseException,
-    ) -> Settled:
-        """Record how an attempt ended: success, cancel, a retry after backoff, or failure."""
-        if isinstance(outcome, AgentResponse | ExtractionResult):
-            async with self._tx("finish job") as conn:
-                done = await rows.finish(conn, job, worker, "succeeded", result=outcome.to_json())
-            return await self._finished("succeeded", done, delivery)
-        error = JobError.of(outcome)
-        if isinstance(outcome, RunCancelled):
-            async with self._tx("finish job") as conn:
-                done = await rows.finish(conn, job, worker, "cancelled", error=error)
-            return await self._finished("cancelled", done, delivery)
-        if is_retryable(outcome) and job.attempts < job.max_attempts:
-            delay = self._backoff(job.attempts, outcome)
-            async with self._tx("requeue job") as conn:
-                again = await rows.requeue(conn, job.id, worker, error=error)
-            if again is None:
-                return Settled("lost", None)
-            await self.transport.schedule_retry(delivery, delay)
-            return Settled("retrying", again, delay)
-        async with self._tx("finish job") as conn:
-            done = await rows.finish(conn, job, worker, "failed", error=error)
-        return await self._finished("failed", done, delivery)
-
-    async def _finished(
-        self,
-        outcome: Literal["succeeded", "failed", "cancelled"],
-        done: tuple[JobRecord | None, rows.Head | None],
-        delivery: Delivery,
-    ) -> Settled:
-        job, next_job = done
-        if job is None:
-            return Settled("lost", None)
-        await self.transport.finish(
-            job, delivery, dead_letter=outcome == "failed", next_job=next_job
-        )
-        return Settled(outcome, job)
-
-    def _backoff(self, attempt: int, exc: BaseException) -> float:
-        cfg = self.config
-        delay = min(cfg.retry_backoff_max, cfg.retry_backoff * 2 ** max(0, attempt - 1))
-        delay *= random.uniform(0.5, 1.0)
-        if isinstance(exc, AgentsError) and exc.details.get("retry_after"):
-            delay = max(delay, float(exc.details["retry_after"]))
-        return float(delay)
-
-    async def hand_back(self, job: JobRecord, delivery: Delivery, worker: str) -> bool:
-        """Give a started job back (shutdown): queued again at once, attempt not counted."""
-        async with self._tx("hand back job") as conn:
-            again = await rows.requeue(conn, job.id, worker, error=None)
-        if again is None:
-            return False
-        await self.transport.requeue([delivery])
-        return True

@@ -1,1 +1,0 @@
-"""Cross-process coordination on Redis: the shared rate limiter and the background job queue."""
