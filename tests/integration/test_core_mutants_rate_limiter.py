@@ -8,13 +8,14 @@ waits are exact; keys live under a random prefix and are deleted afterwards.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from ai_agents.errors import RateLimitUnavailable, ValidationError
+from ai_agents.errors import RateLimitTimeout, RateLimitUnavailable, ValidationError
 from ai_agents.keys import RedisKeys
 from ai_agents.ratelimit.limiter import (
     RateLimits,
@@ -38,7 +39,7 @@ async def client() -> AsyncIterator[aioredis.Redis]:
 async def keys(client: aioredis.Redis) -> AsyncIterator[RedisKeys]:
     prefix = f"test:core-mutants:{uuid.uuid4().hex}:"
     yield RedisKeys(prefix)
-    found = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+    found = [k async for k in client.scan_iter(match=f"*{prefix}*", count=1000)]
     if found:
         await client.delete(*found)
 
@@ -226,3 +227,249 @@ async def test_a_correction_redis_cannot_take_fails_unless_fail_open(
             assert reservation.tokens == 100
     finally:
         await dead.aclose()
+
+
+def dead_redis() -> aioredis.Redis:
+    return aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1.0)
+
+
+@pytest.mark.parametrize("bad", [0, -2, True, 1.5])
+def test_a_tenant_weight_must_be_a_positive_integer(bad: object, keys: RedisKeys) -> None:
+    with pytest.raises(ValidationError) as info:
+        RedisRateLimiter(
+            dead_redis(),
+            keys,
+            provider="openai",
+            model="gpt-test",
+            limits=RateLimits(rpm=1),
+            tenant_weight=bad,  # type: ignore[arg-type]
+        )
+    assert info.value.details == {"field": "tenant_weight"}
+    assert f"tenant_weight must be a positive integer, got {bad!r}" in str(info.value)
+
+
+async def test_by_default_the_limiter_fails_closed_when_redis_is_unreachable(
+    keys: RedisKeys,
+) -> None:
+    dead = dead_redis()
+    try:
+        rl = RedisRateLimiter(
+            dead, keys, provider="openai", model="gpt-test", limits=RateLimits(rpm=5)
+        )
+        with pytest.raises(RateLimitUnavailable):
+            await rl.wait_if_needed(1)
+    finally:
+        await dead.aclose()
+
+
+async def test_by_default_a_wait_lasts_the_window_plus_at_most_ten_ms_of_jitter(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = RedisRateLimiter(
+        client,
+        keys,
+        provider="openai",
+        model="gpt-test",
+        limits=RateLimits(rpm=1),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    await rl.wait_if_needed(1)
+    clock.advance(10.0)
+    second = await rl.wait_if_needed(1)
+    assert len(clock.slept) == 1
+    assert 50.0 <= clock.slept[0] <= 50.01  # the default window is 60 s
+    assert second.waited == pytest.approx(clock.slept[0], abs=1e-6)
+
+
+async def test_max_wait_must_not_be_negative_and_zero_takes_free_room(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = limiter(client, keys, clock, rpm=5)
+    with pytest.raises(ValidationError) as info:
+        await rl.wait_if_needed(1, max_wait=-0.5)
+    assert info.value.details == {"field": "max_wait"}
+    assert "max_wait must be >= 0" in str(info.value)
+    assert (await rl.wait_if_needed(1, max_wait=0)).waited == 0.0
+    assert (await rl.wait_if_needed(1, max_wait=0.5)).waited == 0.0
+    assert clock.slept == []
+
+
+async def test_a_wait_longer_than_max_wait_fails_at_once_saying_why(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = limiter(client, keys, clock, rpm=1)
+    await rl.wait_if_needed(1)
+    with pytest.raises(RateLimitTimeout) as info:
+        await rl.wait_if_needed(7, max_wait=5)
+    assert info.value.retry_after == pytest.approx(60.0)
+    assert (
+        "rate limit for openai/gpt-test: no room for 7 tokens within max_wait=5.000s "
+        "(next room in 60.000s, waited 0.000s)"
+    ) in str(info.value)
+    assert clock.slept == []
+
+
+async def test_a_short_wait_sleeps_exactly_until_the_room(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = limiter(client, keys, clock, rpm=1)
+    await rl.wait_if_needed(1)
+    clock.advance(59.8)
+    await rl.wait_if_needed(1)
+    assert clock.slept == [pytest.approx(0.2)]
+
+
+async def test_the_jitter_never_takes_a_wait_past_max_wait(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = RedisRateLimiter(
+        client,
+        keys,
+        provider="openai",
+        model="gpt-test",
+        limits=RateLimits(rpm=1),
+        window_seconds=60.0,
+        clock=clock,
+        sleep=clock.sleep,
+        max_jitter=5.0,
+    )
+    await rl.wait_if_needed(1)
+    clock.advance(10.0)
+    await rl.wait_if_needed(1, max_wait=50.001)
+    assert clock.slept == [pytest.approx(50.001)]
+
+
+@pytest.mark.parametrize("window", ["rpm only", "tpm"])
+async def test_a_recorded_usage_becomes_the_reservations_tokens(
+    client: aioredis.Redis, keys: RedisKeys, window: str
+) -> None:
+    clock = FakeClock()
+    limits = {"rpm": 10} if window == "rpm only" else {"rpm": 10, "tpm": 1000}
+    rl = limiter(client, keys, clock, **limits)
+    same = await rl.wait_if_needed(100)
+    await rl.record_request(same, 100)
+    assert same.tokens == 100
+    other = await rl.wait_if_needed(100)
+    await rl.record_request(other, 40)
+    assert other.tokens == 40
+    await rl.release(same)
+    await rl.release(other)
+    assert (await rl.usage()).requests == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "message"),
+    [
+        ({"window_seconds": 0}, "window_seconds", "window_seconds must be positive"),
+        ({"window_seconds": -1.0}, "window_seconds", "window_seconds must be positive"),
+        ({"max_jitter": -0.1}, "max_jitter", "max_jitter must be >= 0"),
+    ],
+)
+def test_windows_and_jitter_are_checked_when_made(
+    keys: RedisKeys, options: dict[str, float], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        RedisRateLimiter(
+            dead_redis(),
+            keys,
+            provider="openai",
+            model="gpt-test",
+            limits=RateLimits(rpm=1),
+            **options,  # type: ignore[arg-type]
+        )
+    assert info.value.details == {"field": field}
+    assert message in str(info.value)
+
+
+async def test_a_window_under_a_second_and_no_jitter_are_allowed(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = RedisRateLimiter(
+        client,
+        keys,
+        provider="openai",
+        model="gpt-test",
+        limits=RateLimits(rpm=1),
+        window_seconds=0.5,
+        clock=clock,
+        sleep=clock.sleep,
+        max_jitter=0,
+    )
+    await rl.wait_if_needed(1)
+    await rl.wait_if_needed(1)
+    assert clock.slept == [pytest.approx(0.5)]
+
+
+@pytest.mark.parametrize("bad", [-1, True])
+async def test_a_token_estimate_must_be_a_non_negative_integer(
+    client: aioredis.Redis, keys: RedisKeys, bad: int
+) -> None:
+    rl = limiter(client, keys, FakeClock(), rpm=5)
+    with pytest.raises(ValidationError) as info:
+        await rl.try_acquire(bad)
+    assert info.value.details == {"field": "estimated_tokens"}
+    assert f"estimated_tokens must be a non-negative integer, got {bad!r}" in str(info.value)
+
+
+async def test_a_closed_scope_window_is_named_in_the_refusal(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    clock = FakeClock()
+    rl = RedisRateLimiter(
+        client,
+        keys,
+        provider="openai",
+        model="gpt-test",
+        limits=RateLimits(rpm=10),
+        scopes=[("user", "acme:u1", RateLimits(rpm=0))],
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with pytest.raises(RequestExceedsRateLimit) as info:
+        await rl.try_acquire(1)
+    assert str(info.value).startswith("rate limit of user acme:u1 allows 0 requests")
+    assert info.value.details["scope"] == "user acme:u1"
+
+
+async def test_fail_open_admits_an_unlimited_reservation_of_the_estimate(
+    keys: RedisKeys,
+) -> None:
+    dead = dead_redis()
+    try:
+        rl = RedisRateLimiter(
+            dead,
+            keys,
+            provider="openai",
+            model="gpt-test",
+            limits=RateLimits(rpm=1),
+            fail_open=True,
+        )
+        reservation, retry_after = await rl.try_acquire(25)
+    finally:
+        await dead.aclose()
+    assert reservation is not None and retry_after == 0.0
+    assert (reservation.estimated_tokens, reservation.tokens, reservation.unlimited) == (
+        25,
+        25,
+        True,
+    )
+
+
+async def test_an_admitted_reservation_keeps_its_estimate_and_the_server_time(
+    client: aioredis.Redis, keys: RedisKeys
+) -> None:
+    rl = RedisRateLimiter(
+        client, keys, provider="openai", model="gpt-test", limits=RateLimits(rpm=5, tpm=500)
+    )
+    reservation = await rl.wait_if_needed(120)
+    assert (reservation.estimated_tokens, reservation.tokens) == (120, 120)
+    # No clock given: the admission time is the Redis server's clock (this machine's).
+    assert abs(reservation.admitted_at - time.time()) < 5.0
+    await rl.release(reservation)

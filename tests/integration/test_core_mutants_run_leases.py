@@ -468,3 +468,59 @@ async def test_listing_the_runs_of_a_missing_thread_names_it(ai: AgentStore) -> 
     with pytest.raises(NotFoundError) as info:
         await ai.for_tenant("someone-else").list_runs(thread)
     assert (info.value.kind, info.value.ident) == ("thread", thread)
+
+
+async def test_a_missing_run_is_named_when_read(ai: AgentStore) -> None:
+    missing = uuid.uuid4()
+    with pytest.raises(NotFoundError) as info:
+        await ai.get_run(missing)
+    assert (info.value.kind, info.value.ident) == ("run", missing)
+
+
+async def _finished_runs(store: AgentStore, count: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """*count* finished runs on one thread, one second apart, oldest first."""
+    agent, thread = await _thread(store)
+    made = [uuid.uuid4() for _ in range(count)]
+    async with store.engine.begin() as conn:
+        for age, run_id in zip(range(count, 0, -1), made, strict=True):
+            await conn.execute(
+                text(
+                    "INSERT INTO runs (id, tenant_id, thread_id, agent_id, status, input, "
+                    "created_at) VALUES (:id, 'default', :thread, :agent, 'completed', 'x', "
+                    "now() - make_interval(secs => :age))"
+                ),
+                {"id": run_id, "thread": thread, "agent": agent, "age": age},
+            )
+    return thread, made
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_run_pages_follow_each_other_in_both_orders(ai: AgentStore, order: str) -> None:
+    thread, made = await _finished_runs(ai, 5)
+    expected = made if order == "asc" else made[::-1]
+    first = await ai.list_runs(thread, limit=3, order=order)
+    assert [r.id for r in first.items] == expected[:3] and first.next_cursor is not None
+    rest = await ai.list_runs(thread, limit=3, order=order, cursor=first.next_cursor)
+    assert [r.id for r in rest.items] == expected[3:] and rest.next_cursor is None
+    whole = await ai.list_runs(thread, limit=5, order=order)  # exactly the rest: no more
+    assert [r.id for r in whole.items] == expected and whole.next_cursor is None
+
+
+async def test_cancelled_and_incomplete_runs_read_back_their_details(ai: AgentStore) -> None:
+    thread, (cancelled, incomplete) = await _finished_runs(ai, 2)
+    async with ai.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE runs SET status = 'cancelled', cancelled_at = now() WHERE id = :id"),
+            {"id": cancelled},
+        )
+        await conn.execute(
+            text(
+                "UPDATE runs SET status = 'incomplete', incomplete_details = "
+                '\'{"reason": "max_output_tokens"}\'::jsonb WHERE id = :id'
+            ),
+            {"id": incomplete},
+        )
+    await _check_run(ai, cancelled)
+    await _check_run(ai, incomplete)
+    assert (await ai.get_run(cancelled)).cancelled_at is not None
+    assert (await ai.get_run(incomplete)).incomplete_details == {"reason": "max_output_tokens"}
