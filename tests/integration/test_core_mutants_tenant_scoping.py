@@ -216,6 +216,10 @@ async def test_a_fork_cut_at_a_call_whose_results_end_the_thread_keeps_them(
     store: AgentStore,
 ) -> None:
     # A paused run (client tools) leaves the thread ending with results: no next message.
+    # Another, longer thread must not lend the cut its later seqs.
+    longer = await _thread(store)
+    for n in range(6):
+        await store.add_message(longer, "user", f"other {n}")
     thread = await _thread(store)
     await store.add_message(thread, "user", "hi")
     calls = [ToolCall(id=f"call_{i}", name="t", arguments={}) for i in range(2)]
