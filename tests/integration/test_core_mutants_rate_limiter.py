@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -44,14 +45,17 @@ async def keys(client: aioredis.Redis) -> AsyncIterator[RedisKeys]:
         await client.delete(*found)
 
 
+def made(client: aioredis.Redis, keys: RedisKeys, **options: Any) -> RedisRateLimiter:
+    """A limiter of ``openai/gpt-test`` (*options*: limits and the rest)."""
+    return RedisRateLimiter(client, keys, provider="openai", model="gpt-test", **options)
+
+
 def limiter(
     client: aioredis.Redis, keys: RedisKeys, clock: FakeClock, **limits: int | None
 ) -> RedisRateLimiter:
-    return RedisRateLimiter(
+    return made(
         client,
         keys,
-        provider="openai",
-        model="gpt-test",
         limits=RateLimits(**limits),
         window_seconds=60.0,
         clock=clock,
@@ -130,11 +134,9 @@ async def test_the_usage_of_extra_scopes_is_reported_per_dimension(
     client: aioredis.Redis, keys: RedisKeys
 ) -> None:
     clock = FakeClock()
-    scoped = RedisRateLimiter(
+    scoped = made(
         client,
         keys,
-        provider="openai",
-        model="gpt-test",
         limits=RateLimits(rpm=100),
         scopes=[
             ("tenant", "acme", RateLimits(rpm=5, tpm=500)),
@@ -207,11 +209,9 @@ async def test_a_correction_redis_cannot_take_fails_unless_fail_open(
     reservation = await limiter(client, keys, clock, tpm=1000).wait_if_needed(100)
     dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1.0)
     try:
-        unreachable = RedisRateLimiter(
+        unreachable = made(
             dead,
             keys,
-            provider="openai",
-            model="gpt-test",
             limits=RateLimits(tpm=1000),
             fail_open=fail_open,
             clock=clock,
@@ -236,11 +236,9 @@ def dead_redis() -> aioredis.Redis:
 @pytest.mark.parametrize("bad", [0, -2, True, 1.5])
 def test_a_tenant_weight_must_be_a_positive_integer(bad: object, keys: RedisKeys) -> None:
     with pytest.raises(ValidationError) as info:
-        RedisRateLimiter(
+        made(
             dead_redis(),
             keys,
-            provider="openai",
-            model="gpt-test",
             limits=RateLimits(rpm=1),
             tenant_weight=bad,  # type: ignore[arg-type]
         )
@@ -253,9 +251,7 @@ async def test_by_default_the_limiter_fails_closed_when_redis_is_unreachable(
 ) -> None:
     dead = dead_redis()
     try:
-        rl = RedisRateLimiter(
-            dead, keys, provider="openai", model="gpt-test", limits=RateLimits(rpm=5)
-        )
+        rl = made(dead, keys, limits=RateLimits(rpm=5))
         with pytest.raises(RateLimitUnavailable) as info:
             await rl.wait_if_needed(1)
     finally:
@@ -273,11 +269,9 @@ async def test_by_default_a_wait_lasts_the_window_plus_at_most_ten_ms_of_jitter(
     client: aioredis.Redis, keys: RedisKeys
 ) -> None:
     clock = FakeClock()
-    rl = RedisRateLimiter(
+    rl = made(
         client,
         keys,
-        provider="openai",
-        model="gpt-test",
         limits=RateLimits(rpm=1),
         clock=clock,
         sleep=clock.sleep,
@@ -335,11 +329,9 @@ async def test_the_jitter_never_takes_a_wait_past_max_wait(
     client: aioredis.Redis, keys: RedisKeys
 ) -> None:
     clock = FakeClock()
-    rl = RedisRateLimiter(
+    rl = made(
         client,
         keys,
-        provider="openai",
-        model="gpt-test",
         limits=RateLimits(rpm=1),
         window_seconds=60.0,
         clock=clock,
@@ -382,11 +374,9 @@ def test_windows_and_jitter_are_checked_when_made(
     keys: RedisKeys, options: dict[str, float], field: str, message: str
 ) -> None:
     with pytest.raises(ValidationError) as info:
-        RedisRateLimiter(
+        made(
             dead_redis(),
             keys,
-            provider="openai",
-            model="gpt-test",
             limits=RateLimits(rpm=1),
             **options,  # type: ignore[arg-type]
         )
@@ -398,11 +388,9 @@ async def test_a_window_under_a_second_and_no_jitter_are_allowed(
     client: aioredis.Redis, keys: RedisKeys
 ) -> None:
     clock = FakeClock()
-    rl = RedisRateLimiter(
+    rl = made(
         client,
         keys,
-        provider="openai",
-        model="gpt-test",
         limits=RateLimits(rpm=1),
         window_seconds=0.5,
         clock=clock,
@@ -429,11 +417,9 @@ async def test_a_closed_scope_window_is_named_in_the_refusal(
     client: aioredis.Redis, keys: RedisKeys
 ) -> None:
     clock = FakeClock()
-    rl = RedisRateLimiter(
+    rl = made(
         client,
         keys,
-        provider="openai",
-        model="gpt-test",
         limits=RateLimits(rpm=10),
         scopes=[("user", "acme:u1", RateLimits(rpm=0))],
         clock=clock,
@@ -450,11 +436,9 @@ async def test_fail_open_admits_an_unlimited_reservation_of_the_estimate(
 ) -> None:
     dead = dead_redis()
     try:
-        rl = RedisRateLimiter(
+        rl = made(
             dead,
             keys,
-            provider="openai",
-            model="gpt-test",
             limits=RateLimits(rpm=1),
             fail_open=True,
         )
@@ -472,9 +456,7 @@ async def test_fail_open_admits_an_unlimited_reservation_of_the_estimate(
 async def test_an_admitted_reservation_keeps_its_estimate_and_the_server_time(
     client: aioredis.Redis, keys: RedisKeys
 ) -> None:
-    rl = RedisRateLimiter(
-        client, keys, provider="openai", model="gpt-test", limits=RateLimits(rpm=5, tpm=500)
-    )
+    rl = made(client, keys, limits=RateLimits(rpm=5, tpm=500))
     reservation = await rl.wait_if_needed(120)
     assert (reservation.estimated_tokens, reservation.tokens) == (120, 120)
     # No clock given: the admission time is the Redis server's clock (this machine's).
