@@ -31,7 +31,7 @@ from ai_agents.db import memory as memory_rows
 from ai_agents.db import messages as message_rows
 from ai_agents.db import migrate as migrations
 from ai_agents.db import threads as thread_rows
-from ai_agents.db.engine import autocommit, parse_uuid, translate_errors
+from ai_agents.db.engine import autocommit, driver_connection, parse_uuid, translate_errors
 from ai_agents.db.scope import Scope
 from ai_agents.db.tables import tenants, user_usage
 from ai_agents.definition import AgentDefinition
@@ -894,16 +894,19 @@ class AgentStore:
         for name, value in (("after", after), ("before", before)):
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValidationError(f"{name} must be a non-negative seq", details={"field": name})
-        async with self._read("list_messages") as conn:
-            await self._check_thread_visible(conn, ident)
-            return await message_rows.page(
-                conn,
-                ident,
-                limit=_page_limit(limit),
-                after=after,
-                before=before,
-                order=order,  # type: ignore[arg-type]
-            )
+        limit = _page_limit(limit)
+        # The hottest read of the API: one driver statement, no SQLAlchemy Connection.
+        with translate_errors("list_messages"):
+            async with driver_connection(self.engine) as apg:
+                return await message_rows.page(
+                    apg,
+                    self._scope,
+                    ident,
+                    limit=limit,
+                    after=after,
+                    before=before,
+                    order=order,  # type: ignore[arg-type]
+                )
 
     async def last_messages(self, thread_id: UUID | str, n: int) -> list[Message]:
         """The last *n* messages, oldest first (one index range scan, any thread length)."""

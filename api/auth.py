@@ -93,15 +93,16 @@ class KeyRateLimiter:
         limiter = self._limiters.get(ident)
         if limiter is None:
             settings = self._store.settings
-            # The limiter always tracks a "model" window too; naming it ("key", id) makes
-            # its request window the very same Redis key as the key's scope window.
+            # The limiter's "model" window named ("key", id) is the very Redis key of the
+            # key's scope window (``RedisKeys.scope_rpm("key", id)``): limiting that one
+            # window, instead of adding a scope window on the same key, checks and trims
+            # it once per request instead of twice.
             limiter = RedisRateLimiter(
                 self._store.redis,
                 self._store.keys,
                 provider="key",
                 model=str(key.id),
-                limits=RateLimits(),
-                scopes=[("key", str(key.id), RateLimits(rpm=rpm))],
+                limits=RateLimits(rpm=rpm),
                 window_seconds=settings.rate_limit_window,
                 fail_open=settings.rate_limit_fail_open,
             )
@@ -239,9 +240,17 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     throttle: FailedAuthThrottle = state.auth_throttle
     address = client_address(request)
     # Only a key this process does not already know costs a lookup: only that is counted.
-    counted = not keys.known(token)
+    # Requests that share a lookup already in flight (a burst with one key on a process
+    # that has not met it yet) cost nothing more: they are checked, not counted, until
+    # the lookup says whether the key is valid.
+    counted = shared = False
+    if not keys.known(token):
+        shared = keys.lookup_pending(token)
+        counted = not shared
     if counted:
         throttle.attempt(address)
+    elif shared:
+        throttle.check(address)
     try:
         key = await keys.authenticate(token)
     except Exception:

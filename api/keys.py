@@ -8,8 +8,9 @@ is nothing to brute-force, and a fast hash keeps authentication a single indexed
 Authentication results are cached in-process so a request costs no database round trip:
 a valid key for ``key_cache_ttl`` seconds, an unknown or revoked one for
 :data:`NEGATIVE_TTL` seconds (a client retrying a bad key costs one lookup, not one per
-request). Both caches are bounded and evict the least recently used entry first, so a
-flood of random keys cannot push the valid keys out. Revoking publishes the key id on
+request). Requests that need the same lookup at the same time (a busy key whose entry
+just expired) share one. Both caches are bounded and evict the least recently used entry
+first, so a flood of random keys cannot push the valid keys out. Revoking publishes the key id on
 Redis (``api_key_revoked_channel``): every API process drops the key and confirms it, and
 the revocation returns once every process that received the announcement has confirmed
 (at most :data:`REVOCATION_WAIT` seconds), so a revoked key is refused everywhere from
@@ -167,6 +168,8 @@ class KeyStore:
         )
         self._listening = False
         self._confirming: set[asyncio.Task[None]] = set()
+        #: Lookups in flight by digest: concurrent requests with one key share one lookup.
+        self._pending: dict[str, asyncio.Future[ApiKey | None]] = {}
 
     @property
     def _engine(self) -> AsyncEngine:
@@ -325,11 +328,23 @@ class KeyStore:
             )
 
     def known(self, secret: str) -> bool:
-        """Whether *secret* is a valid key this process remembers (no I/O at all)."""
+        """Whether *secret* is a valid key this process remembers (no I/O at all).
+
+        Also while its cache entry is due for the re-verification :meth:`authenticate`
+        makes: the entry is dropped at once when the key is revoked (announced or found
+        so), and a key that stopped being valid costs that one lookup before it is
+        forgotten. So a client's requests in flight when its entry expires are not counted
+        as failed authentications of its address (they would be throttled together).
+        """
         if not secret.startswith(KEY_PREFIX) or len(secret) > _MAX_SECRET:
             return False
-        cached = self._cache.get(self.hash(secret))
-        return cached is not None and time.monotonic() - cached.fetched <= self._ttl
+        return self.hash(secret) in self._cache
+
+    def lookup_pending(self, secret: str) -> bool:
+        """Whether a lookup of *secret* is in flight: a request now shares it (no I/O)."""
+        if not secret.startswith(KEY_PREFIX) or len(secret) > _MAX_SECRET:
+            return False
+        return self.hash(secret) in self._pending
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The active key with this secret, or None (unknown, malformed or revoked)."""
@@ -344,7 +359,7 @@ class KeyStore:
             missed = self._misses.get(digest)
             if missed is not None and now - missed <= NEGATIVE_TTL:
                 return None
-            key = await self._lookup(digest)
+            key = await self._shared_lookup(digest)
             if key is None or not key.active or key.id in self._revoked:
                 self._cache.pop(digest)
                 self._misses.put(digest, now)
@@ -356,6 +371,22 @@ class KeyStore:
             cached.touched = now
             await self._touch(cached.key.id)
         return cached.key
+
+    async def _shared_lookup(self, digest: str) -> ApiKey | None:
+        """:meth:`_lookup`, once for all the requests that need the same digest meanwhile."""
+        pending = self._pending.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(digest))
+            self._pending[digest] = pending
+            pending.add_done_callback(lambda done: self._settled(digest, done))
+        # One waiter cancelled (its client went away) does not cancel the others' lookup.
+        return await asyncio.shield(pending)
+
+    def _settled(self, digest: str, done: asyncio.Future[ApiKey | None]) -> None:
+        if self._pending.get(digest) is done:
+            del self._pending[digest]
+        if not done.cancelled():
+            done.exception()  # retrieved, even if every waiter was cancelled
 
     async def _lookup(self, digest: str) -> ApiKey | None:
         with translate_errors("authenticate"):

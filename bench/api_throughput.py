@@ -3,21 +3,29 @@
 Serves, with the same uvicorn setup (one process, asyncio loop), on loopback:
 
 1. a bare Litestar app whose one endpoint returns a constant (the framework's ceiling);
-2. the real API (auth with an API key and its Redis rate limit, tenant scoping, metrics).
+2. a bare Litestar app whose one endpoint, ``GET /threads/{id}/messages``, runs the SQL
+   the real listing runs for ``?limit=20`` through a plain ``asyncpg`` pool (sized like
+   the API's) and returns the same JSON: the *bare-SQL peer*, what the framework and the
+   database cost without the API's own work;
+3. the real API (auth with an API key and its Redis rate limit, tenant scoping, metrics).
 
 Then a load generator in a *separate process* (this file with ``--load``: an asyncio
 loop of keep-alive HTTP/1.1 connections, written on raw sockets so the client is not
 what gets measured) drives, one after the other:
 
 - ``GET /const`` on the bare app,
+- ``GET /threads/{id}/messages?limit=20`` on the bare-SQL peer (same thread),
 - ``GET /api/v1/threads/{id}/messages?limit=20`` on a thread of 1,000 messages,
 - ``POST /api/v1/threads/{id}/runs`` with an instant in-process model (each connection
   on its own thread, so runs do not queue on the thread lock),
 
-and prints requests/s, p50 and p99 latency for each, in the same run.
+and prints requests/s, p50 and p99 latency for each, in the same run, and the listing's
+throughput as a share of the bare-SQL peer's (issue 16: at least 50 %).
 
 Environment: ``BENCH_DURATION`` (seconds per target, default 8), ``BENCH_CONCURRENCY``
-(connections, default 32), ``BENCH_WARMUP`` (seconds, default 2). The API's database
+(connections, default 32), ``BENCH_WARMUP`` (seconds, default 2), ``BENCH_ROUNDS`` (the
+bare-SQL peer and the listing are measured in this many alternating rounds, default 2,
+and their figures merged: a shared machine's load changes during a run). The API's database
 pool is sized to the concurrency (``db_pool_size``), as a deployment should be.
 """
 
@@ -33,6 +41,9 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
+
+from litestar.datastructures import State
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,7 +51,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 DURATION = float(os.environ.get("BENCH_DURATION", "8"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 PREFILL = 1_000
+PEER = "bare-SQL peer GET /threads/{id}/messages"
+LISTING = "GET /threads/{id}/messages?limit=20"
 
 
 # --- the load generator (second process) ----------------------------------------------
@@ -127,16 +141,31 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
             for c in range(args.concurrency)
         )
     )
-    latencies.sort()
+    return _figures(latencies, errors, args.duration)
+
+
+def _figures(latencies: list[float], errors: list[int], duration: float) -> dict[str, Any]:
+    latencies = sorted(latencies)
     n = len(latencies)
     return {
         "requests": n,
         "errors": len(errors),
         "error_statuses": sorted(set(errors)),
-        "rps": n / args.duration,
+        "rps": n / duration,
         "p50_ms": statistics.median(latencies) * 1000 if n else float("nan"),
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
+        "latencies": latencies,
+        "error_list": errors,
     }
+
+
+def _merged(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of several rounds of one target, as if measured in one."""
+    return _figures(
+        [x for r in rounds for x in r["latencies"]],
+        [x for r in rounds for x in r["error_list"]],
+        DURATION * len(rounds),
+    )
 
 
 def load_main(argv: list[str]) -> None:
@@ -203,6 +232,74 @@ async def _prepare(store: Any, threads: int) -> tuple[str, list[str]]:
     return str(reading), running
 
 
+def _peer_sql() -> str:
+    """The one statement ``GET /threads/{id}/messages?limit=20`` runs (tenant-scoped key)."""
+    from ai_agents.db.messages import page_sql
+
+    return page_sql(scoped=True, after=False, before=False, order="asc")
+
+
+def bare_sql_peer(database_url: str, tenant: str, pool_size: int) -> Any:
+    """A bare Litestar app: the listing's SQL through a plain asyncpg pool, same JSON."""
+    import asyncpg
+    from litestar import Litestar, get
+    from litestar.exceptions import NotFoundException
+
+    sql = _peer_sql()
+
+    async def codecs(conn: asyncpg.Connection) -> None:
+        for kind in ("json", "jsonb"):
+            await conn.set_type_codec(
+                kind, schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+            )
+
+    async def open_pool(app: Litestar) -> None:
+        app.state.pool = await asyncpg.create_pool(
+            database_url, min_size=1, max_size=pool_size, init=codecs
+        )
+
+    async def close_pool(app: Litestar) -> None:
+        await app.state.pool.close()
+
+    @get("/threads/{thread_id:uuid}/messages")
+    async def messages(thread_id: UUID, state: State, limit: int = 50) -> dict[str, Any]:
+        rows = await state.pool.fetch(sql, thread_id, tenant, limit + 1)
+        if not rows:
+            raise NotFoundException()
+        items = [
+            {
+                "id": r[0],
+                "thread_id": r[1],
+                "seq": r[2],
+                "role": r[3],
+                "content": r[4],
+                "tool_calls": r[5] or [],
+                "tool_call_id": r[6],
+                "tool_name": r[7],
+                "metadata": r[15] or {},
+                "created_at": r[8],
+                "token_count": r[9],
+                "provider": r[10],
+                "model": r[11],
+                "input_tokens": r[12],
+                "output_tokens": r[13],
+                "cost": r[14],
+            }
+            for r in rows[:limit]
+            if r[0] is not None
+        ]
+        more = len(rows) > limit
+        return {
+            "data": items,
+            "next_cursor": str(items[-1]["seq"]) if more and items else None,
+            "has_more": more,
+        }
+
+    return Litestar(
+        [messages], on_startup=[open_pool], on_shutdown=[close_pool], logging_config=None
+    )
+
+
 def main() -> None:
     from _common import REDIS_URL, bench_database
     from litestar import Litestar, get
@@ -233,7 +330,12 @@ def main() -> None:
         store = AgentStore(settings=settings)
         store.register_provider("instant", FunctionProvider(lambda request: "ok"))
         app = create_app(store, config=ApiConfig(default_rpm=0))
-        with serve_api(bare) as bare_server, serve_api(app) as api:
+        peer = bare_sql_peer(url, "bench", CONCURRENCY + 4)
+        with (
+            serve_api(bare) as bare_server,
+            serve_api(peer) as peer_server,
+            serve_api(app) as api,
+        ):
             # The key has a (very high) limit, so every request pays the Redis check.
             token = api.create_key("bench", rate_limit_rpm=1_000_000_000)
             tenant_store = api.store.for_tenant("bench")
@@ -241,12 +343,27 @@ def main() -> None:
             bare_host = bare_server.url.removeprefix("http://")
             host = api.url.removeprefix("http://")
             results["bare Litestar GET /const"] = _generate(bare_host, "GET", "/const")
-            results["GET /threads/{id}/messages?limit=20"] = _generate(
-                host,
-                "GET",
-                f"/api/v1/threads/{reading}/messages?limit=20",
-                token=token,
-            )
+            # The peer and the listing alternate, round after round, so that a change in
+            # the machine's load during the run weighs on both alike.
+            peer_rounds, listing_rounds = [], []
+            for _ in range(ROUNDS):
+                peer_rounds.append(
+                    _generate(
+                        peer_server.url.removeprefix("http://"),
+                        "GET",
+                        f"/threads/{reading}/messages?limit=20",
+                    )
+                )
+                listing_rounds.append(
+                    _generate(
+                        host,
+                        "GET",
+                        f"/api/v1/threads/{reading}/messages?limit=20",
+                        token=token,
+                    )
+                )
+            results[PEER] = _merged(peer_rounds)
+            results[LISTING] = _merged(listing_rounds)
             results["POST /threads/{id}/runs (instant model)"] = _generate(
                 host,
                 "POST",
@@ -259,19 +376,28 @@ def main() -> None:
 
     print(
         f"load: {CONCURRENCY} keep-alive connections from a second process, "
-        f"{DURATION:g} s per target after {WARMUP:g} s warm-up; servers: uvicorn, 1 process; "
+        f"{DURATION:g} s per target after {WARMUP:g} s warm-up (bare-SQL peer and listing: "
+        f"{ROUNDS} alternating rounds each); servers: uvicorn, 1 process; "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'endpoint':<42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'endpoint':<46} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, r in results.items():
         print(
-            f"{name:<42} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>7}"
+            f"{name:<46} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>7}"
         )
     base = results["bare Litestar GET /const"]["rps"]
     for name, r in list(results.items())[1:]:
         print(f"{name}: {r['rps'] / base:.1%} of the bare endpoint's throughput")
+    print(
+        f"listing / bare-SQL peer: {results[LISTING]['rps'] / results[PEER]['rps']:.1%} "
+        "of the peer's throughput (goal: at least 50 %)"
+    )
     if any(r["errors"] for r in results.values()):
-        raise SystemExit("some requests failed: " + json.dumps(results))
+        summary = {
+            name: {k: v for k, v in r.items() if k not in ("latencies", "error_list")}
+            for name, r in results.items()
+        }
+        raise SystemExit("some requests failed: " + json.dumps(summary))
 
 
 async def _cleanup(store: Any, prefix: str) -> None:

@@ -86,26 +86,6 @@ class SizeLimits:
     tenant_bytes: int | None = None
 
 
-_MESSAGE_COLUMNS = (
-    messages.c.id,
-    messages.c.thread_id,
-    messages.c.seq,
-    messages.c.role,
-    messages.c.content,
-    messages.c.tool_calls,
-    messages.c.tool_call_id,
-    messages.c.tool_name,
-    messages.c.created_at,
-    messages.c.token_count,
-    messages.c.provider,
-    messages.c.model,
-    messages.c.input_tokens,
-    messages.c.output_tokens,
-    messages.c.cost,
-    messages.c.metadata,
-)
-
-
 def validate_message(message: Message) -> None:
     if message.role not in ROLES:
         raise ValidationError(
@@ -391,8 +371,40 @@ async def _check_tenant(conn: AsyncConnection, tenant_id: str, added: int, limit
         raise LimitExceeded("tenant", limit, int(total) - added, added)
 
 
+def page_sql(*, scoped: bool, after: bool, before: bool, order: Order) -> str:
+    """The one statement of :func:`page`: the visible thread LEFT JOIN its page of messages.
+
+    Parameters, in order: the thread id, the tenant (when *scoped*), the ``after`` and
+    ``before`` seqs (when given), the row limit. No row: the thread is not visible (absent
+    or another tenant's); one row of NULLs: it is visible and has no message in range.
+    """
+    key = (scoped, after, before, order)
+    sql = _PAGE_SQL.get(key)
+    if sql is None:
+        n = 2
+        tenant = ""
+        if scoped:
+            tenant, n = f" AND t.tenant_id = ${n}", n + 1
+        bounds = ""
+        if after:
+            bounds, n = f"{bounds} AND m.seq > ${n}", n + 1
+        if before:
+            bounds, n = f"{bounds} AND m.seq < ${n}", n + 1
+        sql = (
+            f"SELECT p.* FROM threads t LEFT JOIN LATERAL (SELECT {_COLUMNS} FROM messages m "
+            f"WHERE m.thread_id = t.id{bounds} ORDER BY m.seq {order.upper()} LIMIT ${n}) p "
+            f"ON true WHERE t.id = $1{tenant}"
+        )
+        _PAGE_SQL[key] = sql
+    return sql
+
+
+_PAGE_SQL: dict[tuple[bool, bool, bool, Order], str] = {}
+
+
 async def page(
-    conn: AsyncConnection,
+    apg: Any,
+    scope: Scope,
     thread_id: UUID,
     *,
     limit: int,
@@ -400,15 +412,27 @@ async def page(
     before: int | None,
     order: Order,
 ) -> Page[Message]:
-    """Messages by seq; ``after``/``before`` are exclusive seq bounds (stable cursors)."""
-    query = select(*_MESSAGE_COLUMNS).where(messages.c.thread_id == thread_id)
-    if after is not None:
-        query = query.where(messages.c.seq > after)
-    if before is not None:
-        query = query.where(messages.c.seq < before)
-    key = messages.c.seq.asc() if order == "asc" else messages.c.seq.desc()
-    rows = (await conn.execute(query.order_by(key).limit(limit + 1))).all()
-    items = [record_to_message(r) for r in rows[:limit]]  # same column order
+    """Messages by seq; ``after``/``before`` are exclusive seq bounds (stable cursors).
+
+    One statement on the asyncpg connection *apg* checks that the thread is visible to
+    *scope* and reads the page (one round trip, one snapshot); :class:`NotFoundError`
+    when the thread is not visible.
+    """
+    sql = page_sql(
+        scoped=scope.tenant_id is not None,
+        after=after is not None,
+        before=before is not None,
+        order=order,
+    )
+    args: list[Any] = [thread_id]
+    if scope.tenant_id is not None:
+        args.append(scope.tenant_id)
+    args += [v for v in (after, before) if v is not None]
+    args.append(limit + 1)
+    rows = await apg.fetch(sql, *args)
+    if not rows:
+        raise NotFoundError("thread", thread_id)
+    items = [record_to_message(r) for r in rows[:limit] if r[0] is not None]
     next_cursor = str(items[-1].seq) if len(rows) > limit and items else None
     return Page(items, next_cursor)
 

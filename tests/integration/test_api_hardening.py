@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
@@ -372,6 +373,90 @@ async def test_a_flood_of_bad_keys_costs_bounded_lookups_then_429(
             # ...a key it does not know yet waits like any other attempt from the address.
             fresh = api.create_key("acme")
             assert (await c.get("/threads", headers=_bearer(fresh))).status_code == 429
+
+
+async def test_a_busy_key_whose_cache_entry_expired_costs_one_lookup_and_no_429(
+    settings: Settings, redis_cleanup: None
+) -> None:
+    """Requests in flight when a valid key's entry expires share one re-verification and
+    are not counted as failed authentications of their address (with a failure limit of
+    2, twelve of them at once would otherwise be refused with 429)."""
+    config = _config(auth_failure_limit=2, auth_failure_window=60.0, key_cache_ttl=0.2)
+    with running_api(settings, config=config) as api:
+        good = api.create_key("acme")
+        async with httpx.AsyncClient(base_url=api.api, timeout=30) as c:
+            assert (await c.get("/threads", headers=_bearer(good))).status_code == 200
+            await asyncio.sleep(0.3)  # the entry is due for re-verification
+            # The re-verification waits on a lock while the twelve requests arrive.
+            locker = await asyncpg.connect(settings.database_url)
+            try:
+                lock = locker.transaction()
+                await lock.start()
+                await locker.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+                with _key_lookups(api) as lookups:
+                    requests = asyncio.gather(
+                        *(c.get("/threads", headers=_bearer(good)) for _ in range(12))
+                    )
+
+                    async def blocked() -> bool:
+                        waiting = await locker.fetchval(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND wait_event_type = 'Lock'"
+                        )
+                        return bool(waiting)
+
+                    await wait_until(blocked, what="the key lookup waiting on the lock")
+                    await asyncio.sleep(0.3)  # every request has reached authentication
+                    await lock.rollback()
+                    answers = await requests
+                assert [a.status_code for a in answers] == [200] * 12
+                assert len(lookups) == 1
+            finally:
+                await locker.close()
+
+
+async def test_a_burst_with_a_key_this_process_has_not_met_costs_one_lookup_and_no_429(
+    settings: Settings, redis_cleanup: None
+) -> None:
+    """A process that just started (or scaled up) gets many requests with one valid key
+    at once: they share one lookup and only that one is counted against the address (with
+    a failure limit of 2, all but two of them were refused with 429)."""
+    config = _config(auth_failure_limit=2, auth_failure_window=60.0)
+    with running_api(settings, config=config) as api:
+        good = api.create_key("acme")
+        async with httpx.AsyncClient(base_url=api.api, timeout=30) as c:
+            locker = await asyncpg.connect(settings.database_url)
+            try:
+                lock = locker.transaction()
+                await lock.start()
+                await locker.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+                with _key_lookups(api) as lookups:
+                    requests = asyncio.gather(
+                        *(c.get("/threads", headers=_bearer(good)) for _ in range(12))
+                    )
+
+                    async def blocked() -> bool:
+                        waiting = await locker.fetchval(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND wait_event_type = 'Lock'"
+                        )
+                        return bool(waiting)
+
+                    await wait_until(blocked, what="the key lookup waiting on the lock")
+                    await asyncio.sleep(0.3)  # every request has reached authentication
+                    await lock.rollback()
+                    answers = await requests
+                assert [a.status_code for a in answers] == [200] * 12
+                assert len(lookups) == 1
+            finally:
+                await locker.close()
+            # A bad key sharing a lookup still counts as a failure each time.
+            bad = good[:-4] + "zzzz"
+            answers = await asyncio.gather(
+                *(c.get("/threads", headers=_bearer(bad)) for _ in range(4))
+            )
+            assert {a.status_code for a in answers} <= {401, 429}
+            assert (await c.get("/threads", headers=_bearer(bad))).status_code == 429
 
 
 async def test_the_key_cache_evicts_the_least_recently_used_key(api: RunningApi) -> None:

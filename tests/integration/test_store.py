@@ -7,13 +7,20 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
 from ai_agents import AgentDefinition, AgentStore
 from ai_agents.config import Settings
 from ai_agents.db import messages as message_rows
-from ai_agents.errors import LimitExceeded, NotFoundError, UsageError, ValidationError
+from ai_agents.errors import (
+    LimitExceeded,
+    NotFoundError,
+    StorageError,
+    UsageError,
+    ValidationError,
+)
 from ai_agents.messages import ToolCall
 
 DEFINITION = AgentDefinition(
@@ -332,6 +339,97 @@ async def test_messages_pagination_and_cursor_stability(store: AgentStore) -> No
     assert [m.content for m in await store.first_messages(thread_id, 2)] == ["m0", "m1"]
     with pytest.raises(ValidationError, match="order"):
         await store.list_messages(thread_id, order="sideways")
+
+
+async def test_message_page_and_thread_check_are_one_statement(store: AgentStore) -> None:
+    """The page statement both checks the thread and reads it: a visible thread with no
+    message in range is an empty page (not a 404, not a message of NULLs), an invisible
+    one is a 404 whatever the bounds, and every combination of bounds numbers its
+    parameters right, for a tenant and for the admin view."""
+    tenant = store.for_tenant("pages-a")
+    admin = store.for_tenant(None)
+    other = store.for_tenant("pages-b")
+    agent_id = await _agent(tenant)
+    empty = await tenant.create_thread(agent_id)
+    for view in (tenant, admin):
+        page = await view.list_messages(empty)
+        assert (page.items, page.next_cursor, page.has_more) == ([], None, False)
+    thread_id = await tenant.create_thread(agent_id)
+    for i in range(1, 7):
+        await tenant.add_message(thread_id, "user", f"m{i}")
+    for view in (tenant, admin):
+        between = await view.list_messages(thread_id, after=1, before=6, limit=2)
+        assert [m.content for m in between.items] == ["m2", "m3"]
+        assert between.next_cursor == "3"
+        backwards = await view.list_messages(thread_id, after=1, before=6, order="desc", limit=9)
+        assert [m.content for m in backwards.items] == ["m5", "m4", "m3", "m2"]
+        assert not backwards.has_more
+        assert (await view.list_messages(thread_id, after=6)).items == []
+        assert (await view.list_messages(thread_id, before=1, order="desc")).items == []
+    for bounds in ({}, {"after": 0}, {"before": 9}, {"after": 0, "before": 9}):
+        with pytest.raises(NotFoundError):
+            await other.list_messages(thread_id, **bounds)  # type: ignore[arg-type]
+        with pytest.raises(NotFoundError):
+            await tenant.list_messages(uuid.uuid4(), **bounds)  # type: ignore[arg-type]
+
+
+async def test_a_broken_connection_is_not_pooled_again_by_the_page_read(
+    settings: Settings, redis_cleanup: None
+) -> None:
+    """``list_messages`` checks its connection out without a SQLAlchemy Connection: one
+    that the server closed under it is invalidated, so only the read that met it fails."""
+    store = AgentStore(settings=replace(settings, db_pool_size=1, db_max_overflow=0))
+    try:
+        thread_id = await store.create_thread(await _agent(store))
+        await store.add_message(thread_id, "user", "hello")
+        assert len((await store.list_messages(thread_id)).items) == 1
+        killer = await asyncpg.connect(settings.database_url)
+        try:
+            killed = await killer.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await killer.close()
+        assert killed == 1
+        # The one pooled connection is gone: at most one read meets it.
+        failures = 0
+        for _ in range(3):
+            try:
+                page = await store.list_messages(thread_id)
+            except StorageError:
+                failures += 1
+            else:
+                assert [m.content for m in page.items] == ["hello"]
+        assert failures <= 1
+    finally:
+        await store.close()
+
+
+async def test_a_page_read_cancelled_mid_statement_leaves_a_usable_pool(
+    settings: Settings, redis_cleanup: None
+) -> None:
+    """A client that goes away while its page is read cancels the read: the connection,
+    its statement half-way, is not handed to the next read as if it were idle."""
+    store = AgentStore(settings=replace(settings, db_pool_size=1, db_max_overflow=0))
+    try:
+        thread_id = await store.create_thread(await _agent(store))
+        await store.add_message(thread_id, "user", "hello")
+        locker = await asyncpg.connect(settings.database_url)
+        try:
+            lock = locker.transaction()
+            await lock.start()
+            await locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(store.list_messages(thread_id), timeout=0.5)
+            await lock.rollback()
+        finally:
+            await locker.close()
+        for _ in range(3):
+            page = await asyncio.wait_for(store.list_messages(thread_id), timeout=10)
+            assert [m.content for m in page.items] == ["hello"]
+    finally:
+        await store.close()
 
 
 async def test_message_fields_round_trip(store: AgentStore) -> None:
