@@ -89,6 +89,17 @@ bench: install services
 	@for script in $(filter-out $(BENCH_PARTS),$(wildcard bench/*.py)); do \
 	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# The multi-process load test (docs/testing.md, "Load test"): a fake vendor with 300 ms
+# latency, `ai-agents serve --workers 3`, 4 workers, 10,000 threads, 60 s of sync runs,
+# streams, background runs and reads, then every touched thread checked in PostgreSQL
+# (0 lost, 0 duplicated, turns contiguous). LOAD_ARGS passes options (--duration 10 ...).
+# `make bench` runs it too, with the defaults; its vendor is one of the helpers.
+BENCH_PARTS += bench/_latency_openai.py
+LOAD_ARGS ?=
+.PHONY: bench-load
+bench-load: install services
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
+
 schemathesis: install services
 	API_SCHEMATHESIS_EXAMPLES=200 API_SCHEMATHESIS_MIN_REQUESTS=10000 \
 	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_api_schemathesis.py
