@@ -310,19 +310,19 @@ class AgentRunner:
             error = UsageError(f"agent {row['agent_id']} is deactivated; reactivate it to run")
             await self.runs.finish(run_id, "failed", _error(error), owner=owner)
             raise error
-        run = await self.runs.get(scope, run_id)
+        # The start answered the run itself, so nothing is read again before the turn.
         data = {
-            "id": run.id,
-            "input": run.input,
-            "overrides": run.overrides,
-            "metadata": run.metadata,
-            "idempotency_key": run.idempotency_key,
+            "id": run_id,
+            "input": row["run_input"],
+            "overrides": rows.json_value(row["run_overrides"]) or {},
+            "metadata": rows.json_value(row["run_metadata"]) or {},
+            "idempotency_key": row["run_idempotency_key"],
             "owner": owner,
-            "job_id": run.job_id,
+            "job_id": row["run_job_id"],
         }
-        if run.idempotency_key:
-            replay = await self.runs.replay_of(thread_id, run.idempotency_key)
-            if replay is not None:  # saved while this run waited: one turn per key
+        if row["saved_run_id"] is not None:  # saved while this run waited: one turn per key
+            replay = await self.runs.replay_of(thread_id, row["run_idempotency_key"])
+            if replay is not None:
                 await self.runs.forget(run_id)
                 return response_from_saved(thread_id, *replay)
         return self._ticket(row, data)

@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -37,14 +38,13 @@ from _common import REDIS_URL, bench_database  # noqa: E402
 
 from ai_agents import AgentDefinition, AgentStore, Settings  # noqa: E402
 from ai_agents.jobs.queue import job_queue  # noqa: E402
-from ai_agents.messages import Message  # noqa: E402
 from ai_agents.testing import FunctionProvider  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 JOBS = int(os.environ.get("BENCH_JOBS", "400"))
 THREADS = int(os.environ.get("BENCH_THREADS", "40"))
-PROCESSES = (1, 2, 4)
+PROCESSES = tuple(int(n) for n in os.environ.get("BENCH_PROCESSES", "1,2,4").split(","))
 CONCURRENCY = 10
 PRODUCERS = 16  # enqueues in flight at once
 ANSWER = "Check-out is at 11am."
@@ -58,17 +58,17 @@ def worker_setup(store: AgentStore) -> None:
     store.register_provider("instant", FunctionProvider(lambda request: ANSWER))
 
 
-async def arq_turn(ctx: dict[str, Any], thread_id: str, text: str) -> list[str]:
-    """The arq job: the same database work as a turn's save (question + answer)."""
+async def arq_turn(ctx: dict[str, Any], thread_id: str, text: str) -> str:
+    """The arq job: the same turn our workers run (run row, history, limiter, save), with
+    an idempotency key per job as ours have (``job:<id>``), through ``store.run``."""
     store: AgentStore = ctx["store"]
-    saved = await store.add_messages(
-        thread_id, [Message(role="user", content=text), Message(role="assistant", content=ANSWER)]
-    )
-    return [str(m.id) for m in saved]
+    response = await store.run(thread_id, text, idempotency_key=f"arq:{ctx['job_id']}")
+    return str(response.run_id)
 
 
 async def _arq_startup(ctx: dict[str, Any]) -> None:
     ctx["store"] = AgentStore(database_url=os.environ["BENCH_DATABASE_URL"], redis_url=REDIS_URL)
+    worker_setup(ctx["store"])
     logging.getLogger("arq").info("arq worker ready")
 
 
@@ -105,7 +105,7 @@ class _Process:
         self.proc = subprocess.Popen(
             argv,
             cwd=str(ROOT),
-            env={**os.environ, "PYTHONPATH": str(HERE), **env},
+            env={**os.environ, "PYTHONPATH": os.pathsep.join((str(HERE), str(ROOT))), **env},
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -117,6 +117,11 @@ class _Process:
         self.log.seek(0)
         return self.marker in self.log.read()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the process used so far (Linux ``/proc``)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -126,6 +131,17 @@ class _Process:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+@dataclass(frozen=True)
+class Figures:
+    jobs_per_second: float
+    #: CPU time of the worker processes per job (ms): what the queue costs, load aside.
+    worker_cpu_ms: float
+
+
+def _cpu(processes: list[_Process]) -> float:
+    return sum(p.cpu_seconds() for p in processes)
 
 
 async def _start(processes: list[_Process]) -> None:
@@ -166,7 +182,7 @@ async def _check_threads(store: AgentStore, threads: list[uuid.UUID]) -> None:
 # --- the two systems ----------------------------------------------------------------------
 
 
-async def bench_ours(url: str, processes: int) -> float:
+async def bench_ours(url: str, processes: int) -> Figures:
     prefix = f"bench:jobs:{uuid.uuid4().hex[:8]}:"
     settings = Settings(database_url=url, redis_url=REDIS_URL, redis_prefix=prefix)
     async with AgentStore(settings=settings) as store:
@@ -183,6 +199,7 @@ async def bench_ours(url: str, processes: int) -> float:
         try:
             await _start(workers)
             queue = job_queue(store)
+            cpu = _cpu(workers)
             started = time.perf_counter()
             job_ids = await _bounded(
                 [
@@ -196,6 +213,7 @@ async def bench_ours(url: str, processes: int) -> float:
                 if job.status != "succeeded":
                     raise SystemExit(f"job {job_id} ended {job.status}: {job.error}")
             elapsed = time.perf_counter() - started
+            cpu = _cpu(workers) - cpu
         finally:
             for worker in workers:
                 worker.stop()
@@ -203,17 +221,17 @@ async def bench_ours(url: str, processes: int) -> float:
         keys = [k async for k in store.redis.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:
             await store.redis.delete(*keys)
-    return JOBS / elapsed
+    return Figures(JOBS / elapsed, 1000 * cpu / JOBS)
 
 
-async def bench_arq(url: str, processes: int) -> float:
+async def bench_arq(url: str, processes: int) -> Figures:
     from arq import create_pool
     from arq.connections import RedisSettings
 
     queue_name = f"bench:arq:{uuid.uuid4().hex[:8]}"
     async with AgentStore(database_url=url, redis_url=REDIS_URL) as store:
-        store.register_provider("arq", FunctionProvider(lambda request: ANSWER))
-        threads = await _threads(store, "arq")
+        worker_setup(store)
+        threads = await _threads(store, "instant")
         env = {"BENCH_DATABASE_URL": url, "BENCH_ARQ_QUEUE": queue_name}
         argv = [sys.executable, str(HERE / "queue_throughput.py"), "arq-worker"]
         workers = [_Process(argv, env, "arq worker ready") for _ in range(processes)]
@@ -221,6 +239,7 @@ async def bench_arq(url: str, processes: int) -> float:
         jobs: list[Any] = []
         try:
             await _start(workers)
+            cpu = _cpu(workers)
             started = time.perf_counter()
             jobs = await _bounded(
                 [
@@ -232,6 +251,7 @@ async def bench_arq(url: str, processes: int) -> float:
             for job in jobs:
                 await job.result(timeout=600, poll_delay=0.01)
             elapsed = time.perf_counter() - started
+            cpu = _cpu(workers) - cpu
         finally:
             for worker in workers:
                 worker.stop()
@@ -239,7 +259,7 @@ async def bench_arq(url: str, processes: int) -> float:
             await pool.delete(*keys, f"{queue_name}:health-check")
             await pool.aclose()
         await _check_threads(store, threads)
-    return JOBS / elapsed
+    return Figures(JOBS / elapsed, 1000 * cpu / JOBS)
 
 
 def main() -> None:
@@ -248,11 +268,21 @@ def main() -> None:
         arq = {n: asyncio.run(bench_arq(url, n)) for n in PROCESSES}
     print(
         f"end-to-end jobs/s (enqueue -> result), {JOBS} jobs over {THREADS} threads, "
-        f"{CONCURRENCY} jobs at a time per process, instant model, {os.cpu_count()} CPUs"
+        f"{CONCURRENCY} jobs at a time per process, instant model, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'worker processes':>17} {'ai_agents':>10} {'arq 0.28':>9} {'ratio':>7}")
+    print("worker CPU: user + system time of the worker processes per job, in ms")
+    print(
+        f"{'worker processes':>17} {'ai_agents':>10} {'arq 0.28':>9} {'ratio':>7} "
+        f"{'CPU ours':>9} {'CPU arq':>8}"
+    )
     for n in PROCESSES:
-        print(f"{n:>17} {ours[n]:>10.1f} {arq[n]:>9.1f} {ours[n] / arq[n]:>6.2f}x")
+        o, a = ours[n], arq[n]
+        print(
+            f"{n:>17} {o.jobs_per_second:>10.1f} {a.jobs_per_second:>9.1f} "
+            f"{o.jobs_per_second / a.jobs_per_second:>6.2f}x "
+            f"{o.worker_cpu_ms:>9.2f} {a.worker_cpu_ms:>8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -267,7 +267,11 @@ class WorkerPool:
                 return exc
 
         async def should_cancel() -> bool:
-            return running.lost or running.cancel or await self.queue.cancel_requested(job.id)
+            if running.lost or running.cancel:
+                return True
+            # A job's run is cancelled as a run (the interrupt on Redis, the run's lease
+            # heartbeat); only a job queued before runs were rows needs the job's own flag.
+            return job.run_id is None and await self.queue.cancel_requested(job.id)
 
         view = self.store.for_tenant(job.tenant_id)
         options = RunOptions(

@@ -67,6 +67,23 @@ def _describe_exc(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _says_unknown_database(exc: BaseException, name: str) -> bool:
+    """PgBouncer passes PostgreSQL's 3D000 on as a protocol violation (08P01) with its words."""
+    return f'database "{name}" does not exist' in str(exc) or "no such database" in str(exc)
+
+
+def _cannot_connect(dsn: str, shown: str, exc: BaseException) -> Check:
+    parts = urlsplit(dsn)
+    return Check(
+        "database",
+        "FAIL",
+        f"cannot connect to PostgreSQL at {parts.hostname}:{parts.port or 5432} "
+        f"({shown}): {_describe_exc(exc)}",
+        "start PostgreSQL there or fix AI_AGENTS_DATABASE_URL (unset it to use the "
+        "embedded PostgreSQL)",
+    )
+
+
 def _head_revision() -> str | None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -129,8 +146,13 @@ async def _check_database(settings: Settings, checks: list[Check]) -> list[tuple
     try:
         cache = {} if settings.prepared_statements else {"statement_cache_size": 0}
         conn = await asyncpg.connect(dsn, timeout=5, **cache)
-    except asyncpg.InvalidCatalogNameError as exc:
+    except (asyncpg.InvalidCatalogNameError, asyncpg.ProtocolViolationError) as exc:
         name = urlsplit(dsn).path.lstrip("/")
+        if not (
+            isinstance(exc, asyncpg.InvalidCatalogNameError) or _says_unknown_database(exc, name)
+        ):
+            checks.append(_cannot_connect(dsn, shown, exc))
+            return []
         checks.append(
             Check(
                 "database",
@@ -154,17 +176,7 @@ async def _check_database(settings: Settings, checks: list[Check]) -> list[tuple
         )
         return []
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        parts = urlsplit(dsn)
-        checks.append(
-            Check(
-                "database",
-                "FAIL",
-                f"cannot connect to PostgreSQL at {parts.hostname}:{parts.port or 5432} "
-                f"({shown}): {_describe_exc(exc)}",
-                "start PostgreSQL there or fix AI_AGENTS_DATABASE_URL (unset it to use the "
-                "embedded PostgreSQL)",
-            )
-        )
+        checks.append(_cannot_connect(dsn, shown, exc))
         return []
     try:
         version = conn.get_server_version()

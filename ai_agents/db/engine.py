@@ -53,15 +53,22 @@ async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
-    """A pooled connection's asyncpg connection, for one hot read of driver statements.
+    """A pooled connection's asyncpg connection, for short work in driver statements.
 
     Checked out of the engine's pool without a SQLAlchemy ``Connection`` around it (a
     third of the cost of ``engine.connect()`` plus ``get_raw_connection()``): no
-    transaction is begun, so there is nothing to roll back when it goes back. A connection
-    that broke meanwhile is closed instead of being pooled again. (A statement cancelled
-    half-way, e.g. its client went away, is cancelled on the server by asyncpg, and the
-    connection waits for that before its next statement.)
+    transaction is begun, so each statement commits alone and there is nothing to roll
+    back when it goes back. A connection that broke meanwhile is closed instead of being
+    pooled again. (A statement cancelled half-way, e.g. its client went away, is cancelled
+    on the server by asyncpg, and the connection waits for that before its next
+    statement.) Behind a transaction pooler it is :func:`autocommit`'s connection (its
+    statements share one transaction, committed when the block ends).
     """
+    if engine.sync_engine.get_execution_options().get(TRANSACTION_POOLER):
+        async with autocommit(engine) as conn:
+            raw = await conn.get_raw_connection()
+            yield raw.driver_connection
+        return
     pooled = await engine.raw_connection()
     try:
         yield pooled.driver_connection

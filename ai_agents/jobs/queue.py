@@ -202,10 +202,15 @@ class RedisJobQueue(JobConsumer):
             "max_attempts": attempts,
             "metadata": dict(metadata or {}),
         }
-        async with self._tx("enqueue job") as conn:
-            job, is_head = await rows.insert_job(conn, self._scope(scope), ident, values)
-            if with_run:
-                job.run_id = await rows.insert_job_run(conn, job, overrides or RunOverrides())
+        async with self._driver("enqueue job") as apg:
+            job, is_head = await rows.enqueue(
+                apg,
+                self._scope(scope),
+                ident,
+                values,
+                with_run=with_run,
+                overrides=(overrides or RunOverrides()).to_json(),
+            )
         if not is_head:
             return job  # published when the thread's earlier jobs have finished
         try:

@@ -11,12 +11,14 @@ the new job only when it is the head; finishing a job publishes the next head. B
 a transaction-scoped advisory lock per thread (a key space apart from the runner's thread
 lock), so a job enqueued while its predecessor finishes is never left unpublished.
 
-The statements of the hot path (enqueue, claim, finish) are built once, with bound
-parameters, and each does its work in one round trip.
+The hot path is one round trip per step: enqueue and finish call server-side functions
+(migration 0011: chain lock, the change and the thread's head in one call), claim is one
+prebuilt conditional UPDATE.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -25,7 +27,6 @@ from uuid import UUID
 from sqlalchemy import (
     ColumnElement,
     Float,
-    Integer,
     Text,
     and_,
     any_,
@@ -34,7 +35,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     literal_column,
     or_,
     select,
@@ -49,7 +49,6 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.db.scope import Scope
-from ai_agents.db.tables import threads
 from ai_agents.errors import NotFoundError
 from ai_agents.jobs.records import JobError, JobRecord
 from ai_agents.jobs.tables import FINISHED, Priority, jobs
@@ -98,32 +97,7 @@ def _older_unfinished() -> ColumnElement[bool]:
     )
 
 
-def _with_next_head(changed: Any) -> Any:
-    """SELECT the changed row plus its thread's oldest *other* unfinished job (lateral).
-
-    The lateral query reads the snapshot before the change, where the changed job is
-    still unfinished: hence ``id <> changed.id``.
-    """
-    other = jobs.alias("other")
-    head = (
-        select(
-            other.c.id.label("next_id"),
-            other.c.priority.label("next_priority"),
-            other.c.status.label("next_status"),
-        )
-        .where(
-            other.c.thread_id == changed.c.thread_id,
-            _unfinished(other.c.status),
-            other.c.id != changed.c.id,
-        )
-        .order_by(other.c.created_at, other.c.id)
-        .limit(1)
-        .lateral("head")
-    )
-    return select(changed, head).select_from(changed.outerjoin(head, true()))
-
-
-def _head_of(row: RowMapping) -> Head | None:
+def _head_of(row: Any) -> Head | None:
     if row["next_status"] != "queued":
         return None
     return row["next_id"], cast(Priority, row["next_priority"])
@@ -146,49 +120,7 @@ _OWNED = and_(
     jobs.c.status == "running",
 )
 
-_INSERTED = (
-    insert(jobs)
-    .from_select(
-        ["tenant_id", "thread_id", "input", "priority", "max_attempts", "metadata", "created_at"],
-        select(
-            threads.c.tenant_id,
-            threads.c.id,
-            bindparam("p_input", type_=Text),
-            bindparam("p_priority", type_=Text),
-            bindparam("p_max_attempts", type_=Integer),
-            bindparam("p_metadata", type_=JSONB),
-            func.clock_timestamp(),  # the order of enqueues, taken under the chain lock
-        ).where(threads.c.id == bindparam("p_thread"), _visible(threads.c.tenant_id)),
-    )
-    .returning(jobs)
-    .cte("inserted")
-)
-_INSERT = _with_next_head(_INSERTED)
 _GET = select(jobs).where(jobs.c.id == bindparam("p_id"), _visible(jobs.c.tenant_id))
-_CLAIM = (
-    update(jobs)
-    .where(
-        jobs.c.id == bindparam("p_id", type_=PG_UUID(as_uuid=True)),
-        _TAKEABLE,
-        ~jobs.c.cancel_requested,
-        jobs.c.attempts < jobs.c.max_attempts,
-        ~_older_unfinished(),
-    )
-    .values(**_START)
-    .returning(jobs)
-)
-_FINISH = _with_next_head(
-    update(jobs)
-    .where(_OWNED)
-    .values(
-        status=bindparam("p_status", type_=Text),
-        finished_at=func.now(),
-        result=bindparam("p_result", type_=_JSON),
-        error=bindparam("p_error", type_=_JSON),
-    )
-    .returning(jobs)
-    .cte("finished")
-)
 _RETRY = (
     update(jobs)
     .where(_OWNED)
@@ -220,71 +152,70 @@ _HEARTBEAT = (
 )
 
 
+def _chain_key(thread_id: UUID) -> int:
+    return int.from_bytes(thread_id.bytes[:4], "big", signed=True)
+
+
 async def lock_chain(conn: AsyncConnection, thread_id: UUID) -> None:
     """Serialize changes to the thread's chain of jobs until the transaction ends."""
-    key = int.from_bytes(thread_id.bytes[:4], "big", signed=True)
-    await conn.execute(_LOCK, {"cls": _CHAIN_LOCK_CLASS, "key": key})
+    await conn.execute(_LOCK, {"cls": _CHAIN_LOCK_CLASS, "key": _chain_key(thread_id)})
 
 
-async def insert_job(
-    conn: AsyncConnection, scope: Scope, thread_id: UUID, values: dict[str, Any]
+# The hot path's two writes are server-side functions (migration 0011) that take the chain
+# lock themselves: one round trip each, called on the driver connection.
+_ENQUEUE = (
+    "SELECT (e.job).*, e.is_head FROM ai_agents_enqueue_job("
+    "$1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10::jsonb) e"
+)
+_FINISH_JOB = (
+    "SELECT (f.job).*, f.next_id, f.next_priority, f.next_status "
+    "FROM ai_agents_finish_job($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb) f"
+)
+_JSON_COLUMNS = ("metadata", "result", "error")
+
+
+def _job_of(row: Any) -> JobRecord:
+    """A job row as the driver reads it (jsonb as text) or SQLAlchemy does (decoded)."""
+    values = dict(row)
+    for name in _JSON_COLUMNS:
+        if isinstance(values[name], str):
+            values[name] = json.loads(values[name])
+    return JobRecord.from_row(cast(RowMapping, values))
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+async def enqueue(
+    apg: Any,
+    scope: Scope,
+    thread_id: UUID,
+    values: dict[str, Any],
+    *,
+    with_run: bool,
+    overrides: dict[str, Any],
 ) -> tuple[JobRecord, bool]:
-    """Insert a queued job for a thread the caller can see (the job takes its tenant).
+    """Insert a queued job (and its queued run) for a thread the caller can see.
 
     Answers the job and whether it is the thread's head (to be published now).
     """
-    await lock_chain(conn, thread_id)
-    params = {f"p_{k}": v for k, v in values.items()}
-    row = (
-        (
-            await conn.execute(
-                _INSERT, {**params, "p_thread": thread_id, "p_tenant": scope.tenant_id}
-            )
-        )
-        .mappings()
-        .first()
+    row = await apg.fetchrow(
+        _ENQUEUE,
+        _CHAIN_LOCK_CLASS,
+        _chain_key(thread_id),
+        thread_id,
+        scope.tenant_id,
+        values["input"],
+        values["priority"],
+        values["max_attempts"],
+        json.dumps(values["metadata"]),
+        with_run,
+        json.dumps(overrides),
     )
     if row is None:
         raise NotFoundError("thread", thread_id)
-    return JobRecord.from_row(row), row["next_id"] is None
-
-
-_INSERT_RUN = text(
-    """
-    WITH r AS (
-        INSERT INTO runs (tenant_id, thread_id, agent_id, job_id, status, input, overrides,
-            metadata, idempotency_key)
-        SELECT t.tenant_id, t.id, t.agent_id, :job, 'queued', :input, :overrides,
-            :metadata, :key
-        FROM threads t WHERE t.id = :thread
-        RETURNING id
-    )
-    UPDATE jobs SET run_id = (SELECT id FROM r) WHERE id = :job RETURNING run_id
-    """
-).bindparams(
-    bindparam("overrides", type_=JSONB),
-    bindparam("metadata", type_=JSONB),
-    bindparam("job", type_=PG_UUID(as_uuid=True)),
-    bindparam("thread", type_=PG_UUID(as_uuid=True)),
-)
-
-
-async def insert_job_run(conn: AsyncConnection, job: JobRecord, overrides: Any) -> UUID:
-    """The job's run: ``queued`` until a worker starts it (same transaction as the job)."""
-    run_id = (
-        await conn.execute(
-            _INSERT_RUN,
-            {
-                "job": job.id,
-                "thread": job.thread_id,
-                "input": job.input,
-                "overrides": overrides.to_json(),
-                "metadata": {**job.metadata, "job_id": str(job.id)},
-                "key": f"job:{job.id}",
-            },
-        )
-    ).scalar_one()
-    return cast(UUID, run_id)
+    return _job_of(row), bool(row["is_head"])
 
 
 async def withdraw_job(conn: AsyncConnection, job: JobRecord) -> Head | None:
@@ -353,13 +284,27 @@ async def request_cancel(conn: AsyncConnection, scope: Scope, job_id: UUID) -> J
     return changed
 
 
-async def claim(
-    conn: AsyncConnection, job_id: UUID, worker: str, visibility: float
-) -> JobRecord | None:
-    """Take the job for *worker* if it simply can be (one statement; autocommit is fine)."""
-    params = {"p_id": job_id, "p_worker": worker, "p_visibility": visibility}
-    row = (await conn.execute(_CLAIM, params)).mappings().first()
-    return JobRecord.from_row(row) if row is not None else None
+# The hot claim, in the driver's words (nothing compiled or adapted per call): takeable
+# (_TAKEABLE), not cancelled, attempts left, no older unfinished job (_older_unfinished);
+# claim_slowly looks at the same conditions under the chain lock when this finds nothing.
+_CLAIM_SQL = """
+UPDATE jobs SET status = 'running', attempts = attempts + 1,
+    started_at = coalesce(started_at, now()), heartbeat_at = now(), worker = $2
+WHERE id = $1
+  AND (status = 'queued' OR (status = 'running'
+       AND heartbeat_at < now() - make_interval(0, 0, 0, 0, 0, 0, $3::float8)))
+  AND NOT cancel_requested AND attempts < max_attempts
+  AND NOT EXISTS (SELECT 1 FROM jobs older WHERE older.thread_id = jobs.thread_id
+      AND older.status IN ('queued', 'running')
+      AND (older.created_at, older.id) < (jobs.created_at, jobs.id))
+RETURNING *
+"""
+
+
+async def claim(apg: Any, job_id: UUID, worker: str, visibility: float) -> JobRecord | None:
+    """Take the job for *worker* if it simply can be (one statement, committed alone)."""
+    row = await apg.fetchrow(_CLAIM_SQL, job_id, worker, visibility)
+    return _job_of(row) if row is not None else None
 
 
 async def claim_slowly(
@@ -412,7 +357,7 @@ async def heartbeat(
 
 
 async def finish(
-    conn: AsyncConnection,
+    apg: Any,
     job: JobRecord,
     worker: str,
     status: Literal["succeeded", "failed", "cancelled"],
@@ -421,18 +366,19 @@ async def finish(
     error: JobError | None = None,
 ) -> tuple[JobRecord | None, Head | None]:
     """Record the outcome and find the thread's next job; ``None`` if *worker* lost it."""
-    await lock_chain(conn, job.thread_id)
-    params = {
-        "p_id": job.id,
-        "p_worker": worker,
-        "p_status": status,
-        "p_result": result,
-        "p_error": error.to_json() if error else None,
-    }
-    row = (await conn.execute(_FINISH, params)).mappings().first()
+    row = await apg.fetchrow(
+        _FINISH_JOB,
+        _CHAIN_LOCK_CLASS,
+        _chain_key(job.thread_id),
+        job.id,
+        worker,
+        status,
+        _dumps(result),
+        _dumps(error.to_json() if error else None),
+    )
     if row is None:
         return None, None
-    return JobRecord.from_row(row), _head_of(row)
+    return _job_of(row), _head_of(row)
 
 
 async def requeue(

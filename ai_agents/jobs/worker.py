@@ -17,13 +17,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ai_agents.db.engine import autocommit, translate_errors
+from ai_agents.db.engine import driver_connection, translate_errors
 from ai_agents.errors import AgentsError, RunCancelled
 from ai_agents.jobs import rows
 from ai_agents.jobs.records import JobError, JobRecord
@@ -63,6 +63,13 @@ class JobConsumer:
         with translate_errors(operation):
             async with self.store.engine.begin() as conn:
                 yield conn
+
+    @asynccontextmanager
+    async def _driver(self, operation: str) -> AsyncIterator[Any]:
+        """The asyncpg connection of a pooled one, for one statement (no transaction)."""
+        with translate_errors(operation):
+            async with driver_connection(self.store.engine) as apg:
+                yield apg
 
     async def check_transport(self, worker: str, *, resync: bool = False) -> int:
         """Rebuild the Redis side from PostgreSQL if Redis lost it; returns jobs re-queued.
@@ -113,9 +120,8 @@ class JobConsumer:
     async def claim(self, delivery: Delivery, worker: str) -> rows.Claim:
         """Take the delivered job for *worker* (verdict ``run``) or settle the delivery."""
         visibility = self.config.visibility_timeout
-        with translate_errors("claim job"):
-            async with autocommit(self.store.engine) as conn:
-                job = await rows.claim(conn, delivery.job_id, worker, visibility)
+        async with self._driver("claim job") as apg:
+            job = await rows.claim(apg, delivery.job_id, worker, visibility)
         if job is not None:
             return rows.Claim("run", job)
         async with self._tx("claim job") as conn:
@@ -154,13 +160,13 @@ class JobConsumer:
     ) -> Settled:
         """Record how an attempt ended: success, cancel, a retry after backoff, or failure."""
         if isinstance(outcome, AgentResponse | ExtractionResult):
-            async with self._tx("finish job") as conn:
-                done = await rows.finish(conn, job, worker, "succeeded", result=outcome.to_json())
+            async with self._driver("finish job") as apg:
+                done = await rows.finish(apg, job, worker, "succeeded", result=outcome.to_json())
             return await self._finished("succeeded", done, delivery)
         error = JobError.of(outcome)
         if isinstance(outcome, RunCancelled):
-            async with self._tx("finish job") as conn:
-                done = await rows.finish(conn, job, worker, "cancelled", error=error)
+            async with self._driver("finish job") as apg:
+                done = await rows.finish(apg, job, worker, "cancelled", error=error)
             return await self._finished("cancelled", done, delivery)
         if is_retryable(outcome, "job") and job.attempts < job.max_attempts:
             delay = self._backoff(job.attempts, outcome)
@@ -170,8 +176,8 @@ class JobConsumer:
                 return Settled("lost", None)
             await self.transport.schedule_retry(delivery, delay)
             return Settled("retrying", again, delay)
-        async with self._tx("finish job") as conn:
-            done = await rows.finish(conn, job, worker, "failed", error=error)
+        async with self._driver("finish job") as apg:
+            done = await rows.finish(apg, job, worker, "failed", error=error)
         return await self._finished("failed", done, delivery)
 
     async def _finished(

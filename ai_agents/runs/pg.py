@@ -18,7 +18,7 @@ import asyncpg
 
 from ai_agents.db import memory as memory_rows
 from ai_agents.db import messages as message_rows
-from ai_agents.db.engine import autocommit, translate_errors
+from ai_agents.db.engine import autocommit, driver_connection, translate_errors
 from ai_agents.db.scope import Scope
 from ai_agents.embeddings import Embedder
 from ai_agents.errors import RunExpired
@@ -61,8 +61,8 @@ class PgRuns:
     async def _apg(self, operation: str) -> AsyncIterator[Any]:
         """The asyncpg connection of a pooled connection, for one short piece of work."""
         with translate_errors(operation):
-            async with autocommit(self.runtime.engine) as conn:
-                yield await message_rows.driver(conn)
+            async with driver_connection(self.runtime.engine) as apg:
+                yield apg
 
     # --- claiming a thread ------------------------------------------------------------
 

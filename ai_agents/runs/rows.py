@@ -122,7 +122,13 @@ WITH r AS (
     DELETE FROM run_steps WHERE run_id IN (SELECT id FROM r)
 )
 SELECT {_THREAD_SELECT}, {_AGENT_SELECT}, r.created_at AS run_created_at,
-    s.status AS run_status
+    s.status AS run_status, s.input AS run_input, s.overrides AS run_overrides,
+    s.metadata AS run_metadata, s.idempotency_key AS run_idempotency_key,
+    s.job_id AS run_job_id,
+    -- the turn already saved under the run's idempotency key (a job delivered again)
+    (SELECT m.run_id FROM messages m WHERE r.id IS NOT NULL
+        AND m.thread_id = s.thread_id AND m.idempotency_key = s.idempotency_key
+        LIMIT 1) AS saved_run_id
 FROM runs s
 LEFT JOIN r ON true
 LEFT JOIN threads t ON t.id = r.thread_id
@@ -271,7 +277,8 @@ STEPS = f"SELECT {_STEP_COLUMNS} FROM run_steps WHERE run_id = $1 ORDER BY seq"
 DELETE_QUEUED = "DELETE FROM runs WHERE id = $1 AND status IN ('queued', 'in_progress')"
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A jsonb column as read by asyncpg (text) or SQLAlchemy (decoded)."""
     return json.loads(value) if isinstance(value, str) else value
 
 
@@ -286,14 +293,14 @@ def to_run(row: Any) -> RunRecord:
         input=row["input"],
         provider=row["provider"],
         model=row["model"],
-        overrides=_json(row["overrides"]) or {},
-        required_action=_json(row["required_action"]),
-        last_error=_json(row["last_error"]),
-        incomplete_details=_json(row["incomplete_details"]),
+        overrides=json_value(row["overrides"]) or {},
+        required_action=json_value(row["required_action"]),
+        last_error=json_value(row["last_error"]),
+        incomplete_details=json_value(row["incomplete_details"]),
         input_tokens=int(row["input_tokens"]),
         output_tokens=int(row["output_tokens"]),
         cost=float(row["cost"]),
-        metadata=_json(row["metadata"]) or {},
+        metadata=json_value(row["metadata"]) or {},
         idempotency_key=row["idempotency_key"],
         created_at=row["created_at"],
         started_at=row["started_at"],
@@ -313,13 +320,13 @@ def to_step(row: Any) -> RunStep:
         seq=row["seq"],
         type=row["type"],
         status=row["status"],
-        details=_json(row["details"]) or {},
+        details=json_value(row["details"]) or {},
         provider=row["provider"],
         model=row["model"],
         input_tokens=row["input_tokens"],
         output_tokens=row["output_tokens"],
         cost=float(row["cost"]),
-        last_error=_json(row["last_error"]),
+        last_error=json_value(row["last_error"]),
         created_at=row["created_at"],
         completed_at=row["completed_at"],
     )

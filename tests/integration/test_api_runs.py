@@ -799,7 +799,8 @@ async def test_a_heartbeat_while_a_queued_run_starts_does_not_lose_it(
 ) -> None:
     """Seen once in ~10 runs of the acceptance test: one of the 50 queued runs answered
     409 ``run_expired`` ("taken from this process") while nothing else touched it. Here
-    the heartbeat takes its snapshot in that window deterministically."""
+    a heartbeat takes its snapshot deterministically as the waiter's start answers (the
+    start now answers the run itself: nothing is read between it and the launch)."""
     beaten = asyncio.Event()
 
     async def answer(request: ProviderRequest) -> str:
@@ -825,14 +826,15 @@ async def test_a_heartbeat_while_a_queued_run_starts_does_not_lose_it(
     third = asyncio.create_task(store.run(thread, "last"))  # another waiter to heartbeat
     await wait_until(lambda: len(supervisor._waiting) == 2, what="the third run to wait")
     beats: list[asyncio.Task[None]] = []
-    real_get, real_heartbeat = runs.get, runs.heartbeat
+    real_start, real_heartbeat = runs.start, runs.heartbeat
 
-    async def get(scope: Any, run_id: Any) -> Any:
-        starting = run_id == waiter and waiter not in supervisor._waiting
-        if starting and not beats:  # started, not launched yet: a beat comes now
+    async def start(run_id: Any, owner: str) -> Any:
+        row = await real_start(run_id, owner)
+        started = row is not None and row["run_created_at"] is not None
+        if run_id == waiter and started and not beats:  # started, not launched: a beat now
             beats.append(asyncio.create_task(supervisor.beat()))
             await asyncio.sleep(0)  # it takes its snapshot
-        return await real_get(scope, run_id)
+        return row
 
     async def heartbeat(ids: list[Any], owner: str) -> Any:
         await wait_until(  # its round trip outlasts the launch
@@ -840,7 +842,7 @@ async def test_a_heartbeat_while_a_queued_run_starts_does_not_lose_it(
         )
         return await real_heartbeat(ids, owner)
 
-    monkeypatch.setattr(runs, "get", get)
+    monkeypatch.setattr(runs, "start", start)
     monkeypatch.setattr(runs, "heartbeat", heartbeat)
     gate.opened.set()
     try:
