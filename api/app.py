@@ -34,6 +34,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from ai_agents.config import Settings
 from ai_agents.errors import AgentsError
 from ai_agents.store import AgentStore
+from ai_agents.warmup import start_warm_up
 from api import openapi
 from api.auth import FailedAuthThrottle, KeyRateLimiter, provide_principal
 from api.config import ApiConfig
@@ -84,9 +85,11 @@ def _lifespan(store: AgentStore, keys: KeyStore, run_tasks: set[asyncio.Task[Non
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         keys.listen()  # revocations announced by other processes
+        warming = start_warm_up()  # the SDK and tokenizers, off the loop
         try:
             yield
         finally:
+            await asyncio.gather(warming, return_exceptions=True)
             await keys.aclose()
             # Streamed runs still going: cancel them (their turns are not saved) and let
             # them release their thread locks before the pools close.

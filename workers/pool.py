@@ -44,6 +44,7 @@ from ai_agents.jobs.transport import (
 from ai_agents.memory.extraction import ExtractionResult, is_extraction, run_extraction
 from ai_agents.response import AgentResponse
 from ai_agents.runner import RunOptions
+from ai_agents.warmup import start_warm_up
 
 if TYPE_CHECKING:
     from ai_agents.store import AgentStore
@@ -148,6 +149,7 @@ class WorkerPool:
             self.config.concurrency,
             self.config.burst,
         )
+        warming = start_warm_up()  # the SDK and tokenizers, off the loop
         heartbeat = self._background(self._heartbeats())
         maintenance = self._background(self._maintenance())
         try:
@@ -157,6 +159,7 @@ class WorkerPool:
             raise
         finally:
             await self._shutdown(heartbeat, maintenance)
+            await asyncio.gather(warming, return_exceptions=True)
         return self.stats
 
     # --- reading and dispatching --------------------------------------------------------
