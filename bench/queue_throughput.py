@@ -6,18 +6,46 @@ jobs per second from the first enqueue to the last result. The model answers ins
 (a ``FunctionProvider`` registered in each worker through ``AI_AGENTS_WORKER_SETUP``),
 so the figure is the cost of the queue, the workers and the turn's database work.
 
-The same run measures ``arq`` (0.28) with the same number of processes, each job doing
-the same database work through the store (append the user message and the answer to
-the thread, in one transaction). Both sides run 10 jobs at a time per process; arq polls
-its queue every 10 ms (its default 500 ms would cap it at 20 jobs/s per process).
+The same run measures ``arq`` (Redis) and, for issue 16 item 3, ``pgqueuer`` (a
+PostgreSQL-native queue) with the same number of processes, each job running the same
+turn through ``store.run`` (run row, history, limiter, save) with an idempotency key per
+job, as our workers do (``job:<id>``). Every system runs 10 jobs at a time per process
+and the producer keeps 16 enqueues in flight. ``BENCH_SYSTEMS`` (default
+``ours,arq,pgqueuer``) selects the systems.
 
-Our workers do more per job than the arq function: they run a real turn (thread lock,
-history, rate limiter, idempotency check, usage) and record each job in PostgreSQL.
+- arq polls its queue every 10 ms (its default 500 ms would cap it at 20 jobs/s per
+  process); the producer polls each result every 10 ms.
+- pgqueuer: schema installed in the bench database with ``Queries.install()`` (default
+  names, ``pgqueuer`` / ``pgqueuer_log`` tables, durable), dropped afterwards with
+  ``Queries.uninstall()``. Each worker process (``queue_throughput.py pgqueuer-worker``)
+  is a ``QueueManager`` (no ``SchedulerManager``: no cron jobs) on one asyncpg connection
+  (``AsyncpgDriver``), run with ``batch_size=5`` and ``max_concurrent_tasks=10`` (it
+  requires twice the batch size; this is what caps it at 10 jobs at a time). It wakes on
+  the queue table's trigger NOTIFY (every insert, update and delete), with pgqueuer's
+  defaults otherwise: ``dequeue_timeout`` 30 s (the poll when no NOTIFY comes, cut to
+  0.1 s while queued work is left), ``heartbeat_timeout`` 30 s, status log flushed every
+  5 jobs or 0.1 s, log aggregation every 30 s. The producer enqueues with
+  ``Queries.enqueue`` over an asyncpg pool and waits with pgqueuer's
+  ``CompletionWatcher`` (LISTEN on the same channel, one ``pgqueuer_log`` status query
+  per 50 ms burst, 5 s safety poll); every job must end ``successful``.
+
+Our workers do more per job than the other two: they record each job in PostgreSQL
+(claim, outcome, next head of the thread), and keep jobs of one thread in order.
+
+Besides jobs/s and the worker processes' CPU per job, the bench prints PostgreSQL
+transactions per job: the ``xact_commit + xact_rollback`` delta of the bench database
+in ``pg_stat_database`` over the whole measurement of one system (from before its store
+opens to after every connection closed, so every backend has flushed its counters),
+divided by the jobs. It includes the setup (agent and 40 threads), the thread check (40
+reads), the connections' start-up (one each) and the workers' start and stop: roughly
+0.3 per job, about the same for all systems.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -26,11 +54,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from functools import partial
+from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Any
+
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -39,6 +70,7 @@ from _common import REDIS_URL, bench_database  # noqa: E402
 from ai_agents import AgentDefinition, AgentStore, Settings  # noqa: E402
 from ai_agents.jobs.queue import job_queue  # noqa: E402
 from ai_agents.testing import FunctionProvider  # noqa: E402
+from ai_agents.warmup import warm_up  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -47,6 +79,9 @@ THREADS = int(os.environ.get("BENCH_THREADS", "40"))
 PROCESSES = tuple(int(n) for n in os.environ.get("BENCH_PROCESSES", "1,2,4").split(","))
 CONCURRENCY = 10
 PRODUCERS = 16  # enqueues in flight at once
+SYSTEMS = tuple(os.environ.get("BENCH_SYSTEMS", "ours,arq,pgqueuer").split(","))
+PGQ_ENTRYPOINT = "turn"
+PGQ_BATCH = CONCURRENCY // 2  # pgqueuer wants max_concurrent_tasks >= 2 * batch_size
 ANSWER = "Check-out is at 11am."
 
 
@@ -69,6 +104,7 @@ async def arq_turn(ctx: dict[str, Any], thread_id: str, text: str) -> str:
 async def _arq_startup(ctx: dict[str, Any]) -> None:
     ctx["store"] = AgentStore(database_url=os.environ["BENCH_DATABASE_URL"], redis_url=REDIS_URL)
     worker_setup(ctx["store"])
+    await asyncio.to_thread(warm_up)  # as our workers do: the SDKs and tokenizers first
     logging.getLogger("arq").info("arq worker ready")
 
 
@@ -91,6 +127,38 @@ def run_arq_worker() -> None:
         on_startup=_arq_startup,
         on_shutdown=_arq_shutdown,
     ).run()
+
+
+async def _pgqueuer_worker() -> None:
+    from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
+
+    url = os.environ["BENCH_DATABASE_URL"]
+    store = AgentStore(database_url=url, redis_url=REDIS_URL)
+    worker_setup(store)
+    connection = await asyncpg.connect(url)
+    manager = QueueManager(Queries(AsyncpgDriver(connection)))
+
+    @manager.entrypoint(PGQ_ENTRYPOINT, accepts_context=False)
+    async def turn(job: Job) -> None:
+        """The pgqueuer job: the same turn, idempotency key ``pgq:<job id>``."""
+        args = json.loads(job.payload or b"{}")
+        await store.run(args["thread"], args["text"], idempotency_key=f"pgq:{job.id}")
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, manager.shutdown.set)
+    await asyncio.to_thread(warm_up)  # as our workers do: the SDKs and tokenizers first
+    logging.getLogger("pgqueuer").info("pgqueuer worker ready")
+    try:
+        await manager.run(batch_size=PGQ_BATCH, max_concurrent_tasks=CONCURRENCY)
+    finally:
+        await store.close()
+        await connection.close()
+
+
+def run_pgqueuer_worker() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(_pgqueuer_worker())
 
 
 # --- processes --------------------------------------------------------------------------
@@ -138,6 +206,8 @@ class Figures:
     jobs_per_second: float
     #: CPU time of the worker processes per job (ms): what the queue costs, load aside.
     worker_cpu_ms: float
+    #: PostgreSQL transactions (commits + rollbacks) per job, setup included (docstring).
+    pg_xacts: float = 0.0
 
 
 def _cpu(processes: list[_Process]) -> float:
@@ -179,7 +249,21 @@ async def _check_threads(store: AgentStore, threads: list[uuid.UUID]) -> None:
             raise SystemExit(f"thread {thread} has {count} messages, not {2 * JOBS // THREADS}")
 
 
-# --- the two systems ----------------------------------------------------------------------
+async def _xacts(url: str) -> int:
+    """Transactions of the bench database so far (``pg_stat_database``)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                "WHERE datname = current_database()"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+# --- the three systems ----------------------------------------------------------------------
 
 
 async def bench_ours(url: str, processes: int) -> Figures:
@@ -195,7 +279,7 @@ async def bench_ours(url: str, processes: int) -> Figures:
             "AI_AGENTS_WORKER_SETUP": "queue_throughput:worker_setup",
         }
         argv = [sys.executable, "-m", "workers", "--concurrency", str(CONCURRENCY)]
-        workers = [_Process(argv, env, "worker started") for _ in range(processes)]
+        workers = [_Process(argv, env, "worker warmed up") for _ in range(processes)]
         try:
             await _start(workers)
             queue = job_queue(store)
@@ -262,31 +346,113 @@ async def bench_arq(url: str, processes: int) -> Figures:
     return Figures(JOBS / elapsed, 1000 * cpu / JOBS)
 
 
+async def bench_pgqueuer(url: str, processes: int) -> Figures:
+    from pgqueuer import AsyncpgPoolDriver, Queries
+    from pgqueuer.core.completion import CompletionWatcher
+
+    async with AgentStore(database_url=url, redis_url=REDIS_URL) as store:
+        worker_setup(store)
+        threads = await _threads(store, "instant")
+        pool = await asyncpg.create_pool(url, min_size=2, max_size=PRODUCERS + 1)
+        driver = AsyncpgPoolDriver(pool)
+        queries = Queries(driver)
+        await queries.install()
+        env = {"BENCH_DATABASE_URL": url}
+        argv = [sys.executable, str(HERE / "queue_throughput.py"), "pgqueuer-worker"]
+        workers = [_Process(argv, env, "pgqueuer worker ready") for _ in range(processes)]
+        try:
+            await _start(workers)
+            async with driver, CompletionWatcher(driver, queries=queries) as watcher:
+                cpu = _cpu(workers)
+                started = time.perf_counter()
+                job_ids = await _bounded(
+                    [
+                        partial(
+                            queries.enqueue,
+                            PGQ_ENTRYPOINT,
+                            json.dumps(
+                                {"thread": str(threads[i % THREADS]), "text": f"q {i}"}
+                            ).encode(),
+                        )
+                        for i in range(JOBS)
+                    ],
+                    PRODUCERS,
+                )
+                statuses = await asyncio.wait_for(
+                    asyncio.gather(*(watcher.wait_for(ids[0]) for ids in job_ids)), 600
+                )
+                elapsed = time.perf_counter() - started
+                cpu = _cpu(workers) - cpu
+            failed = [s for s in statuses if s != "successful"]
+            if failed:
+                raise SystemExit(f"{len(failed)} pgqueuer jobs did not succeed: {failed[:5]}")
+        finally:
+            for worker in workers:
+                worker.stop()
+            await queries.uninstall()
+            await pool.close()
+        await _check_threads(store, threads)
+    return Figures(JOBS / elapsed, 1000 * cpu / JOBS)
+
+
+BENCHES: dict[str, Callable[[str, int], Coroutine[Any, Any, Figures]]] = {
+    "ours": bench_ours,
+    "arq": bench_arq,
+    "pgqueuer": bench_pgqueuer,
+}
+
+
+def _measure(system: str, url: str, processes: int) -> Figures:
+    """One system at one process count, with its PostgreSQL transactions per job."""
+    before = asyncio.run(_xacts(url))
+    figures = asyncio.run(BENCHES[system](url, processes))
+    time.sleep(0.5)  # backends that just disconnected flush their counters on exit
+    after = asyncio.run(_xacts(url))
+    # Minus the first reading's own connection (its start-up and its SELECT); the second
+    # reading's are not counted yet.
+    return dataclasses.replace(figures, pg_xacts=(after - before - 2) / JOBS)
+
+
 def main() -> None:
+    unknown = set(SYSTEMS) - set(BENCHES)
+    if unknown:
+        raise SystemExit(f"BENCH_SYSTEMS: unknown {sorted(unknown)}, known {list(BENCHES)}")
     with bench_database() as url:
-        ours = {n: asyncio.run(bench_ours(url, n)) for n in PROCESSES}
-        arq = {n: asyncio.run(bench_arq(url, n)) for n in PROCESSES}
+        figures = {s: {n: _measure(s, url, n) for n in PROCESSES} for s in SYSTEMS}
+    names = {"ours": "ai_agents", "arq": f"arq {version('arq')}"}
+    if "pgqueuer" in SYSTEMS:
+        names["pgqueuer"] = f"pgqueuer {version('pgqueuer')}"
+    short = {"ours": "ours", "arq": "arq", "pgqueuer": "pgq"}
+    others = [s for s in SYSTEMS if s != "ours" and "ours" in SYSTEMS]
     print(
         f"end-to-end jobs/s (enqueue -> result), {JOBS} jobs over {THREADS} threads, "
         f"{CONCURRENCY} jobs at a time per process, instant model, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
     print("worker CPU: user + system time of the worker processes per job, in ms")
-    print(
-        f"{'worker processes':>17} {'ai_agents':>10} {'arq 0.28':>9} {'ratio':>7} "
-        f"{'CPU ours':>9} {'CPU arq':>8}"
-    )
+    print("PG xacts: PostgreSQL transactions per job (pg_stat_database, setup included)")
+    header = [f"{'worker processes':>17}"]
+    header += [f"{names[s]:>{max(9, len(names[s]))}}" for s in SYSTEMS]
+    header += [f"{'ours/' + short[s]:>9}" for s in others]
+    header += [f"{'CPU ' + short[s]:>8}" for s in SYSTEMS]
+    header += [f"{'PG xacts ' + short[s]:>13}" for s in SYSTEMS]
+    print(" ".join(header))
     for n in PROCESSES:
-        o, a = ours[n], arq[n]
-        print(
-            f"{n:>17} {o.jobs_per_second:>10.1f} {a.jobs_per_second:>9.1f} "
-            f"{o.jobs_per_second / a.jobs_per_second:>6.2f}x "
-            f"{o.worker_cpu_ms:>9.2f} {a.worker_cpu_ms:>8.2f}"
-        )
+        row = [f"{n:>17}"]
+        row += [f"{figures[s][n].jobs_per_second:>{max(9, len(names[s]))}.1f}" for s in SYSTEMS]
+        row += [
+            f"{figures['ours'][n].jobs_per_second / figures[s][n].jobs_per_second:>8.2f}x"
+            for s in others
+        ]
+        row += [f"{figures[s][n].worker_cpu_ms:>8.2f}" for s in SYSTEMS]
+        row += [f"{figures[s][n].pg_xacts:>13.1f}" for s in SYSTEMS]
+        print(" ".join(row))
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["arq-worker"]:
         run_arq_worker()
+    elif sys.argv[1:] == ["pgqueuer-worker"]:
+        run_pgqueuer_worker()
     else:
         main()

@@ -150,6 +150,7 @@ class WorkerPool:
             self.config.burst,
         )
         warming = start_warm_up()  # the SDK and tokenizers, off the loop
+        warming.add_done_callback(self._warmed_up)
         heartbeat = self._background(self._heartbeats())
         maintenance = self._background(self._maintenance())
         try:
@@ -161,6 +162,10 @@ class WorkerPool:
             await self._shutdown(heartbeat, maintenance)
             await asyncio.gather(warming, return_exceptions=True)
         return self.stats
+
+    def _warmed_up(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            log.info("worker warmed up worker=%s (vendor SDKs and tokenizers loaded)", self.name)
 
     # --- reading and dispatching --------------------------------------------------------
 

@@ -70,15 +70,29 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
             yield raw.driver_connection
         return
     pooled = await engine.raw_connection()
+    broken = False
     try:
         yield pooled.driver_connection
+    except Exception as exc:
+        broken = _breaks_connection(exc)
+        raise
     finally:
-        await greenlet_spawn(_check_in, pooled)
+        await greenlet_spawn(_check_in, pooled, broken)
 
 
-def _check_in(pooled: PoolProxiedConnection) -> None:
+def _breaks_connection(exc: Exception) -> bool:
+    """Whether the connection can be trusted after *exc*: yes after an error the server
+    answered about a statement; no after a lost connection, a shutdown of the server
+    (its FATAL answer may come before the socket closes) or a client-side failure."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        return state.startswith(("08", "57P"))
+    return True
+
+
+def _check_in(pooled: PoolProxiedConnection, broken: bool) -> None:
     driver = pooled.driver_connection
-    if driver is None or driver.is_closed():
+    if broken or driver is None or driver.is_closed():
         pooled.invalidate()
     pooled.close()
 
@@ -125,7 +139,12 @@ def translate_errors(operation: str) -> Iterator[None]:
             f"database error during {operation}: {str(exc).splitlines()[0]}",
             details={"operation": operation, "sqlstate": exc.sqlstate},
         ) from exc
-    except (SQLAlchemyError, asyncpg.InterfaceError, OSError) as exc:
+    except (
+        SQLAlchemyError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,  # e.g. the server ended the connection mid-statement
+        OSError,
+    ) as exc:
         raise StorageError(f"database unavailable during {operation}: {exc}") from exc
 
 
