@@ -22,6 +22,7 @@ from ai_agents.errors import (
     ValidationError,
 )
 from ai_agents.messages import ToolCall
+from tests.conftest import POOLER_URL
 
 DEFINITION = AgentDefinition(
     name="Property Assistant",
@@ -377,7 +378,11 @@ async def test_a_broken_connection_is_not_pooled_again_by_the_page_read(
     settings: Settings, redis_cleanup: None
 ) -> None:
     """``list_messages`` checks its connection out without a SQLAlchemy Connection: one
-    that the server closed under it is invalidated, so only the read that met it fails."""
+    that the server closed under it is invalidated, so only the read that met it fails.
+    (Behind a transaction pooler the store holds no server connection between reads, so
+    there is none to kill: the pooler shields it.)"""
+    if POOLER_URL:
+        pytest.skip("behind a transaction pooler no server connection is held between reads")
     store = AgentStore(settings=replace(settings, db_pool_size=1, db_max_overflow=0))
     try:
         thread_id = await store.create_thread(await _agent(store))
