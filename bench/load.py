@@ -509,7 +509,11 @@ class Load:
         tokenizer on its first run), then *duration* seconds measured; requests started
         in the window are counted, and waited for (background jobs up to *drain_timeout*
         seconds after the window)."""
-        limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
+        # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them:
+        # a request sent on a connection the server is closing fails with no response.
+        limits = httpx.Limits(
+            max_connections=clients + 8, max_keepalive_connections=clients + 8, keepalive_expiry=2.0
+        )
         timeout = httpx.Timeout(180.0, connect=30.0)
         headers = {"Authorization": f"Bearer {self.key}"}
         async with httpx.AsyncClient(headers=headers, limits=limits, timeout=timeout) as client:
