@@ -375,6 +375,32 @@ async def test_a_flood_of_bad_keys_costs_bounded_lookups_then_429(
             assert (await c.get("/threads", headers=_bearer(fresh))).status_code == 429
 
 
+async def _twelve_while_the_lookup_waits(
+    api: RunningApi, settings: Settings, client: httpx.AsyncClient, token: str
+) -> tuple[list[httpx.Response], list[str]]:
+    """Twelve requests with *token* at once while ``api_keys`` is locked, so the key's
+    lookup waits until all of them have reached authentication; their answers, and the
+    lookups the app sent."""
+    locker = await asyncpg.connect(settings.database_url)
+    try:
+        lock = locker.transaction()
+        await lock.start()
+        await locker.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+        with _key_lookups(api) as lookups:
+            requests = asyncio.gather(
+                *(client.get("/threads", headers=_bearer(token)) for _ in range(12))
+            )
+            # Sent, and held by the lock (or, behind a pooler, by the server connection
+            # the lock holds) until the rollback below.
+            await wait_until(lambda: bool(lookups), what="the key lookup to be sent")
+            await asyncio.sleep(0.3)  # every request has reached authentication
+            await lock.rollback()
+            answers = await requests
+        return list(answers), lookups
+    finally:
+        await locker.close()
+
+
 async def test_a_busy_key_whose_cache_entry_expired_costs_one_lookup_and_no_429(
     settings: Settings, redis_cleanup: None
 ) -> None:
@@ -388,26 +414,9 @@ async def test_a_busy_key_whose_cache_entry_expired_costs_one_lookup_and_no_429(
             assert (await c.get("/threads", headers=_bearer(good))).status_code == 200
             await asyncio.sleep(0.3)  # the entry is due for re-verification
             # The re-verification waits on a lock while the twelve requests arrive.
-            locker = await asyncpg.connect(settings.database_url)
-            try:
-                lock = locker.transaction()
-                await lock.start()
-                await locker.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
-                with _key_lookups(api) as lookups:
-                    requests = asyncio.gather(
-                        *(c.get("/threads", headers=_bearer(good)) for _ in range(12))
-                    )
-
-                    # Sent, and held by the lock (or, behind a pooler, by the server
-                    # connection the lock holds) until the rollback below.
-                    await wait_until(lambda: bool(lookups), what="the key lookup to be sent")
-                    await asyncio.sleep(0.3)  # every request has reached authentication
-                    await lock.rollback()
-                    answers = await requests
-                assert [a.status_code for a in answers] == [200] * 12
-                assert len(lookups) == 1
-            finally:
-                await locker.close()
+            answers, lookups = await _twelve_while_the_lookup_waits(api, settings, c, good)
+            assert [a.status_code for a in answers] == [200] * 12
+            assert len(lookups) == 1
 
 
 async def test_a_burst_with_a_key_this_process_has_not_met_costs_one_lookup_and_no_429(
@@ -420,26 +429,9 @@ async def test_a_burst_with_a_key_this_process_has_not_met_costs_one_lookup_and_
     with running_api(settings, config=config) as api:
         good = api.create_key("acme")
         async with httpx.AsyncClient(base_url=api.api, timeout=30) as c:
-            locker = await asyncpg.connect(settings.database_url)
-            try:
-                lock = locker.transaction()
-                await lock.start()
-                await locker.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
-                with _key_lookups(api) as lookups:
-                    requests = asyncio.gather(
-                        *(c.get("/threads", headers=_bearer(good)) for _ in range(12))
-                    )
-
-                    # Sent, and held by the lock (or, behind a pooler, by the server
-                    # connection the lock holds) until the rollback below.
-                    await wait_until(lambda: bool(lookups), what="the key lookup to be sent")
-                    await asyncio.sleep(0.3)  # every request has reached authentication
-                    await lock.rollback()
-                    answers = await requests
-                assert [a.status_code for a in answers] == [200] * 12
-                assert len(lookups) == 1
-            finally:
-                await locker.close()
+            answers, lookups = await _twelve_while_the_lookup_waits(api, settings, c, good)
+            assert [a.status_code for a in answers] == [200] * 12
+            assert len(lookups) == 1
             # A bad key sharing a lookup still counts as a failure each time.
             bad = good[:-4] + "zzzz"
             answers = await asyncio.gather(
