@@ -33,6 +33,7 @@ from uuid import UUID
 
 from ai_agents.agent_settings import Ceilings
 from ai_agents.db.engine import parse_uuid
+from ai_agents.db.messages import JobSuccess
 from ai_agents.db.scope import Scope
 from ai_agents.embeddings import Embedder, HashingEmbedder
 from ai_agents.errors import (
@@ -185,12 +186,27 @@ class AgentRunner:
             yield event
 
     async def run_job(
-        self, scope: Scope, run_id: UUID, thread_id: UUID, options: RunOptions
+        self,
+        scope: Scope,
+        run_id: UUID,
+        thread_id: UUID,
+        options: RunOptions,
+        *,
+        started: Any | None = None,
+        success: JobSuccess | None = None,
     ) -> AgentResponse:
-        """Execute the queued run of a background job (waits while its thread is busy)."""
-        begun = await self._wait_and_start(scope, run_id, thread_id, options, job=True)
+        """Execute the queued run of a background job (waits while its thread is busy).
+
+        *started*: what the job's claim answered for the run's start (``runs.rows.START``'s
+        row), used in place of the first start. *success*: the job, recorded as succeeded
+        by the turn's save (``success.row`` is set when it was).
+        """
+        begun = await self._wait_and_start(
+            scope, run_id, thread_id, options, job=True, first=started
+        )
         if isinstance(begun, AgentResponse):
             return begun
+        begun.job_success = success
         return await self._launch(begun, options, sink=None)
 
     async def _begin(
@@ -253,7 +269,14 @@ class AgentRunner:
         return await self._wait_and_start(scope, run_id, ident, options, job=False)
 
     async def _wait_and_start(
-        self, scope: Scope, run_id: UUID, thread_id: UUID, options: RunOptions, *, job: bool
+        self,
+        scope: Scope,
+        run_id: UUID,
+        thread_id: UUID,
+        options: RunOptions,
+        *,
+        job: bool,
+        first: Any | None = None,
     ) -> RunTicket | AgentResponse:
         """Wait, holding no connection, until the queued run takes its thread."""
         clock = asyncio.get_running_loop()
@@ -264,7 +287,8 @@ class AgentRunner:
             with self.supervisor.waiting(run_id), self.supervisor.signals.watch(thread_id) as woken:
                 while True:
                     woken.clear()
-                    row = await self.runs.start(run_id, owner)
+                    row = first if first is not None else await self.runs.start(run_id, owner)
+                    first = None
                     if row is None:
                         raise NotFoundError("run", run_id)
                     if row["run_created_at"] is not None:

@@ -1,8 +1,11 @@
 """Issue 6, acceptance 6: background-run throughput, end to end (enqueue -> result).
 
-For 1, 2 and 4 worker processes, a producer enqueues ``BENCH_JOBS`` runs (default 400)
+For 1, 2 and 4 worker processes, a producer enqueues ``BENCH_JOBS`` runs (default 2,000)
 over ``BENCH_THREADS`` threads (default 40) and waits for every result; the figure is
-jobs per second from the first enqueue to the last result. The model answers instantly
+jobs per second from the first enqueue to the last result. (With 400 jobs, about 3 s per
+system, the start-up of every connection weighs on the PostgreSQL figures: each new
+session compiles the PL/pgSQL functions and loads the catalog, and our producer and
+workers open about 26 sessions where arq's open about 8.) The model answers instantly
 (a ``FunctionProvider`` registered in each worker through ``AI_AGENTS_WORKER_SETUP``),
 so the figure is the cost of the queue, the workers and the turn's database work.
 
@@ -62,6 +65,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import asyncpg
+from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -74,7 +78,7 @@ from ai_agents.warmup import warm_up  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-JOBS = int(os.environ.get("BENCH_JOBS", "400"))
+JOBS = int(os.environ.get("BENCH_JOBS", "2000"))
 THREADS = int(os.environ.get("BENCH_THREADS", "40"))
 PROCESSES = tuple(int(n) for n in os.environ.get("BENCH_PROCESSES", "1,2,4").split(","))
 CONCURRENCY = 10
@@ -208,6 +212,12 @@ class Figures:
     worker_cpu_ms: float
     #: PostgreSQL transactions (commits + rollbacks) per job, setup included (docstring).
     pg_xacts: float = 0.0
+    #: CPU per job (ms) of the PostgreSQL server processes, of Redis, and of the whole
+    #: machine (every process: producer, workers, servers), setup included.
+    pg_cpu_ms: float = 0.0
+    pg_sessions: int = 0
+    redis_cpu_ms: float = 0.0
+    machine_cpu_ms: float = 0.0
 
 
 def _cpu(processes: list[_Process]) -> float:
@@ -249,18 +259,61 @@ async def _check_threads(store: AgentStore, threads: list[uuid.UUID]) -> None:
             raise SystemExit(f"thread {thread} has {count} messages, not {2 * JOBS // THREADS}")
 
 
-async def _xacts(url: str) -> int:
-    """Transactions of the bench database so far (``pg_stat_database``)."""
+@dataclass(frozen=True)
+class Meters:
+    """Counters read before and after one system's measurement."""
+
+    xacts: int
+    #: Sessions (connections) opened on the bench database.
+    sessions: int
+    #: CPU seconds of PostgreSQL's exited backends (the postmaster's children), of
+    #: Redis, and busy CPU seconds of the machine (``/proc/stat``).
+    pg_cpu: float
+    redis_cpu: float
+    machine_cpu: float
+
+
+def _children_cpu(pid: int) -> float:
+    """CPU seconds of the exited children of *pid* (its ``cutime + cstime``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_cpu() -> float:
+    """Busy CPU seconds of the whole machine so far (everything but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+async def _meters(url: str) -> Meters:
+    """Transactions of the bench database so far (``pg_stat_database``), server CPU."""
     conn = await asyncpg.connect(url)
     try:
-        return int(
-            await conn.fetchval(
-                "SELECT xact_commit + xact_rollback FROM pg_stat_database "
-                "WHERE datname = current_database()"
-            )
+        xacts = await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
         )
+        sessions = await conn.fetchval(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        )
+        # The server runs on this machine (the bench database is local): its backends
+        # are children of the postmaster, which collects their CPU time when they exit.
+        backend = Path(f"/proc/{await conn.fetchval('SELECT pg_backend_pid()')}/stat")
+        postmaster = int(backend.read_text().rsplit(")", 1)[1].split()[1])
     finally:
         await conn.close()
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        cpu = await redis.info("cpu")
+    finally:
+        await redis.aclose()
+    return Meters(
+        int(xacts),
+        int(sessions),
+        _children_cpu(postmaster),
+        float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]),
+        _machine_cpu(),
+    )
 
 
 # --- the three systems ----------------------------------------------------------------------
@@ -268,7 +321,11 @@ async def _xacts(url: str) -> int:
 
 async def bench_ours(url: str, processes: int) -> Figures:
     prefix = f"bench:jobs:{uuid.uuid4().hex[:8]}:"
-    settings = Settings(database_url=url, redis_url=REDIS_URL, redis_prefix=prefix)
+    # The producer's pool holds a connection for each enqueue in flight (pgqueuer's gets
+    # as many); with fewer, every burst opens and closes overflow connections.
+    settings = Settings(
+        database_url=url, redis_url=REDIS_URL, redis_prefix=prefix, db_pool_size=PRODUCERS
+    )
     async with AgentStore(settings=settings) as store:
         worker_setup(store)
         threads = await _threads(store, "instant")
@@ -403,14 +460,21 @@ BENCHES: dict[str, Callable[[str, int], Coroutine[Any, Any, Figures]]] = {
 
 
 def _measure(system: str, url: str, processes: int) -> Figures:
-    """One system at one process count, with its PostgreSQL transactions per job."""
-    before = asyncio.run(_xacts(url))
+    """One system at one process count, with its server-side figures per job."""
+    before = asyncio.run(_meters(url))
     figures = asyncio.run(BENCHES[system](url, processes))
     time.sleep(0.5)  # backends that just disconnected flush their counters on exit
-    after = asyncio.run(_xacts(url))
-    # Minus the first reading's own connection (its start-up and its SELECT); the second
-    # reading's are not counted yet.
-    return dataclasses.replace(figures, pg_xacts=(after - before - 2) / JOBS)
+    after = asyncio.run(_meters(url))
+    return dataclasses.replace(
+        figures,
+        # Minus the first reading's own connection (its start-up and its SELECT); the
+        # second reading's are not counted yet.
+        pg_xacts=(after.xacts - before.xacts - 2) / JOBS,
+        pg_cpu_ms=1000 * (after.pg_cpu - before.pg_cpu) / JOBS,
+        pg_sessions=after.sessions - before.sessions - 1,
+        redis_cpu_ms=1000 * (after.redis_cpu - before.redis_cpu) / JOBS,
+        machine_cpu_ms=1000 * (after.machine_cpu - before.machine_cpu) / JOBS,
+    )
 
 
 def main() -> None:
@@ -446,6 +510,21 @@ def main() -> None:
         ]
         row += [f"{figures[s][n].worker_cpu_ms:>8.2f}" for s in SYSTEMS]
         row += [f"{figures[s][n].pg_xacts:>13.1f}" for s in SYSTEMS]
+        print(" ".join(row))
+    print()
+    print("CPU ms per job of the PostgreSQL backends, of Redis and of the whole machine")
+    print("(producer, workers and servers; setup included)")
+    header = [f"{'worker processes':>17}"]
+    for part in ("PG", "Redis", "machine"):
+        header += [f"{part + ' ' + short[s]:>13}" for s in SYSTEMS]
+    header += [f"{'PG sessions ' + short[s]:>16}" for s in SYSTEMS]
+    print(" ".join(header))
+    for n in PROCESSES:
+        row = [f"{n:>17}"]
+        row += [f"{figures[s][n].pg_cpu_ms:>13.2f}" for s in SYSTEMS]
+        row += [f"{figures[s][n].redis_cpu_ms:>13.2f}" for s in SYSTEMS]
+        row += [f"{figures[s][n].machine_cpu_ms:>13.2f}" for s in SYSTEMS]
+        row += [f"{figures[s][n].pg_sessions:>16}" for s in SYSTEMS]
         print(" ".join(row))
 
 

@@ -32,7 +32,9 @@ from uuid import UUID
 
 from redis.exceptions import RedisError, ResponseError
 
+from ai_agents.db.messages import JobSuccess
 from ai_agents.errors import AgentsError, ConfigurationError, StorageError
+from ai_agents.jobs import rows
 from ai_agents.jobs.queue import RedisJobQueue, job_queue
 from ai_agents.jobs.records import JobRecord
 from ai_agents.jobs.transport import (
@@ -89,6 +91,10 @@ class _Running:
     job: JobRecord
     delivery: Delivery
     started: float
+    #: The start of the job's run, when the claim started it (``Claim.started``).
+    run_start: Any | None = None
+    #: The job's success, recorded by its turn's save (``rows.success_in_turn``).
+    success: JobSuccess | None = None
     cancel: bool = False
     lost: bool = False
 
@@ -246,11 +252,13 @@ class WorkerPool:
                 log.debug("job %s not run: %s", delivery.job_id, claim.verdict)
             return
         assert claim.job is not None
-        running = _Running(claim.job, delivery, started)
+        running = _Running(claim.job, delivery, started, claim.started)
         self._running[claim.job.id] = running
         try:
             outcome = await self._execute(running)
-            settled = await self.queue.settle(running.job, delivery, self.name, outcome)
+            settled = await self.queue.settle(
+                running.job, delivery, self.name, outcome, running.success
+            )
         except asyncio.CancelledError:
             await self._hand_back(running)
             raise
@@ -294,7 +302,15 @@ class WorkerPool:
             # Waiting for a busy thread is bounded by the visibility timeout's heartbeats,
             # not by a caller: the job waits as long as it takes.
             options.busy_timeout = _JOB_BUSY_TIMEOUT
-            return await view.runner.run_job(view._scope, job.run_id, job.thread_id, options)
+            running.success = rows.success_in_turn(job, self.name)
+            return await view.runner.run_job(
+                view._scope,
+                job.run_id,
+                job.thread_id,
+                options,
+                started=running.run_start,
+                success=running.success,
+            )
         except Exception as exc:
             return exc
 

@@ -146,7 +146,33 @@ _APPEND = (
     + ", ".join(f"${i}" for i in range(1, 32))
     + ")"
 )
+_APPEND_JOB = (
+    "SELECT x.out_id, x.out_seq, x.out_created_at, x.out_waiters, (x.job).*, x.next_id, "
+    "x.next_priority, x.next_status FROM ai_agents_append_job("
+    + ", ".join(f"${i}" for i in range(1, 37))
+    + ") x"
+)
 _LIMIT_STATES = {"AAL01": "thread", "AAL02": "user", "AAL03": "tenant"}
+
+
+@dataclass(slots=True)
+class JobSuccess:
+    """A background job whose success the turn's save records (``ai_agents_append_job``,
+    migration 0012): one statement for the turn, its run and its job.
+
+    The worker that owns the job fills the first fields (the chain lock is the one of
+    :mod:`ai_agents.jobs.rows`), the run sets :attr:`result` before it saves, and the
+    save sets :attr:`row`: the job's columns and the thread's next job (``next_id``,
+    ``next_priority``, ``next_status``), or ``None`` when the worker no longer owned the
+    job (the turn is saved all the same; the worker records the outcome as before).
+    """
+
+    job_id: UUID
+    worker: str
+    lock_class: int
+    lock_key: int
+    result: dict[str, Any] | None = None
+    row: dict[str, Any] | None = None
 
 
 async def append(
@@ -185,10 +211,12 @@ async def append_turn(
     idempotency_key: str | None = None,
     memory_state: dict[str, Any] | None = None,
     completion: RunCompletion | None = None,
+    job: JobSuccess | None = None,
 ) -> tuple[list[Message], bool]:
     """Append *batch* in order, atomically, with exact counters and size limits; with
-    *completion*, complete the run in the same statement. Answers the saved messages and
-    whether other runs wait for the thread.
+    *completion*, complete the run in the same statement, and with *job* (and a
+    completion) record the job's success too. Answers the saved messages and whether
+    other runs wait for the thread.
 
     One round trip (the ``ai_agents_append`` function, migration 0007): no transaction
     is left open between statements. ``memory_state`` (the summarize strategy's state) is
@@ -198,10 +226,11 @@ async def append_turn(
         validate_message(message)
     sizes = [m.byte_size() for m in batch]
     done = completion
+    job = job if done is not None and job is not None and job.result is not None else None
     apg = await driver(conn)
     try:
         rows = await apg.fetch(
-            _APPEND,
+            _APPEND if job is None else _APPEND_JOB,
             thread_id,
             scope.tenant_id,
             run_id,
@@ -236,6 +265,17 @@ async def append_turn(
             done.cost if done else 0.0,
             json.dumps(done.incomplete_details) if done and done.incomplete_details else None,
             done.steps_json if done else None,
+            *(
+                ()
+                if job is None
+                else (
+                    job.lock_class,
+                    job.lock_key,
+                    job.job_id,
+                    job.worker,
+                    json.dumps(job.result),
+                )
+            ),
         )
     except asyncpg.PostgresError as exc:
         refusal = _refusal(exc, thread_id, limits)
@@ -244,6 +284,8 @@ async def append_turn(
         raise refusal from exc
     by_seq = sorted(rows, key=lambda r: r["out_seq"])
     waiters = bool(by_seq and by_seq[0]["out_waiters"])
+    if job is not None and by_seq and by_seq[0]["id"] is not None:
+        job.row = {k: v for k, v in by_seq[0].items() if not k.startswith("out_")}
     saved = []
     for m, r in zip(batch, by_seq, strict=True):
         saved.append(

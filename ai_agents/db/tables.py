@@ -267,6 +267,12 @@ runs = Table(
         "tenant_id",
         postgresql_where=text("status = 'queued' AND job_id IS NULL"),
     ),
+    # Callers waiting for a thread's release (ai_agents_append's waiters, migration 0012).
+    Index(
+        "ix_runs_thread_waiting_callers",
+        "thread_id",
+        postgresql_where=text("status = 'queued' AND job_id IS NULL"),
+    ),
     Index(
         "ix_runs_lease",
         "lease_expires_at",

@@ -11,9 +11,12 @@ the new job only when it is the head; finishing a job publishes the next head. B
 a transaction-scoped advisory lock per thread (a key space apart from the runner's thread
 lock), so a job enqueued while its predecessor finishes is never left unpublished.
 
-The hot path is one round trip per step: enqueue and finish call server-side functions
-(migration 0011: chain lock, the change and the thread's head in one call), claim is one
-prebuilt conditional UPDATE.
+The hot path is one round trip per step: enqueue calls a server-side function (migration
+0011, cheaper in 0012: chain lock, the job and its run, whether it is the thread's head);
+the claim is one statement that also starts the job's run (:func:`claim_and_start`); and
+a job's success is recorded by the statement that saves its turn (``ai_agents_append_job``,
+:func:`success_in_turn`), so a successful job costs three statements in all. Other
+outcomes (cancel, retry, failure) call ``ai_agents_finish_job`` (:func:`finish`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import (
     ColumnElement,
     Float,
@@ -48,10 +52,12 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ai_agents.db.messages import JobSuccess
 from ai_agents.db.scope import Scope
 from ai_agents.errors import NotFoundError
 from ai_agents.jobs.records import JobError, JobRecord
 from ai_agents.jobs.tables import FINISHED, Priority, jobs
+from ai_agents.runs import rows as run_rows
 
 ClaimVerdict = Literal["run", "missing", "finished", "busy", "blocked", "cancelled", "failed"]
 #: A job to put into its stream: (id, priority).
@@ -71,6 +77,8 @@ class Claim:
     job: JobRecord | None = None
     #: The thread's next job to publish, when this claim found the job finished.
     next_head: Head | None = None
+    #: The start of the job's run, when the claim started it (``runs.rows.START``'s row).
+    started: Any | None = None
 
 
 def _unfinished(status: Any) -> ColumnElement[bool]:
@@ -161,8 +169,8 @@ async def lock_chain(conn: AsyncConnection, thread_id: UUID) -> None:
     await conn.execute(_LOCK, {"cls": _CHAIN_LOCK_CLASS, "key": _chain_key(thread_id)})
 
 
-# The hot path's two writes are server-side functions (migration 0011) that take the chain
-# lock themselves: one round trip each, called on the driver connection.
+# Enqueue and finish are server-side functions (migrations 0011 and 0012) that take the
+# chain lock themselves: one round trip each, called on the driver connection.
 _ENQUEUE = (
     "SELECT (e.job).*, e.is_head FROM ai_agents_enqueue_job("
     "$1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10::jsonb) e"
@@ -307,6 +315,43 @@ async def claim(apg: Any, job_id: UUID, worker: str, visibility: float) -> JobRe
     return _job_of(row) if row is not None else None
 
 
+# The claim and the start of the job's run (runs.rows.START's, $4 owner, $5 lease) in one
+# statement: one round trip and one commit. The job's columns are prefixed ``job__``.
+_JOB_COLUMNS = ", ".join(f"j.{c.name} AS job__{c.name}" for c in jobs.columns)
+_CLAIM_AND_START_SQL = f"""
+WITH j AS ({_CLAIM_SQL.strip()}),
+{run_rows.start_run("(SELECT run_id FROM j)", "$4", "$5")}
+SELECT {_JOB_COLUMNS}, {run_rows.STARTED_COLUMNS}
+FROM j
+LEFT JOIN runs s ON s.id = j.run_id
+{run_rows.STARTED_JOINS}
+"""
+
+
+async def claim_and_start(
+    apg: Any, job_id: UUID, worker: str, visibility: float, *, owner: str, lease: float
+) -> tuple[JobRecord, Any | None] | None:
+    """:func:`claim`, starting the job's run for *owner* in the same statement.
+
+    Answers the job and what ``runs.rows.START`` answers for its run (``None`` for a job
+    without a run); ``run_created_at`` is set when the run took its thread. ``None``: the
+    job cannot simply be taken, or its run could not start (see :func:`claim_slowly`,
+    which looks again in a transaction of its own).
+    """
+    try:
+        row = await apg.fetchrow(_CLAIM_AND_START_SQL, job_id, worker, visibility, owner, lease)
+    except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+        # Another run became active on the thread meanwhile (the unique index refused
+        # this one): nothing was changed. claim_slowly takes the job alone, and its run
+        # waits its turn. (Not on this connection: behind a transaction pooler its
+        # statements share a transaction, which this error ended.)
+        return None
+    if row is None:
+        return None
+    job = _job_of({name[5:]: value for name, value in row.items() if name.startswith("job__")})
+    return job, (row if row["run_status"] is not None else None)
+
+
 async def claim_slowly(
     conn: AsyncConnection, job_id: UUID, worker: str, visibility: float
 ) -> Claim:
@@ -379,6 +424,18 @@ async def finish(
     if row is None:
         return None, None
     return _job_of(row), _head_of(row)
+
+
+def success_in_turn(job: JobRecord, worker: str) -> JobSuccess:
+    """The job's success, for the turn's save to record (its chain lock, its worker)."""
+    return JobSuccess(job.id, worker, _CHAIN_LOCK_CLASS, _chain_key(job.thread_id))
+
+
+def recorded_success(success: JobSuccess) -> tuple[JobRecord, Head | None] | None:
+    """The job and the thread's next job, if the turn's save recorded the job's success."""
+    if success.row is None:
+        return None
+    return _job_of(success.row), _head_of(success.row)
 
 
 async def requeue(

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.db.engine import driver_connection, translate_errors
+from ai_agents.db.messages import JobSuccess
 from ai_agents.errors import AgentsError, RunCancelled
 from ai_agents.jobs import rows
 from ai_agents.jobs.records import JobError, JobRecord
@@ -118,12 +119,25 @@ class JobConsumer:
         return len(missing)
 
     async def claim(self, delivery: Delivery, worker: str) -> rows.Claim:
-        """Take the delivered job for *worker* (verdict ``run``) or settle the delivery."""
+        """Take the delivered job for *worker* (verdict ``run``) or settle the delivery.
+
+        A job taken at once has its run started in the same statement for this process's
+        runner (``Claim.started``: what ``runs.rows.START`` answers), so the run's start
+        costs no round trip of its own.
+        """
         visibility = self.config.visibility_timeout
+        runner = self.store.runner
         async with self._driver("claim job") as apg:
-            job = await rows.claim(apg, delivery.job_id, worker, visibility)
-        if job is not None:
-            return rows.Claim("run", job)
+            taken = await rows.claim_and_start(
+                apg,
+                delivery.job_id,
+                worker,
+                visibility,
+                owner=runner.supervisor.owner,
+                lease=self.store.runtime.settings.run_lease_seconds,
+            )
+        if taken is not None:
+            return rows.Claim("run", taken[0], started=taken[1])
         async with self._tx("claim job") as conn:
             claim = await rows.claim_slowly(conn, delivery.job_id, worker, visibility)
         if claim.verdict in ("missing", "blocked"):
@@ -157,8 +171,16 @@ class JobConsumer:
         delivery: Delivery,
         worker: str,
         outcome: AgentResponse | ExtractionResult | BaseException,
+        success: JobSuccess | None = None,
     ) -> Settled:
-        """Record how an attempt ended: success, cancel, a retry after backoff, or failure."""
+        """Record how an attempt ended: success, cancel, a retry after backoff, or failure.
+
+        *success*: what the run's turn was given to record the job's success with (see
+        :func:`~ai_agents.jobs.rows.success_in_turn`); when it did, only Redis is told.
+        """
+        recorded = rows.recorded_success(success) if success is not None else None
+        if isinstance(outcome, AgentResponse) and recorded is not None:
+            return await self._finished("succeeded", recorded, delivery)
         if isinstance(outcome, AgentResponse | ExtractionResult):
             async with self._driver("finish job") as apg:
                 done = await rows.finish(apg, job, worker, "succeeded", result=outcome.to_json())

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -308,6 +309,12 @@ class TurnLoop:
         await _check_cancel(should_cancel)
         if settling is not None:
             settling()
+        if ticket.job_success is not None:
+            # The job's result is saved with the turn: the response as the save makes it
+            # (every message keeps the id it is saved with).
+            for message in state.turn:
+                message.id = message.id or uuid.uuid4()
+            ticket.job_success.result = self._response(ticket, state, plan, state.turn).to_json()
         saved = await self._persist(ticket, plan, state)
         response = self._response(ticket, state, plan, saved)
         if log.isEnabledFor(logging.INFO):

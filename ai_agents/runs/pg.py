@@ -364,6 +364,7 @@ class PgRuns:
                         idempotency_key=ticket.idempotency_key,
                         memory_state=completion.memory_state,
                         completion=done,
+                        job=ticket.job_success,
                     )
         except RunExpired as exc:
             if isinstance(exc, RunLost):

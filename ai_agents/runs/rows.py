@@ -95,18 +95,22 @@ FROM threads t WHERE t.id = $1
 """
 _THREAD_VISIBLE = "SELECT 1 FROM threads WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)"
 
+
 # A queued run takes the thread: waiting callers in arrival order (no older waiter of
 # the thread still queued); a job's run whenever the thread is free, also after an
 # attempt of the job failed or expired, or was still in progress on a worker that the job
 # queue found dead (the job's claim is the proof: the new owner fences the old one out).
 # Raises unique_violation while the thread is busy. Answers one row while the run exists:
 # ``run_created_at`` set when it started, else ``run_status`` says how it stands.
-START = f"""
-WITH r AS (
-    UPDATE runs SET status = 'in_progress', owner = $2, started_at = now(),
-        lease_expires_at = now() + make_interval(secs => $3), expires_at = NULL,
+def start_run(run: str, owner: str, lease: str) -> str:
+    """The CTEs ``r`` (the run *run* started by *owner*, if it may take its thread now)
+    and ``earlier`` (its steps of an earlier attempt, deleted): START's, and the job
+    claim's that starts its run in the same statement (``ai_agents.jobs.rows``)."""
+    return f"""r AS (
+    UPDATE runs SET status = 'in_progress', owner = {owner}, started_at = now(),
+        lease_expires_at = now() + make_interval(secs => {lease}), expires_at = NULL,
         failed_at = NULL
-    WHERE id = $1 AND (
+    WHERE id = {run} AND (
         (status = 'queued' AND (job_id IS NOT NULL OR NOT EXISTS (
             SELECT 1 FROM runs w WHERE w.thread_id = runs.thread_id AND w.status = 'queued'
               AND w.job_id IS NULL AND (w.created_at, w.id) < (runs.created_at, runs.id))))
@@ -120,19 +124,28 @@ WITH r AS (
     RETURNING id, thread_id, created_at
 ), earlier AS (  -- the steps of an earlier attempt of a job's run
     DELETE FROM run_steps WHERE run_id IN (SELECT id FROM r)
-)
-SELECT {_THREAD_SELECT}, {_AGENT_SELECT}, r.created_at AS run_created_at,
+)"""
+
+
+#: What a start answers, from ``runs s`` (the run as it was) joined to :data:`STARTED_JOINS`:
+#: the thread+agent row with ``run_created_at`` when the run took its thread.
+STARTED_COLUMNS = f"""{_THREAD_SELECT}, {_AGENT_SELECT}, r.created_at AS run_created_at,
     s.status AS run_status, s.input AS run_input, s.overrides AS run_overrides,
     s.metadata AS run_metadata, s.idempotency_key AS run_idempotency_key,
     s.job_id AS run_job_id,
     -- the turn already saved under the run's idempotency key (a job delivered again)
     (SELECT m.run_id FROM messages m WHERE r.id IS NOT NULL
         AND m.thread_id = s.thread_id AND m.idempotency_key = s.idempotency_key
-        LIMIT 1) AS saved_run_id
-FROM runs s
-LEFT JOIN r ON true
+        LIMIT 1) AS saved_run_id"""
+STARTED_JOINS = """LEFT JOIN r ON true
 LEFT JOIN threads t ON t.id = r.thread_id
-LEFT JOIN agents a ON a.id = t.agent_id
+LEFT JOIN agents a ON a.id = t.agent_id"""
+
+START = f"""
+WITH {start_run("$1", "$2", "$3")}
+SELECT {STARTED_COLUMNS}
+FROM runs s
+{STARTED_JOINS}
 WHERE s.id = $1
 """
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ai_agents.memory.base import LoadPlan
@@ -23,6 +23,9 @@ from ai_agents.records import AgentRecord, ThreadRecord
 from ai_agents.response import AgentResponse, RunFinish, ToolCallRecord
 from ai_agents.runs.overrides import RunOverrides
 from ai_agents.runs.records import RunStep, StepStatus, StepType
+
+if TYPE_CHECKING:
+    from ai_agents.db.messages import JobSuccess
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,8 @@ class RunTicket:
     job_id: UUID | None = None
     created_at: datetime | None = None
     preloaded: Preloaded | None = None
+    #: A job's run: the job whose success the turn's save records with it.
+    job_success: JobSuccess | None = None
 
 
 @dataclass(slots=True, kw_only=True)
