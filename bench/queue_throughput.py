@@ -42,6 +42,13 @@ opens to after every connection closed, so every backend has flushed its counter
 divided by the jobs. It includes the setup (agent and 40 threads), the thread check (40
 reads), the connections' start-up (one each) and the workers' start and stop: roughly
 0.3 per job, about the same for all systems.
+
+Over the same span it prints, per job, the CPU time of the PostgreSQL backends (the
+postmaster's ``cutime + cstime``: the backends of the measurement have exited by then;
+the server must run on this machine), of Redis (``INFO cpu``) and busy CPU time of the
+whole machine (``/proc/stat``, worker start-up included), and the sessions opened on the
+bench database (``pg_stat_database.sessions``). On a machine where the bench saturates
+the cores, jobs/s follow the whole machine's CPU per job.
 """
 
 from __future__ import annotations
@@ -215,9 +222,10 @@ class Figures:
     #: CPU per job (ms) of the PostgreSQL server processes, of Redis, and of the whole
     #: machine (every process: producer, workers, servers), setup included.
     pg_cpu_ms: float = 0.0
-    pg_sessions: int = 0
     redis_cpu_ms: float = 0.0
     machine_cpu_ms: float = 0.0
+    #: PostgreSQL sessions opened during the measurement (not per job).
+    pg_sessions: int = 0
 
 
 def _cpu(processes: list[_Process]) -> float:
