@@ -292,7 +292,7 @@ async def request_cancel(conn: AsyncConnection, scope: Scope, job_id: UUID) -> J
     return changed
 
 
-# The hot claim, in the driver's words (nothing compiled or adapted per call): takeable
+# The hot claim (the first CTE of claim_and_start), in the driver's words: takeable
 # (_TAKEABLE), not cancelled, attempts left, no older unfinished job (_older_unfinished);
 # claim_slowly looks at the same conditions under the chain lock when this finds nothing.
 _CLAIM_SQL = """
@@ -307,12 +307,6 @@ WHERE id = $1
       AND (older.created_at, older.id) < (jobs.created_at, jobs.id))
 RETURNING *
 """
-
-
-async def claim(apg: Any, job_id: UUID, worker: str, visibility: float) -> JobRecord | None:
-    """Take the job for *worker* if it simply can be (one statement, committed alone)."""
-    row = await apg.fetchrow(_CLAIM_SQL, job_id, worker, visibility)
-    return _job_of(row) if row is not None else None
 
 
 # The claim and the start of the job's run (runs.rows.START's, $4 owner, $5 lease) in one
@@ -331,7 +325,8 @@ LEFT JOIN runs s ON s.id = j.run_id
 async def claim_and_start(
     apg: Any, job_id: UUID, worker: str, visibility: float, *, owner: str, lease: float
 ) -> tuple[JobRecord, Any | None] | None:
-    """:func:`claim`, starting the job's run for *owner* in the same statement.
+    """Take the job for *worker* if it simply can be, starting its run for *owner* in
+    the same statement (committed alone).
 
     Answers the job and what ``runs.rows.START`` answers for its run (``None`` for a job
     without a run); ``run_created_at`` is set when the run took its thread. ``None``: the

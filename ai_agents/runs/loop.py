@@ -309,14 +309,17 @@ class TurnLoop:
         await _check_cancel(should_cancel)
         if settling is not None:
             settling()
-        if ticket.job_success is not None:
-            # The job's result is saved with the turn: the response as the save makes it
-            # (every message keeps the id it is saved with).
+        if ticket.job_success is None:
+            saved = await self._persist(ticket, plan, state)
+            response = self._response(ticket, state, plan, saved)
+        else:
+            # The job's result is saved with the turn: the response is made before the
+            # save (every message keeps the id it is saved with, so it is the same).
             for message in state.turn:
                 message.id = message.id or uuid.uuid4()
-            ticket.job_success.result = self._response(ticket, state, plan, state.turn).to_json()
-        saved = await self._persist(ticket, plan, state)
-        response = self._response(ticket, state, plan, saved)
+            response = self._response(ticket, state, plan, state.turn)
+            ticket.job_success.result = response.to_json()
+            await self._persist(ticket, plan, state)
         if log.isEnabledFor(logging.INFO):
             self._log_finished(ticket, response, state, started)
         yield DoneEvent(response)
