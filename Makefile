@@ -10,6 +10,11 @@ PYTEST_ARGS ?=
 # Every install resolves to the exact versions in constraints.txt, so a new release on
 # the index cannot change what CI runs. `make constraints` rewrites it from the venv.
 CONSTRAINTS := constraints.txt
+# llama-cpp-python compiles llama.cpp. A native build (-march=native) takes the build
+# machine's newest instructions: on our CI machines (AVX-512 and AMX under a hypervisor)
+# it crashed with SIGSEGV in its first decode. The portable build (AVX2) runs everywhere
+# we run; it is built without pip's wheel cache, which may hold a native build.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
 
 .PHONY: install constraints services test test-pgvector test-unit test-integration check-vendors deliberate-bugs test-loaded test-pgbouncer test-cluster lint typecheck bench demo schemathesis chaos clean mutation
 
@@ -19,6 +24,8 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "pip==26.3"
 	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) "$(TORCH)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(BIN)/python -m pip install -q --no-cache-dir -c $(CONSTRAINTS) llama-cpp-python
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q -c $(CONSTRAINTS) \
 	  -e ".[$(EXTRAS)]"
 	touch $@
