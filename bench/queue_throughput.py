@@ -35,7 +35,8 @@ and the producer keeps 16 enqueues in flight. ``BENCH_SYSTEMS`` (default
 Our workers do more per job than the other two: they record each job in PostgreSQL
 (claim, outcome, next head of the thread), and keep jobs of one thread in order.
 
-Besides jobs/s and the worker processes' CPU per job, the bench prints PostgreSQL
+Besides jobs/s and the CPU per job of the worker processes and of the producer (this
+process: enqueues and waits for results, ``time.process_time``), the bench prints PostgreSQL
 transactions per job: the ``xact_commit + xact_rollback`` delta of the bench database
 in ``pg_stat_database`` over the whole measurement of one system (from before its store
 opens to after every connection closed, so every backend has flushed its counters),
@@ -217,6 +218,8 @@ class Figures:
     jobs_per_second: float
     #: CPU time of the worker processes per job (ms): what the queue costs, load aside.
     worker_cpu_ms: float
+    #: CPU time of the producer (this process: enqueues and result waits) per job (ms).
+    producer_cpu_ms: float
     #: PostgreSQL transactions (commits + rollbacks) per job, setup included (docstring).
     pg_xacts: float = 0.0
     #: CPU per job (ms) of the PostgreSQL server processes, of Redis, and of the whole
@@ -348,7 +351,7 @@ async def bench_ours(url: str, processes: int) -> Figures:
         try:
             await _start(workers)
             queue = job_queue(store)
-            cpu = _cpu(workers)
+            cpu, own = _cpu(workers), time.process_time()
             started = time.perf_counter()
             job_ids = await _bounded(
                 [
@@ -362,7 +365,7 @@ async def bench_ours(url: str, processes: int) -> Figures:
                 if job.status != "succeeded":
                     raise SystemExit(f"job {job_id} ended {job.status}: {job.error}")
             elapsed = time.perf_counter() - started
-            cpu = _cpu(workers) - cpu
+            cpu, own = _cpu(workers) - cpu, time.process_time() - own
         finally:
             for worker in workers:
                 worker.stop()
@@ -370,7 +373,7 @@ async def bench_ours(url: str, processes: int) -> Figures:
         keys = [k async for k in store.redis.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:
             await store.redis.delete(*keys)
-    return Figures(JOBS / elapsed, 1000 * cpu / JOBS)
+    return Figures(JOBS / elapsed, 1000 * cpu / JOBS, 1000 * own / JOBS)
 
 
 async def bench_arq(url: str, processes: int) -> Figures:
@@ -388,7 +391,7 @@ async def bench_arq(url: str, processes: int) -> Figures:
         jobs: list[Any] = []
         try:
             await _start(workers)
-            cpu = _cpu(workers)
+            cpu, own = _cpu(workers), time.process_time()
             started = time.perf_counter()
             jobs = await _bounded(
                 [
@@ -400,7 +403,7 @@ async def bench_arq(url: str, processes: int) -> Figures:
             for job in jobs:
                 await job.result(timeout=600, poll_delay=0.01)
             elapsed = time.perf_counter() - started
-            cpu = _cpu(workers) - cpu
+            cpu, own = _cpu(workers) - cpu, time.process_time() - own
         finally:
             for worker in workers:
                 worker.stop()
@@ -408,7 +411,7 @@ async def bench_arq(url: str, processes: int) -> Figures:
             await pool.delete(*keys, f"{queue_name}:health-check")
             await pool.aclose()
         await _check_threads(store, threads)
-    return Figures(JOBS / elapsed, 1000 * cpu / JOBS)
+    return Figures(JOBS / elapsed, 1000 * cpu / JOBS, 1000 * own / JOBS)
 
 
 async def bench_pgqueuer(url: str, processes: int) -> Figures:
@@ -428,7 +431,7 @@ async def bench_pgqueuer(url: str, processes: int) -> Figures:
         try:
             await _start(workers)
             async with driver, CompletionWatcher(driver, queries=queries) as watcher:
-                cpu = _cpu(workers)
+                cpu, own = _cpu(workers), time.process_time()
                 started = time.perf_counter()
                 job_ids = await _bounded(
                     [
@@ -447,7 +450,7 @@ async def bench_pgqueuer(url: str, processes: int) -> Figures:
                     asyncio.gather(*(watcher.wait_for(ids[0]) for ids in job_ids)), 600
                 )
                 elapsed = time.perf_counter() - started
-                cpu = _cpu(workers) - cpu
+                cpu, own = _cpu(workers) - cpu, time.process_time() - own
             failed = [s for s in statuses if s != "successful"]
             if failed:
                 raise SystemExit(f"{len(failed)} pgqueuer jobs did not succeed: {failed[:5]}")
@@ -457,7 +460,7 @@ async def bench_pgqueuer(url: str, processes: int) -> Figures:
             await queries.uninstall()
             await pool.close()
         await _check_threads(store, threads)
-    return Figures(JOBS / elapsed, 1000 * cpu / JOBS)
+    return Figures(JOBS / elapsed, 1000 * cpu / JOBS, 1000 * own / JOBS)
 
 
 BENCHES: dict[str, Callable[[str, int], Coroutine[Any, Any, Figures]]] = {
@@ -502,11 +505,13 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f}"
     )
     print("worker CPU: user + system time of the worker processes per job, in ms")
+    print("prod: the same for the producer (enqueues and waits for results)")
     print("PG xacts: PostgreSQL transactions per job (pg_stat_database, setup included)")
     header = [f"{'worker processes':>17}"]
     header += [f"{names[s]:>{max(9, len(names[s]))}}" for s in SYSTEMS]
     header += [f"{'ours/' + short[s]:>9}" for s in others]
     header += [f"{'CPU ' + short[s]:>8}" for s in SYSTEMS]
+    header += [f"{'prod ' + short[s]:>8}" for s in SYSTEMS]
     header += [f"{'PG xacts ' + short[s]:>13}" for s in SYSTEMS]
     print(" ".join(header))
     for n in PROCESSES:
@@ -517,6 +522,7 @@ def main() -> None:
             for s in others
         ]
         row += [f"{figures[s][n].worker_cpu_ms:>8.2f}" for s in SYSTEMS]
+        row += [f"{figures[s][n].producer_cpu_ms:>8.2f}" for s in SYSTEMS]
         row += [f"{figures[s][n].pg_xacts:>13.1f}" for s in SYSTEMS]
         print(" ".join(row))
     print()

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from ai_agents.db.scope import Scope
 from ai_agents.errors import ConfigurationError, NotFoundError, StorageError, ValidationError
 from ai_agents.jobs import rows
 from ai_agents.jobs.announcements import RECHECK_SECONDS, Announcements
+from ai_agents.jobs.enqueue_batches import EnqueueBatcher
 from ai_agents.jobs.records import JobError, JobRecord, JobTimeout
 from ai_agents.jobs.tables import PRIORITIES, Priority
 from ai_agents.jobs.transport import StreamTransport
@@ -94,6 +96,17 @@ class QueueConfig:
         return cls(**values)
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether a JSON value holds U+0000 in a string (PostgreSQL's jsonb refuses it)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def job_queue(store: AgentStore) -> RedisJobQueue:
     """The store's queue, acting for the store's tenant view (``store.jobs``).
 
@@ -115,6 +128,8 @@ class RedisJobQueue(JobConsumer):
         self.config = config or QueueConfig.from_env()
         self.transport = StreamTransport(store.redis, store.keys, result_ttl=self.config.result_ttl)
         self._announcements = Announcements(store.redis, store.keys.job_done_channel)
+        # Concurrent enqueues share statements (shared by the tenant views, as the rest).
+        self._enqueues = EnqueueBatcher(self._enqueue_one, self._enqueue_many)
 
     def bound_to(self, store: AgentStore) -> RedisJobQueue:
         """This queue (same transport and subscription) acting for another tenant view."""
@@ -186,31 +201,33 @@ class RedisJobQueue(JobConsumer):
         if metadata is not None and not isinstance(metadata, dict):
             raise ValidationError("metadata must be a mapping", details={"field": "metadata"})
         try:
-            json.dumps(metadata or {})
+            encoded = json.dumps(metadata or {})
         except (TypeError, ValueError) as exc:
             raise ValidationError(
                 f"metadata must be JSON-serializable: {exc}", details={"field": "metadata"}
             ) from exc
+        if "\\u0000" in encoded and _has_nul(metadata):
+            raise ValidationError(
+                "metadata contains a NUL character (U+0000), which cannot be stored",
+                details={"field": "metadata"},
+            )
         attempts = self.config.max_attempts if max_attempts is None else max_attempts
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise ValidationError(
                 "max_attempts must be an integer >= 1", details={"field": "max_attempts"}
             )
-        values = {
-            "input": text,
-            "priority": priority,
-            "max_attempts": attempts,
-            "metadata": dict(metadata or {}),
-        }
-        async with self._driver("enqueue job") as apg:
-            job, is_head = await rows.enqueue(
-                apg,
-                self._scope(scope),
-                ident,
-                values,
+        job, is_head = await self._enqueues.enqueue(
+            rows.NewJob(
+                tenant=self._scope(scope).tenant_id,
+                thread_id=ident,
+                input=text,
+                priority=priority,
+                max_attempts=attempts,
+                metadata=dict(metadata or {}),
                 with_run=with_run,
                 overrides=(overrides or RunOverrides()).to_json(),
             )
+        )
         if not is_head:
             return job  # published when the thread's earlier jobs have finished
         try:
@@ -223,6 +240,16 @@ class RedisJobQueue(JobConsumer):
                     await self.transport.publish(*successor)
             raise StorageError(f"could not queue the job: Redis failed: {exc}") from exc
         return job
+
+    async def _enqueue_one(self, new: rows.NewJob) -> tuple[JobRecord, bool]:
+        async with self._driver("enqueue job") as apg:
+            return await rows.enqueue(apg, new)
+
+    async def _enqueue_many(
+        self, new: Sequence[rows.NewJob]
+    ) -> list[tuple[JobRecord, bool] | None]:
+        async with self._driver("enqueue jobs") as apg:
+            return await rows.enqueue_many(apg, new)
 
     async def get_job(self, job_id: UUID | str, *, scope: Scope | None = None) -> JobRecord:
         """The job as recorded in PostgreSQL (another tenant's job is not found)."""

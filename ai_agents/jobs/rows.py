@@ -12,7 +12,8 @@ a transaction-scoped advisory lock per thread (a key space apart from the runner
 lock), so a job enqueued while its predecessor finishes is never left unpublished.
 
 The hot path is one round trip per step: enqueue calls a server-side function (migration
-0011, cheaper in 0012: chain lock, the job and its run, whether it is the thread's head);
+0011, cheaper in 0012: chain lock, the job and its run, whether it is the thread's head;
+jobs enqueued together share one statement and one commit, 0013: :func:`enqueue_many`);
 the claim is one statement that also starts the job's run (:func:`claim_and_start`); and
 a job's success is recorded by the statement that saves its turn (``ai_agents_append_job``,
 :func:`success_in_turn`), so a successful job costs three statements in all. Other
@@ -169,11 +170,16 @@ async def lock_chain(conn: AsyncConnection, thread_id: UUID) -> None:
     await conn.execute(_LOCK, {"cls": _CHAIN_LOCK_CLASS, "key": _chain_key(thread_id)})
 
 
-# Enqueue and finish are server-side functions (migrations 0011 and 0012) that take the
+# Enqueue and finish are server-side functions (migrations 0011 to 0013) that take the
 # chain lock themselves: one round trip each, called on the driver connection.
 _ENQUEUE = (
     "SELECT (e.job).*, e.is_head FROM ai_agents_enqueue_job("
     "$1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10::jsonb) e"
+)
+# Several at once (migration 0013): each row carries its job's position in the arrays.
+_ENQUEUE_MANY = (
+    "SELECT e.ord, (e.job).*, e.is_head FROM ai_agents_enqueue_jobs("
+    "$1, $2, $3, $4, $5, $6, $7, $8::jsonb[], $9, $10::jsonb[]) e"
 )
 _FINISH_JOB = (
     "SELECT (f.job).*, f.next_id, f.next_priority, f.next_status "
@@ -195,15 +201,22 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-async def enqueue(
-    apg: Any,
-    scope: Scope,
-    thread_id: UUID,
-    values: dict[str, Any],
-    *,
-    with_run: bool,
-    overrides: dict[str, Any],
-) -> tuple[JobRecord, bool]:
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to enqueue on a thread the tenant (``None``: any) can see."""
+
+    tenant: str | None
+    thread_id: UUID
+    input: str
+    priority: str
+    max_attempts: int
+    metadata: dict[str, Any]
+    #: A job that runs no turn (memory extraction) has no run row.
+    with_run: bool
+    overrides: dict[str, Any]
+
+
+async def enqueue(apg: Any, new: NewJob) -> tuple[JobRecord, bool]:
     """Insert a queued job (and its queued run) for a thread the caller can see.
 
     Answers the job and whether it is the thread's head (to be published now).
@@ -211,19 +224,48 @@ async def enqueue(
     row = await apg.fetchrow(
         _ENQUEUE,
         _CHAIN_LOCK_CLASS,
-        _chain_key(thread_id),
-        thread_id,
-        scope.tenant_id,
-        values["input"],
-        values["priority"],
-        values["max_attempts"],
-        json.dumps(values["metadata"]),
-        with_run,
-        json.dumps(overrides),
+        _chain_key(new.thread_id),
+        new.thread_id,
+        new.tenant,
+        new.input,
+        new.priority,
+        new.max_attempts,
+        json.dumps(new.metadata),
+        new.with_run,
+        json.dumps(new.overrides),
     )
     if row is None:
-        raise NotFoundError("thread", thread_id)
+        raise NotFoundError("thread", new.thread_id)
     return _job_of(row), bool(row["is_head"])
+
+
+async def enqueue_many(apg: Any, new: Sequence[NewJob]) -> list[tuple[JobRecord, bool] | None]:
+    """:func:`enqueue` for several jobs in one statement and one transaction.
+
+    The jobs are enqueued in the order of their chain locks (so that two such statements
+    never wait on each other in a cycle), jobs of one thread in the order given. Answers,
+    for each job in the order given, what :func:`enqueue` answers, or ``None`` when the
+    thread is not visible to the job's tenant (the others are enqueued all the same).
+    """
+    order = sorted(range(len(new)), key=lambda i: _chain_key(new[i].thread_id))
+    ordered = [new[i] for i in order]
+    rows = await apg.fetch(
+        _ENQUEUE_MANY,
+        _CHAIN_LOCK_CLASS,
+        [_chain_key(n.thread_id) for n in ordered],
+        [n.thread_id for n in ordered],
+        [n.tenant for n in ordered],
+        [n.input for n in ordered],
+        [n.priority for n in ordered],
+        [n.max_attempts for n in ordered],
+        [json.dumps(n.metadata) for n in ordered],
+        [n.with_run for n in ordered],
+        [json.dumps(n.overrides) for n in ordered],
+    )
+    answers: list[tuple[JobRecord, bool] | None] = [None] * len(new)
+    for row in rows:
+        answers[order[row["ord"] - 1]] = (_job_of(row), bool(row["is_head"]))
+    return answers
 
 
 async def withdraw_job(conn: AsyncConnection, job: JobRecord) -> Head | None:
@@ -311,11 +353,16 @@ RETURNING *
 
 # The claim and the start of the job's run (runs.rows.START's, $4 owner, $5 lease) in one
 # statement: one round trip and one commit. The job's columns are prefixed ``job__``.
+# The commit does not wait for its WAL flush (synchronous_commit off for this transaction
+# only): a claim lost in a crash leaves the job and its run queued, as a worker that died
+# does, and nothing that depends on it can be kept without it, since the turn's save
+# commits synchronously and WAL is flushed in order.
 _JOB_COLUMNS = ", ".join(f"j.{c.name} AS job__{c.name}" for c in jobs.columns)
 _CLAIM_AND_START_SQL = f"""
 WITH j AS ({_CLAIM_SQL.strip()}),
 {run_rows.start_run("(SELECT run_id FROM j)", "$4", "$5")}
-SELECT {_JOB_COLUMNS}, {run_rows.STARTED_COLUMNS}
+SELECT {_JOB_COLUMNS}, {run_rows.STARTED_COLUMNS},
+    set_config('synchronous_commit', 'off', true) AS commit_mode
 FROM j
 LEFT JOIN runs s ON s.id = j.run_id
 {run_rows.STARTED_JOINS}

@@ -76,6 +76,27 @@ async def test_the_claim_starts_the_jobs_run(store: AgentStore, queue: RedisJobQ
     assert response.content == answer_for("hello") and response.run_id == job.run_id
 
 
+async def test_the_claim_commits_without_waiting_for_its_flush_and_only_itself(
+    store: AgentStore, queue: RedisJobQueue
+) -> None:
+    """A claim lost in a crash leaves its job queued, as a dead worker does; the save of
+    its turn commits synchronously and flushes the claim's WAL before it (WAL is written
+    in order). The setting is the claim transaction's, never the pooled session's."""
+    (thread,) = await make_threads(store, 1)
+    job = await queue.submit(thread, "hello")
+    conn = await asyncpg.connect(str(store.settings.database_url))
+    try:
+        async with conn.transaction():
+            taken = await rows.claim_and_start(
+                conn, job.id, "worker-a", 30.0, owner="owner-a", lease=30.0
+            )
+            assert taken is not None
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    finally:
+        await conn.close()
+
+
 async def test_a_claim_on_a_busy_thread_leaves_the_run_queued(
     store: AgentStore, queue: RedisJobQueue
 ) -> None:
