@@ -90,6 +90,19 @@ def _breaks_connection(exc: Exception) -> bool:
     return True
 
 
+def refused_by_server(exc: BaseException) -> bool:
+    """Whether *exc* (a driver error, or a library error raised from one) is the server's
+    answer about a statement: its transaction was rolled back and the connection is
+    sound. Not after a lost connection or a server shutdown, where whether a commit
+    happened is unknown."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, asyncpg.PostgresError):
+            return not _breaks_connection(cause)
+        cause = cause.__cause__
+    return False
+
+
 def _check_in(pooled: PoolProxiedConnection, broken: bool) -> None:
     driver = pooled.driver_connection
     if broken or driver is None or driver.is_closed():

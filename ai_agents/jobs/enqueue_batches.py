@@ -11,7 +11,7 @@ busy wait for the next free one and go together (up to ``max_batch`` jobs,
 A batch is one transaction. When the server refuses it (a deadlock, one job's bad
 value), nothing of it was kept, and each of its jobs is sent again alone, so each caller
 gets its own answer or its own error. When the connection fails instead, whether the
-commit happened is unknown, as for a single enqueue: every caller of the batch gets the
+commit happened is unknown (so after a server shutdown too), as for a single enqueue: every caller of the batch gets the
 error, and nothing is sent twice.
 """
 
@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-import asyncpg
-
+from ai_agents.db.engine import refused_by_server
 from ai_agents.errors import NotFoundError
 from ai_agents.jobs.records import JobRecord
 from ai_agents.jobs.rows import NewJob
@@ -106,7 +105,7 @@ class EnqueueBatcher:
         try:
             answers = await self._send_many([job for job, _ in batch])
         except Exception as exc:
-            if _refused_by_server(exc):  # rolled back: each goes alone, for its own answer
+            if refused_by_server(exc):  # rolled back: each goes alone, for its own answer
                 for job, future in batch:  # (one after the other, in this statement's turn)
                     await self._alone(job, future)
                 return
@@ -136,13 +135,3 @@ def _answer(future: asyncio.Future[Enqueued], answer: Enqueued) -> None:
 def _fail(future: asyncio.Future[Enqueued], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
-
-
-def _refused_by_server(exc: BaseException) -> bool:
-    """The server answered the statement with an error: its transaction was rolled back."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, asyncpg.PostgresError):
-            return True
-        cause = cause.__cause__
-    return False

@@ -223,7 +223,7 @@ class RedisJobQueue(JobConsumer):
                 input=text,
                 priority=priority,
                 max_attempts=attempts,
-                metadata=dict(metadata or {}),
+                metadata=encoded,
                 with_run=with_run,
                 overrides=(overrides or RunOverrides()).to_json(),
             )

@@ -210,10 +210,27 @@ class NewJob:
     input: str
     priority: str
     max_attempts: int
-    metadata: dict[str, Any]
+    #: The job's metadata as JSON text (encoded once, when the producer checked it).
+    metadata: str
     #: A job that runs no turn (memory extraction) has no run row.
     with_run: bool
     overrides: dict[str, Any]
+
+
+def _enqueue_arguments(new: NewJob) -> tuple[Any, ...]:
+    """The arguments of ``ai_agents_enqueue_job`` after the lock class (of
+    ``ai_agents_enqueue_jobs``, each one's array)."""
+    return (
+        _chain_key(new.thread_id),
+        new.thread_id,
+        new.tenant,
+        new.input,
+        new.priority,
+        new.max_attempts,
+        new.metadata,
+        new.with_run,
+        json.dumps(new.overrides),
+    )
 
 
 async def enqueue(apg: Any, new: NewJob) -> tuple[JobRecord, bool]:
@@ -221,19 +238,7 @@ async def enqueue(apg: Any, new: NewJob) -> tuple[JobRecord, bool]:
 
     Answers the job and whether it is the thread's head (to be published now).
     """
-    row = await apg.fetchrow(
-        _ENQUEUE,
-        _CHAIN_LOCK_CLASS,
-        _chain_key(new.thread_id),
-        new.thread_id,
-        new.tenant,
-        new.input,
-        new.priority,
-        new.max_attempts,
-        json.dumps(new.metadata),
-        new.with_run,
-        json.dumps(new.overrides),
-    )
+    row = await apg.fetchrow(_ENQUEUE, _CHAIN_LOCK_CLASS, *_enqueue_arguments(new))
     if row is None:
         raise NotFoundError("thread", new.thread_id)
     return _job_of(row), bool(row["is_head"])
@@ -249,19 +254,8 @@ async def enqueue_many(apg: Any, new: Sequence[NewJob]) -> list[tuple[JobRecord,
     """
     order = sorted(range(len(new)), key=lambda i: _chain_key(new[i].thread_id))
     ordered = [new[i] for i in order]
-    rows = await apg.fetch(
-        _ENQUEUE_MANY,
-        _CHAIN_LOCK_CLASS,
-        [_chain_key(n.thread_id) for n in ordered],
-        [n.thread_id for n in ordered],
-        [n.tenant for n in ordered],
-        [n.input for n in ordered],
-        [n.priority for n in ordered],
-        [n.max_attempts for n in ordered],
-        [json.dumps(n.metadata) for n in ordered],
-        [n.with_run for n in ordered],
-        [json.dumps(n.overrides) for n in ordered],
-    )
+    columns = [list(column) for column in zip(*map(_enqueue_arguments, ordered), strict=True)]
+    rows = await apg.fetch(_ENQUEUE_MANY, _CHAIN_LOCK_CLASS, *columns)
     answers: list[tuple[JobRecord, bool] | None] = [None] * len(new)
     for row in rows:
         answers[order[row["ord"] - 1]] = (_job_of(row), bool(row["is_head"]))

@@ -20,7 +20,7 @@ from ai_agents.jobs.rows import NewJob
 
 
 def new_job(text: str, thread: UUID | None = None) -> NewJob:
-    return NewJob("default", thread or uuid4(), text, "normal", 3, {}, True, {})
+    return NewJob("default", thread or uuid4(), text, "normal", 3, "{}", True, {})
 
 
 def record(job: NewJob) -> JobRecord:
@@ -138,6 +138,23 @@ async def test_a_batch_whose_connection_failed_is_not_sent_again() -> None:
     assert not isinstance(answers[0], BaseException)
     assert answers[1] is senders.fail_many and answers[2] is senders.fail_many
     assert senders.alone == ["a"]  # whether it committed is unknown: nothing twice
+
+
+async def test_a_batch_ended_by_a_server_shutdown_is_not_sent_again() -> None:
+    """The server answered, but about the connection (57P01): the commit is unknown."""
+    senders = Senders()
+    try:
+        raise StorageError("database error during enqueue jobs") from (
+            asyncpg.AdminShutdownError("terminating connection due to administrator command")
+        )
+    except StorageError as exc:
+        senders.fail_many = exc
+    batcher = EnqueueBatcher(senders.one, senders.many, max_in_flight=1)
+    tasks = await started(senders, batcher, ["a", "b", "c"])
+    senders.gate.set()
+    answers = await asyncio.gather(*tasks, return_exceptions=True)
+    assert answers[1] is senders.fail_many and answers[2] is senders.fail_many
+    assert senders.alone == ["a"]
 
 
 async def test_a_caller_that_gave_up_while_waiting_sends_nothing() -> None:
