@@ -16,6 +16,12 @@ job, as our workers do (``job:<id>``). Every system runs 10 jobs at a time per p
 and the producer keeps 16 enqueues in flight. ``BENCH_SYSTEMS`` (default
 ``ours,arq,pgqueuer``) selects the systems.
 
+Each system is measured ``BENCH_REPEATS`` times (default 3) at every process count,
+interleaved (a repetition measures every system at 1, then 2, then 4 processes, each
+repetition starting with the next system), and the tables show the measurement with the
+median jobs/s; the last lines list every repetition. On a 2-CPU machine one measurement
+varies by about 10 % from the next, more than the systems differ.
+
 - arq polls its queue every 10 ms (its default 500 ms would cap it at 20 jobs/s per
   process); the producer polls each result every 10 ms.
 - pgqueuer: schema installed in the bench database with ``Queries.install()`` (default
@@ -92,6 +98,7 @@ PROCESSES = tuple(int(n) for n in os.environ.get("BENCH_PROCESSES", "1,2,4").spl
 CONCURRENCY = 10
 PRODUCERS = 16  # enqueues in flight at once
 SYSTEMS = tuple(os.environ.get("BENCH_SYSTEMS", "ours,arq,pgqueuer").split(","))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 PGQ_ENTRYPOINT = "turn"
 PGQ_BATCH = CONCURRENCY // 2  # pgqueuer wants max_concurrent_tasks >= 2 * batch_size
 ANSWER = "Check-out is at 11am."
@@ -488,12 +495,42 @@ def _measure(system: str, url: str, processes: int) -> Figures:
     )
 
 
+def _measure_all(url: str) -> dict[str, dict[int, list[Figures]]]:
+    """Every system at every process count, ``REPEATS`` times, interleaved.
+
+    One repetition measures each process count for every system in turn, and each
+    repetition starts with the next system: a drift of the machine (another load, the
+    bench database growing with every measurement) falls on every system alike.
+    """
+    runs: dict[str, dict[int, list[Figures]]] = {s: {n: [] for n in PROCESSES} for s in SYSTEMS}
+    for repetition in range(REPEATS):
+        order = SYSTEMS[repetition % len(SYSTEMS) :] + SYSTEMS[: repetition % len(SYSTEMS)]
+        for n in PROCESSES:
+            for system in order:
+                figures = _measure(system, url, n)
+                runs[system][n].append(figures)
+                print(
+                    f"repetition {repetition + 1}/{REPEATS}, {n} processes, {system}: "
+                    f"{figures.jobs_per_second:.1f} jobs/s",
+                    file=sys.stderr,
+                )
+    return runs
+
+
+def _median(runs: list[Figures]) -> Figures:
+    """The measurement with the median jobs/s (the lower middle one of an even count),
+    whole, so that its other figures are those of the same measurement."""
+    ranked = sorted(runs, key=lambda f: f.jobs_per_second)
+    return ranked[(len(ranked) - 1) // 2]
+
+
 def main() -> None:
     unknown = set(SYSTEMS) - set(BENCHES)
     if unknown:
         raise SystemExit(f"BENCH_SYSTEMS: unknown {sorted(unknown)}, known {list(BENCHES)}")
     with bench_database() as url:
-        figures = {s: {n: _measure(s, url, n) for n in PROCESSES} for s in SYSTEMS}
+        runs = _measure_all(url)
+    figures = {s: {n: _median(runs[s][n]) for n in PROCESSES} for s in SYSTEMS}
     names = {"ours": "ai_agents", "arq": f"arq {version('arq')}"}
     if "pgqueuer" in SYSTEMS:
         names["pgqueuer"] = f"pgqueuer {version('pgqueuer')}"
@@ -503,6 +540,10 @@ def main() -> None:
         f"end-to-end jobs/s (enqueue -> result), {JOBS} jobs over {THREADS} threads, "
         f"{CONCURRENCY} jobs at a time per process, instant model, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"every figure is from the measurement with the median jobs/s of {REPEATS} "
+        "(interleaved: each repetition measures every system at every process count)"
     )
     print("worker CPU: user + system time of the worker processes per job, in ms")
     print("prod: the same for the producer (enqueues and waits for results)")
@@ -540,6 +581,14 @@ def main() -> None:
         row += [f"{figures[s][n].machine_cpu_ms:>13.2f}" for s in SYSTEMS]
         row += [f"{figures[s][n].pg_sessions:>16}" for s in SYSTEMS]
         print(" ".join(row))
+    print()
+    print("jobs/s of every repetition, in the order measured")
+    for n in PROCESSES:
+        cells = [
+            f"{short[s]} " + " / ".join(f"{f.jobs_per_second:.1f}" for f in runs[s][n])
+            for s in SYSTEMS
+        ]
+        print(f"{n:>17}  " + "   ".join(cells))
 
 
 if __name__ == "__main__":
