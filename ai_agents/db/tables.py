@@ -100,6 +100,14 @@ threads = Table(
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("forked_from_id", UUID(as_uuid=True)),
     Column("forked_at_seq", BigInteger),
+    #: Every job of the thread created before this instant has finished: where its job
+    #: lookups start (raised by a job's save; migration 0014).
+    Column(
+        "jobs_floor",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("'-infinity'"),
+    ),
     Index("idx_threads_agent", "agent_id"),
     Index("idx_threads_user", "user_id"),
     Index("idx_threads_last_used", "last_used_at"),
@@ -118,6 +126,9 @@ threads = Table(
         text("id DESC"),
     ),
 )
+
+#: The columns of a thread's record: all but the job queue's bookkeeping (``jobs_floor``).
+THREAD_RECORD_COLUMNS = tuple(c for c in threads.columns if c.name != "jobs_floor")
 
 messages = Table(
     "messages",

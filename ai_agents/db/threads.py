@@ -10,11 +10,11 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.db.scope import Scope
-from ai_agents.db.tables import messages, threads
+from ai_agents.db.tables import THREAD_RECORD_COLUMNS, messages, threads
 from ai_agents.errors import NotFoundError
 from ai_agents.records import Page, ThreadRecord, decode_time_cursor, encode_cursor
 
-_FIELDS = tuple(c.name for c in threads.columns)
+_FIELDS = tuple(c.name for c in THREAD_RECORD_COLUMNS)
 
 
 def to_record(row: RowMapping) -> ThreadRecord:

@@ -329,8 +329,12 @@ async def request_cancel(conn: AsyncConnection, scope: Scope, job_id: UUID) -> J
 
 
 # The hot claim (the first CTE of claim_and_start), in the driver's words: takeable
-# (_TAKEABLE), not cancelled, attempts left, no older unfinished job (_older_unfinished);
-# claim_slowly looks at the same conditions under the chain lock when this finds nothing.
+# (_TAKEABLE), not cancelled, attempts left, no older unfinished job (_older_unfinished,
+# looked for from the thread's chain floor on: every job below it has finished, see
+# migration 0014); claim_slowly looks at the same conditions under the chain lock when
+# this finds nothing. OFFSET 0 keeps the lookup a subquery run for the claimed row alone:
+# flattened into an anti-join, PostgreSQL may read every unfinished job of every thread
+# (a merge join over them, chosen when the table's statistics are missing or old).
 _CLAIM_SQL = """
 UPDATE jobs SET status = 'running', attempts = attempts + 1,
     started_at = coalesce(started_at, now()), heartbeat_at = now(), worker = $2
@@ -339,8 +343,9 @@ WHERE id = $1
        AND heartbeat_at < now() - make_interval(0, 0, 0, 0, 0, 0, $3::float8)))
   AND NOT cancel_requested AND attempts < max_attempts
   AND NOT EXISTS (SELECT 1 FROM jobs older WHERE older.thread_id = jobs.thread_id
+      AND older.created_at >= (SELECT t.jobs_floor FROM threads t WHERE t.id = jobs.thread_id)
       AND older.status IN ('queued', 'running')
-      AND (older.created_at, older.id) < (jobs.created_at, jobs.id))
+      AND (older.created_at, older.id) < (jobs.created_at, jobs.id) OFFSET 0)
 RETURNING *
 """
 

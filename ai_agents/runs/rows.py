@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from ai_agents.db.tables import agents, threads
+from ai_agents.db.tables import THREAD_RECORD_COLUMNS, agents
 from ai_agents.errors import NotFoundError
 from ai_agents.records import AgentRecord, Page, ThreadRecord, decode_time_cursor, encode_cursor
 from ai_agents.runs.records import RunRecord, RunStep
@@ -40,7 +40,7 @@ _STEP_COLUMNS = (
     "id, run_id, thread_id, seq, type, status, details, provider, model, input_tokens, "
     "output_tokens, cost, last_error, created_at, completed_at"
 )
-_THREAD_SELECT = ", ".join(f"t.{c.name}" for c in threads.columns)
+_THREAD_SELECT = ", ".join(f"t.{c.name}" for c in THREAD_RECORD_COLUMNS)
 _AGENT_SELECT = ", ".join(f"a.{c.name} AS agent__{c.name}" for c in agents.columns)
 
 # Claim the thread for a new run and load the thread and its agent, in one round trip.
@@ -350,7 +350,7 @@ def thread_and_agent(row: Any) -> tuple[ThreadRecord, AgentRecord]:
     from ai_agents.db.agents import to_record as agent_record
     from ai_agents.db.threads import to_record as thread_record
 
-    thread_row = {c.name: row[c.name] for c in threads.columns}
+    thread_row = {c.name: row[c.name] for c in THREAD_RECORD_COLUMNS}
     agent_row = {c.name: row[f"agent__{c.name}"] for c in agents.columns}
     return thread_record(thread_row), agent_record(agent_row)  # type: ignore[arg-type]
 

@@ -331,3 +331,107 @@ async def test_a_run_that_cannot_start_does_not_stop_the_claim(
         assert run is not None and (run["status"], run["owner"]) == ("queued", None)
     finally:
         await conn.close()
+
+
+def _succeeded(job: JobRecord) -> JobSuccess:
+    success = rows.success_in_turn(job, "worker-a")
+    success.result = {"content": "ok"}
+    return success
+
+
+async def _floor(store: AgentStore, thread: UUID) -> Any:
+    return (await row(store, "SELECT jobs_floor FROM threads WHERE id = $1", thread))[0]
+
+
+async def test_a_jobs_save_raises_its_threads_floor_to_the_next_job(
+    store: AgentStore, queue: RedisJobQueue
+) -> None:
+    """Migration 0014: the save of a job's turn moves the thread's floor to the thread's
+    next unfinished job, and past every job when none is left."""
+    (thread,) = await make_threads(store, 1)
+    first, owner = await _running_job(store, queue, thread, "first")
+    second = await queue.submit(thread, "second")
+    third = await queue.submit(thread, "third")
+    unset = await row(store, "SELECT jobs_floor = '-infinity' FROM threads WHERE id = $1", thread)
+    assert unset[0] is True  # no job has finished yet
+
+    for job, following in ((first, second), (second, third)):
+        if job is not first:
+            claim = await queue.claim(delivery_of(queue, job), "worker-a")
+            assert claim.verdict == "run" and claim.job is not None
+            job = claim.job
+        await _save(store, thread, job, owner, _succeeded(job))
+        assert await _floor(store, thread) == following.created_at
+
+    claim = await queue.claim(delivery_of(queue, third), "worker-a")
+    assert claim.verdict == "run" and claim.job is not None
+    await _save(store, thread, claim.job, owner, _succeeded(claim.job))
+    after_all = await _floor(store, thread)
+    assert third.created_at is not None and after_all > third.created_at
+
+    # A job enqueued after them is above the floor, the thread's head, and runs.
+    fourth = await queue.submit(thread, "fourth")
+    assert fourth.created_at is not None and fourth.created_at >= after_all
+    claim = await queue.claim(delivery_of(queue, fourth), "worker-a")
+    assert claim.verdict == "run"
+
+
+async def test_a_new_job_is_never_below_its_threads_floor(
+    store: AgentStore, queue: RedisJobQueue
+) -> None:
+    """A clock behind the floor (stepped back, or another server's) still enqueues above
+    it: the job gets the floor's instant, is its thread's head, and can be claimed."""
+    (thread,) = await make_threads(store, 1)
+    ahead = await row(
+        store,
+        "UPDATE threads SET jobs_floor = now() + interval '1 hour' WHERE id = $1 "
+        "RETURNING jobs_floor",
+        thread,
+    )
+    job = await queue.submit(thread, "hello")
+    assert job.created_at == ahead["jobs_floor"]
+    claim = await queue.claim(delivery_of(queue, job), "worker-a")
+    assert claim.verdict == "run"
+
+
+async def test_a_jobs_lookups_start_at_the_floor_not_at_the_threads_first_job(
+    store: AgentStore,
+) -> None:
+    """The lookups of a thread's unfinished jobs read about as many index entries for
+    its 60th job as for its first: they start at the floor, past the entries that
+    finished jobs left in ``ix_jobs_thread_unfinished``.
+
+    A snapshot held open meanwhile keeps every finished job's entries alive, as a busy
+    thread does (PostgreSQL marks an entry dead for later scans only when nothing can
+    still see its row and the page did not change in between). Without the floor, each
+    job's lookups read every entry of the jobs before it: about 5 * 2 * 60 * 59 / 2
+    entries in all, against about 20 per job with it."""
+    jobs = 60
+    (thread,) = await make_threads(store, 1)
+    for i in range(jobs):
+        await store.enqueue_run(thread, f"q{i}")
+    url = str(store.settings.database_url)
+    old_snapshot = await asyncpg.connect(url)
+    try:
+        await old_snapshot.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        await old_snapshot.fetchval("SELECT count(*) FROM jobs")
+        stats = await WorkerPool(store, WorkerConfig(burst=True, poll_interval=0.05)).run()
+        assert stats.outcomes == {"succeeded": jobs}
+    finally:
+        await old_snapshot.close()
+    await store.engine.dispose()  # every backend leaves, flushing its statistics
+    reader = await asyncpg.connect(url)
+    try:
+        read = None
+        for _ in range(50):  # a backend flushes on exit, just after its disconnection
+            await reader.execute("SELECT pg_stat_clear_snapshot()")
+            read = await reader.fetchval(
+                "SELECT idx_tup_read FROM pg_stat_user_indexes "
+                "WHERE indexrelname = 'ix_jobs_thread_unfinished'"
+            )
+            if read and read >= jobs:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await reader.close()
+    assert read is not None and jobs <= read < 40 * jobs, read
