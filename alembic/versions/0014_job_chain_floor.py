@@ -44,15 +44,36 @@ depends_on = None
 
 FLOOR_OF_THREAD = "(SELECT t.jobs_floor FROM threads AS t WHERE t.id = {thread})"
 
-# ai_agents_enqueue_job (0012): the floor read under the chain lock, a created_at not
-# below it, and the head check from the floor on.
+# ai_agents_enqueue_job (0012): the chain lock first, then the thread's row read once
+# with its floor (a floor read before the lock could be raised meanwhile), a created_at
+# not below it, and the head check from the floor on.
+ENQUEUE_READ_0012 = """    IF p_tenant IS NULL THEN
+        SELECT t.tenant_id, t.agent_id INTO v_tenant, v_agent FROM threads t
+        WHERE t.id = p_thread;
+    ELSE
+        SELECT t.tenant_id, t.agent_id INTO v_tenant, v_agent FROM threads t
+        WHERE t.id = p_thread AND t.tenant_id = p_tenant;
+    END IF;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(p_lock_class, p_lock_key);
+"""
+ENQUEUE_READ = """    PERFORM pg_advisory_xact_lock(p_lock_class, p_lock_key);
+    IF p_tenant IS NULL THEN
+        SELECT t.tenant_id, t.agent_id, t.jobs_floor INTO v_tenant, v_agent, v_floor
+        FROM threads t WHERE t.id = p_thread;
+    ELSE
+        SELECT t.tenant_id, t.agent_id, t.jobs_floor INTO v_tenant, v_agent, v_floor
+        FROM threads t WHERE t.id = p_thread AND t.tenant_id = p_tenant;
+    END IF;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+"""
 ENQUEUE_EDITS = [
     ("    v_head boolean;\n", "    v_head boolean;\n    v_floor timestamptz;\n"),
-    (
-        "    PERFORM pg_advisory_xact_lock(p_lock_class, p_lock_key);\n",
-        "    PERFORM pg_advisory_xact_lock(p_lock_class, p_lock_key);\n"
-        "    SELECT t.jobs_floor INTO v_floor FROM threads AS t WHERE t.id = p_thread;\n",
-    ),
+    (ENQUEUE_READ_0012, ENQUEUE_READ),
     (
         "        clock_timestamp())  -- the order of enqueues, taken under the chain lock",
         "        greatest(clock_timestamp(), v_floor))  -- the order of enqueues, under the\n"

@@ -333,6 +333,12 @@ async def test_a_run_that_cannot_start_does_not_stop_the_claim(
         await conn.close()
 
 
+async def _claimed(queue: RedisJobQueue, job: JobRecord) -> JobRecord:
+    claim = await queue.claim(delivery_of(queue, job), "worker-a")
+    assert claim.verdict == "run" and claim.job is not None
+    return claim.job
+
+
 def _succeeded(job: JobRecord) -> JobSuccess:
     success = rows.success_in_turn(job, "worker-a")
     success.result = {"content": "ok"}
@@ -355,25 +361,19 @@ async def test_a_jobs_save_raises_its_threads_floor_to_the_next_job(
     unset = await row(store, "SELECT jobs_floor = '-infinity' FROM threads WHERE id = $1", thread)
     assert unset[0] is True  # no job has finished yet
 
-    for job, following in ((first, second), (second, third)):
-        if job is not first:
-            claim = await queue.claim(delivery_of(queue, job), "worker-a")
-            assert claim.verdict == "run" and claim.job is not None
-            job = claim.job
-        await _save(store, thread, job, owner, _succeeded(job))
+    running = first
+    for following in (second, third):
+        await _save(store, thread, running, owner, _succeeded(running))
         assert await _floor(store, thread) == following.created_at
-
-    claim = await queue.claim(delivery_of(queue, third), "worker-a")
-    assert claim.verdict == "run" and claim.job is not None
-    await _save(store, thread, claim.job, owner, _succeeded(claim.job))
+        running = await _claimed(queue, following)
+    await _save(store, thread, running, owner, _succeeded(running))
     after_all = await _floor(store, thread)
     assert third.created_at is not None and after_all > third.created_at
 
     # A job enqueued after them is above the floor, the thread's head, and runs.
     fourth = await queue.submit(thread, "fourth")
     assert fourth.created_at is not None and fourth.created_at >= after_all
-    claim = await queue.claim(delivery_of(queue, fourth), "worker-a")
-    assert claim.verdict == "run"
+    await _claimed(queue, fourth)
 
 
 async def test_a_new_job_is_never_below_its_threads_floor(
@@ -390,8 +390,7 @@ async def test_a_new_job_is_never_below_its_threads_floor(
     )
     job = await queue.submit(thread, "hello")
     assert job.created_at == ahead["jobs_floor"]
-    claim = await queue.claim(delivery_of(queue, job), "worker-a")
-    assert claim.verdict == "run"
+    await _claimed(queue, job)
 
 
 async def test_a_jobs_lookups_start_at_the_floor_not_at_the_threads_first_job(
