@@ -675,9 +675,13 @@ async def test_tenant_shares_hold_across_processes(client: aioredis.Redis, keys:
             for t, held in held_when_admitted(times, window_us)
             if active_at(t, others, window_us)
         ]
-        # Most admissions are checked (not a vacuous test): each window's batch of both
-        # tenants is interleaved.
-        assert len(checked) >= 60, (len(checked), len(times))
+        # Not a vacuous test: at least a full share's worth of admissions is checked.
+        # Not more: a batch is checked only if the other tenant was admitted less than a
+        # window before it, which depends on the order in which the two tenants' batches
+        # land in each window, and a loaded machine shifts it (the other tenant was then
+        # waiting, which the limiter counts as active, but its admissions do not show
+        # it); a CI run checked 32 of 90.
+        assert len(checked) >= 30, (len(checked), len(times))
         over = [(t, held) for t, held in checked if held > 30]
         assert not over, f"admitted above the share of 30: {over[:5]}"
         in_run = [t for t in times if t < stop]
