@@ -162,14 +162,23 @@ class _TestProvider(Provider):
     supports_streaming: ClassVar[bool] = True
 
     def __init__(
-        self, settings: ProviderSettings | None = None, *, usage: Usage | None = None
+        self,
+        settings: ProviderSettings | None = None,
+        *,
+        usage: Usage | None = None,
+        record_requests: bool = True,
     ) -> None:
         super().__init__(settings)
+        #: Every request received, oldest first (kept only with ``record_requests``: a
+        #: benchmark's provider answering thousands of runs would hold them all).
         self.requests: list[ProviderRequest] = []
+        self.record_requests = record_requests
         self._usage = usage
 
     @property
     def last_request(self) -> ProviderRequest:
+        if not self.record_requests:
+            raise AssertionError(f"{type(self).__name__} does not record its requests")
         if not self.requests:
             raise AssertionError(f"{type(self).__name__} received no request")
         return self.requests[-1]
@@ -210,7 +219,8 @@ class _TestProvider(Provider):
         raise NotImplementedError
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
-        self.requests.append(request)
+        if self.record_requests:
+            self.requests.append(request)
         return await self._answer(request)
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
@@ -293,7 +303,8 @@ def _last_message(request: ProviderRequest) -> str:
 
 
 class FunctionProvider(_TestProvider):
-    """Answers with ``fn(request)`` (sync or async); records requests in ``.requests``."""
+    """Answers with ``fn(request)`` (sync or async); records requests in ``.requests``
+    (unless ``record_requests=False``, as the benchmarks run it)."""
 
     kind: ClassVar[str] = "function"
 
@@ -303,8 +314,9 @@ class FunctionProvider(_TestProvider):
         *,
         settings: ProviderSettings | None = None,
         usage: Usage | None = None,
+        record_requests: bool = True,
     ) -> None:
-        super().__init__(settings, usage=usage)
+        super().__init__(settings, usage=usage, record_requests=record_requests)
         self.fn = fn
 
     async def _answer(self, request: ProviderRequest) -> ProviderResponse:

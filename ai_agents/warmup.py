@@ -6,11 +6,18 @@ on the event loop: every request or job of that process waited, and a scale-up e
 showed as a burst of slow first answers (``bench/load.py`` measured 16-27 s for the first
 ten jobs of a worker). :func:`start_warm_up` does both in a thread as the process starts;
 a run that needs them before they are ready waits only for the rest.
+
+Then it takes what the process built so far out of the cyclic garbage collector's
+reach (:func:`freeze_start_up_objects`): the SDKs, tokenizers, SQLAlchemy metadata and
+the rest live as long as the process, and every full collection walked all of them
+(about 280,000 objects, 220 ms on the 2-core bench machine). A worker ran 7 full
+collections in a 2,000-job bench run, 1.4 s of its 12 s of CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 
@@ -37,6 +44,21 @@ def warm_up() -> None:
             log.warning("could not build the %s tokenizer at start: %s", name, exc)
 
 
+def freeze_start_up_objects() -> None:
+    """Collect the start-up garbage, then move every object left to the permanent
+    generation, which collections do not walk (``gc.freeze``). Objects made later are
+    collected as usual; a frozen object that becomes garbage is freed by its reference
+    count, or kept if it is in a cycle (what start-up built is not let go of)."""
+    gc.collect()
+    gc.freeze()
+
+
+def _warm_up_and_freeze() -> None:
+    warm_up()
+    freeze_start_up_objects()
+
+
 def start_warm_up() -> asyncio.Task[None]:
-    """:func:`warm_up` in a thread, started now; the caller keeps the task (or cancels it)."""
-    return asyncio.get_running_loop().create_task(asyncio.to_thread(warm_up))
+    """:func:`warm_up` then :func:`freeze_start_up_objects` in a thread, started now; the
+    caller keeps the task (or cancels it)."""
+    return asyncio.get_running_loop().create_task(asyncio.to_thread(_warm_up_and_freeze))

@@ -328,7 +328,9 @@ def main() -> None:
             db_pool_size=CONCURRENCY + 4,
         )
         store = AgentStore(settings=settings)
-        store.register_provider("instant", FunctionProvider(lambda request: "ok"))
+        store.register_provider(
+            "instant", FunctionProvider(lambda request: "ok", record_requests=False)
+        )
         app = create_app(store, config=ApiConfig(default_rpm=0))
         peer = bare_sql_peer(url, "bench", CONCURRENCY + 4)
         with (

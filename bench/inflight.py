@@ -206,7 +206,9 @@ async def bench_ours(url: str, results: Results) -> None:
         db_max_overflow=0,
     )
     async with AgentStore(settings=settings) as store:
-        store.register_provider("benchmodel", FunctionProvider(_sleeping_model))
+        store.register_provider(
+            "benchmodel", FunctionProvider(_sleeping_model, record_requests=False)
+        )
         agents = {}
         for latency in LATENCIES:
             model = f"sleep-{latency:g}"

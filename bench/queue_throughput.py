@@ -109,7 +109,9 @@ ANSWER = "Check-out is at 11am."
 
 def worker_setup(store: AgentStore) -> None:
     """``AI_AGENTS_WORKER_SETUP`` of our workers: the instant model."""
-    store.register_provider("instant", FunctionProvider(lambda request: ANSWER))
+    store.register_provider(
+        "instant", FunctionProvider(lambda request: ANSWER, record_requests=False)
+    )
 
 
 async def arq_turn(ctx: dict[str, Any], thread_id: str, text: str) -> str:

@@ -209,3 +209,13 @@ def test_call_allows_name_as_argument() -> None:
     assert c.name == "rename"
     assert c.arguments == {"name": "new"}
     assert c.id == ""
+
+
+async def test_a_provider_that_does_not_record_keeps_no_request() -> None:
+    # A benchmark's provider answers thousands of runs: it must not hold every request.
+    provider = FunctionProvider(lambda request: "ok", record_requests=False)
+    for _ in range(3):
+        assert (await provider.complete(req())).content == "ok"
+    assert provider.requests == []
+    with pytest.raises(AssertionError, match="does not record"):
+        _ = provider.last_request
