@@ -434,3 +434,27 @@ async def test_a_jobs_lookups_start_at_the_floor_not_at_the_threads_first_job(
     finally:
         await reader.close()
     assert read is not None and jobs <= read < 40 * jobs, read
+
+
+async def test_the_hot_functions_plan_their_statements_once_per_session(
+    store: AgentStore,
+) -> None:
+    # Migration 0015: their statements are lookups and writes by key, and five custom
+    # plans per statement and session cost about 1 ms of PostgreSQL CPU per job with four
+    # worker processes. A migration that redefines one of them (CREATE OR REPLACE drops
+    # a function's settings) must set it again.
+    found = await row(
+        store,
+        "SELECT array_agg(proname::text ORDER BY proname) FILTER (WHERE "
+        "  proconfig @> ARRAY['plan_cache_mode=force_generic_plan']) AS generic, "
+        "array_agg(proname::text ORDER BY proname) AS every "
+        "FROM pg_proc WHERE proname LIKE 'ai\\_agents\\_%' AND prorettype <> 'trigger'::regtype",
+    )
+    assert found["every"] == [
+        "ai_agents_append",
+        "ai_agents_append_job",
+        "ai_agents_enqueue_job",
+        "ai_agents_enqueue_jobs",
+        "ai_agents_finish_job",
+    ]
+    assert found["generic"] == found["every"]
