@@ -30,6 +30,10 @@ class AgentRecord:
     #: Function tools the caller executes (``{name, description, parameters}``): when the
     #: model calls one, the run stops in ``requires_action``.
     client_tools: list[dict[str, Any]] = field(default_factory=list)
+    #: The system prompt as given; ``None``: compiled from the definition.
+    instructions: str | None = None
+    #: OpenAI assistant fields kept for ``/v1`` (description, top_p, response_format, ...).
+    assistant_fields: dict[str, Any] = field(default_factory=dict)
     created_by: str | None = None
     is_active: bool = True
     created_at: datetime | None = None
@@ -38,6 +42,10 @@ class AgentRecord:
     @property
     def name(self) -> str:
         return self.definition.name
+
+    def system_prompt(self) -> str:
+        """The instructions as given, else the prompt compiled from the definition."""
+        return self.instructions if self.instructions is not None else self.definition.compile()
 
     @property
     def tools(self) -> list[str]:

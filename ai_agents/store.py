@@ -226,8 +226,13 @@ class AgentStore:
         created_by: str | None = None,
         tenant_id: str | None = None,
         client_tools: Sequence[dict[str, Any]] | None = None,
+        instructions: str | None = None,
+        assistant_fields: dict[str, Any] | None = None,
     ) -> UUID:
         """Create an agent; ``tools`` (if given) replaces ``definition.tools``.
+
+        ``instructions``: the system prompt as given, instead of the one compiled from
+        the definition. ``assistant_fields``: OpenAI assistant fields kept for ``/v1``.
 
         ``client_tools``: function tools the caller executes, ``{name, description,
         parameters}`` each; when the model calls one the run stops in
@@ -254,6 +259,8 @@ class AgentStore:
             "settings": _copy(settings),
             "metadata": dict(metadata or {}),
             "client_tools": list(client_tools or ()),
+            "instructions": instructions,
+            "assistant_fields": dict(assistant_fields or {}),
             "created_by": created_by,
         }
         owner = self._scope.owner(tenant_id, self.settings.default_tenant)
@@ -319,6 +326,28 @@ class AgentStore:
                 include_inactive=include_inactive,
             )
 
+    async def page_agents(
+        self,
+        *,
+        limit: int = 20,
+        order: str = "desc",
+        after: UUID | str | None = None,
+        before: UUID | str | None = None,
+    ) -> tuple[list[AgentRecord], bool]:
+        """Active agents by creation time in *order*, after/before the agents with those
+        ids (OpenAI's list cursors), and whether more follow the page."""
+        if order not in ("asc", "desc"):
+            raise ValidationError("order must be 'asc' or 'desc'", details={"field": "order"})
+        async with self._read("page_agents") as conn:
+            return await agent_rows.page_agents(
+                conn,
+                self._scope,
+                limit=_page_limit(limit),
+                order=order,
+                after=parse_uuid(after, "agent") if after is not None else None,
+                before=parse_uuid(before, "agent") if before is not None else None,
+            )
+
     async def deactivate_agent(self, agent_id: UUID | str) -> AgentRecord:
         """Soft delete: the agent stays (with its threads) but cannot run."""
         return await self.update_agent(agent_id, is_active=False)
@@ -381,6 +410,11 @@ class AgentStore:
         for name in ("provider", "model", "memory_strategy"):
             if not isinstance(values.get(name), str) or not values[name].strip():
                 raise ValidationError(f"{name} must be a non-empty string", details={"field": name})
+        _check_instructions(values.get("instructions"))
+        if not isinstance(values.get("assistant_fields", {}), dict):
+            raise ValidationError(
+                "assistant_fields must be a mapping", details={"field": "assistant_fields"}
+            )
         if not isinstance(values.get("memory_config"), dict):
             raise ValidationError(
                 "memory_config must be a mapping", details={"field": "memory_config"}
@@ -1193,3 +1227,24 @@ def _busy_policy(value: str) -> Any:
     if value not in ("enqueue", "reject"):
         raise ValidationError("on_busy must be 'enqueue' or 'reject'", details={"field": "on_busy"})
     return value
+
+
+#: The longest ``instructions`` an agent may have (OpenAI's assistants limit).
+MAX_AGENT_INSTRUCTIONS = 256_000
+
+
+def _check_instructions(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ValidationError("instructions must be a string", details={"field": "instructions"})
+    if len(value) > MAX_AGENT_INSTRUCTIONS:
+        raise ValidationError(
+            f"instructions are too long ({len(value)} characters; the limit is "
+            f"{MAX_AGENT_INSTRUCTIONS})",
+            details={"field": "instructions"},
+        )
+    if "\x00" in value:
+        raise ValidationError(
+            "instructions must not contain NUL characters", details={"field": "instructions"}
+        )

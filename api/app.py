@@ -35,8 +35,9 @@ from ai_agents.config import Settings
 from ai_agents.errors import AgentsError
 from ai_agents.store import AgentStore
 from ai_agents.warmup import start_warm_up
-from api import openapi
+from api import compat, openapi
 from api.auth import FailedAuthThrottle, KeyRateLimiter, provide_principal
+from api.compat.errors import v1_aware
 from api.config import ApiConfig
 from api.errors import EXCEPTION_HANDLERS, status_of
 from api.keys import KeyStore
@@ -143,11 +144,12 @@ def create_app(
         store, stateless=config.mcp_stateless
     )  # /mcp: the tenant's agents over MCP (Streamable HTTP)
     app = Litestar(
-        route_handlers=[Router(API_PREFIX, route_handlers=ROUTES), mcp.handler],
+        route_handlers=[Router(API_PREFIX, route_handlers=ROUTES), compat.router(), mcp.handler],
         before_request=checks,
         request_class=ApiRequest,
         dependencies={"principal": Provide(provide_principal)},
-        exception_handlers=EXCEPTION_HANDLERS,
+        # Under /v1 the same answers in OpenAI's error shape.
+        exception_handlers={k: v1_aware(h) for k, h in EXCEPTION_HANDLERS.items()},
         middleware=[_MetricsMiddleware(metrics)],
         openapi_config=openapi.config(),
         cors_config=cors,

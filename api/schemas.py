@@ -197,6 +197,10 @@ class AgentSettings(In):
     ) = UNSET
 
 
+#: An agent's verbatim system prompt (the store's ``MAX_AGENT_INSTRUCTIONS``).
+Instructions = Annotated[str, Meta(max_length=256_000)]
+
+
 class AgentCreate(In):
     name: Name
     role: Annotated[str, Meta(min_length=1, max_length=100_000)]
@@ -208,6 +212,8 @@ class AgentCreate(In):
     examples: list[Example] = msgspec.field(default_factory=list)
     tools: list[Name] = msgspec.field(default_factory=list)
     client_tools: list[ClientTool] = msgspec.field(default_factory=list)
+    #: The system prompt as given, instead of the one compiled from the definition.
+    instructions: Instructions | None = None
     fallbacks: list[Fallback] = msgspec.field(default_factory=list)
     memory_strategy: Name = "last_messages"
     memory_config: Json = msgspec.field(default_factory=dict)
@@ -230,6 +236,8 @@ class AgentUpdate(In):
     examples: list[Example] | UnsetType = UNSET
     tools: list[Name] | UnsetType = UNSET
     client_tools: list[ClientTool] | UnsetType = UNSET
+    #: ``null``: back to the prompt compiled from the definition.
+    instructions: Instructions | None | UnsetType = UNSET
     fallbacks: list[Fallback] | UnsetType = UNSET
     memory_strategy: Name | UnsetType = UNSET
     memory_config: Json | UnsetType = UNSET
@@ -259,6 +267,8 @@ class AgentOut(Out):
     examples: list[dict[str, str]]
     tools: list[str]
     client_tools: list[ClientToolOut]
+    #: The system prompt as given (``null``: compiled from the definition).
+    instructions: str | None
     provider: str
     model: str
     fallbacks: list[Json]
@@ -300,6 +310,7 @@ def agent_out(record: AgentRecord) -> AgentOut:
             )
             for t in record.client_tools
         ],
+        instructions=record.instructions,
         provider=record.provider,
         model=record.model,
         fallbacks=list(record.fallbacks),

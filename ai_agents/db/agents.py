@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +25,8 @@ CONFIG_FIELDS = (
     "settings",
     "metadata",
     "client_tools",
+    "instructions",
+    "assistant_fields",
     "created_by",
     "is_active",
 )
@@ -51,6 +53,8 @@ def to_record(row: RowMapping) -> AgentRecord:
         settings=dict(row["settings"] or {}),
         metadata=dict(row["metadata"] or {}),
         client_tools=list(row["client_tools"] or []),
+        instructions=row["instructions"],
+        assistant_fields=dict(row["assistant_fields"] or {}),
         created_by=row["created_by"],
         is_active=row["is_active"],
         created_at=row["created_at"],
@@ -139,3 +143,47 @@ async def list_agents(
         encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit and items else None
     )
     return Page(items, next_cursor)
+
+
+async def page_agents(
+    conn: AsyncConnection,
+    scope: Scope,
+    *,
+    limit: int,
+    order: str,
+    after: UUID | None = None,
+    before: UUID | None = None,
+) -> tuple[list[AgentRecord], bool]:
+    """Active agents by (created_at, id) in *order*, strictly after and/or before the
+    agents with those ids (OpenAI's list cursors), and whether more follow the page.
+
+    With only ``before``, the page is the *limit* agents closest to it, in *order*. An
+    unknown cursor id is a :class:`NotFoundError`.
+    """
+    key = (agents.c.created_at, agents.c.id)
+    query = select(agents).where(scope.visible(agents.c.tenant_id), agents.c.is_active.is_(True))
+    descending = order == "desc"
+    for cursor, past in ((after, True), (before, False)):
+        if cursor is None:
+            continue
+        anchor = (
+            await conn.execute(
+                select(agents.c.created_at, agents.c.id).where(
+                    agents.c.id == cursor, scope.visible(agents.c.tenant_id)
+                )
+            )
+        ).first()
+        if anchor is None:
+            raise NotFoundError("agent", cursor)
+        later = tuple_(*key) > tuple_(*anchor)
+        earlier = tuple_(*key) < tuple_(*anchor)
+        # "after" in a descending list is earlier in time; "before" is later.
+        query = query.where(later if past != descending else earlier)
+    backwards = before is not None and after is None
+    ascending = not descending if not backwards else descending
+    columns = [c.asc() if ascending else c.desc() for c in key]
+    rows = (await conn.execute(query.order_by(*columns).limit(limit + 1))).mappings().all()
+    items = [to_record(r) for r in rows[:limit]]
+    if backwards:
+        items.reverse()
+    return items, len(rows) > limit

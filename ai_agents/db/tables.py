@@ -70,6 +70,10 @@ agents = Table(
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
     # Function tools the caller executes (the run stops in ``requires_action``).
     Column("client_tools", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # Verbatim system prompt (replaces the one compiled from the definition) and the
+    # OpenAI assistant fields ``/v1`` keeps (migration 0016).
+    Column("instructions", Text),
+    Column("assistant_fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     _ts("created_at"),
     _ts("updated_at"),
     Index("ix_agents_tenant_created", "tenant_id", "created_at", "id"),

@@ -380,9 +380,7 @@ class TurnLoop:
         provider, model = primary.provider, primary.model
         limits = get_registry().get(provider, model)
 
-        system_prompt = (
-            ov.instructions if ov.instructions is not None else agent.definition.compile()
-        )
+        system_prompt = ov.instructions if ov.instructions is not None else agent.system_prompt()
         if facts:
             system_prompt += "\n\n# Known facts about this user\n" + facts
         if ov.additional_instructions:

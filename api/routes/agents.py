@@ -38,6 +38,7 @@ async def create_agent(data: AgentCreate, principal: Principal) -> AgentOut:
         memory_config=data.memory_config,
         fallbacks=[msgspec.to_builtins(f) for f in data.fallbacks],
         client_tools=[msgspec.to_builtins(t) for t in data.client_tools],
+        instructions=data.instructions,
         settings=msgspec.to_builtins(data.settings),
         metadata=data.metadata,
         created_by=principal.actor,

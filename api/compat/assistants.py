@@ -1,0 +1,293 @@
+"""``/v1/assistants``: create, retrieve, update, list and delete OpenAI assistants.
+
+An assistant is an agent of the caller's tenant: ``instructions`` is its system prompt as
+given, ``model`` names its provider (:mod:`api.compat.catalog`), function tools are its
+client tools (a run stops in ``requires_action`` when the model calls one),
+``temperature`` is its setting, ``metadata`` its metadata; ``description``, ``top_p``,
+``response_format`` and the tools as given are kept in ``agents.assistant_fields``.
+Deleting an assistant deactivates its agent: the threads it answered on stay readable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Response, delete, get, post
+from litestar.params import Parameter
+
+from ai_agents.definition import AgentDefinition
+from ai_agents.errors import NotFoundError
+from ai_agents.records import AgentRecord
+from ai_agents.runs.overrides import parse_client_tools, parse_response_format
+from ai_agents.store import AgentStore
+from api.auth import Principal
+from api.compat import fields, ids
+from api.compat.catalog import public_model_name, resolve_model
+from api.compat.errors import invalid
+from api.compat.lists import envelope, list_query
+from api.compat.stamps import unix
+
+TAGS = ["openai: assistants"]
+MAX_NAME = 256
+MAX_DESCRIPTION = 512
+MAX_INSTRUCTIONS = 256_000
+MAX_TOOLS = 128
+#: The agent name stored for an assistant created without one.
+UNNAMED = "assistant"
+
+_FIELDS = (
+    "model",
+    "name",
+    "description",
+    "instructions",
+    "tools",
+    "tool_resources",
+    "metadata",
+    "temperature",
+    "top_p",
+    "response_format",
+    "reasoning_effort",
+)
+
+
+def _tools(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The tools as given (normalized) and the client tools they make."""
+    if value is None:
+        return [], []
+    if not isinstance(value, list):
+        raise invalid("tools must be an array", "tools")
+    if len(value) > MAX_TOOLS:
+        raise invalid(f"tools may have at most {MAX_TOOLS} entries, got {len(value)}", "tools")
+    given: list[dict[str, Any]] = []
+    for i, tool in enumerate(value):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind in ("code_interpreter", "file_search"):
+            raise invalid(
+                f"tools[{i}]: the {kind} tool is not supported by this server (function tools are)",
+                f"tools[{i}].type",
+            )
+        if kind != "function":
+            raise invalid(
+                f"tools[{i}].type must be 'function', 'file_search' or 'code_interpreter'",
+                f"tools[{i}].type",
+            )
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise invalid(f"tools[{i}].function must be an object", f"tools[{i}].function")
+        strict = function.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            raise invalid(f"tools[{i}].function.strict must be a boolean", f"tools[{i}]")
+        given.append({"type": "function", "function": dict(function)})
+    client = list(parse_client_tools(given, "tools"))
+    for tool, parsed in zip(given, client, strict=True):
+        tool["function"] = {
+            "name": parsed["name"],
+            "description": parsed["description"],
+            "parameters": parsed["parameters"],
+            "strict": bool(tool["function"].get("strict") or False),
+        }
+    return given, client
+
+
+def _tool_resources(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise invalid("tool_resources must be an object", "tool_resources")
+    for name, resource in value.items():
+        if resource:
+            raise invalid(
+                f"tool_resources.{name}: the {name} tool is not supported by this server",
+                f"tool_resources.{name}",
+            )
+
+
+def _response_format(value: Any) -> Any:
+    if value is None or value == "auto":
+        return value
+    parse_response_format(value)  # a 400 naming response_format when malformed
+    return value
+
+
+def _parse(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    """The agent changes a create or update body asks for (only what it names)."""
+    if not isinstance(body, dict):
+        raise invalid("the request body must be a JSON object")
+    fields.reject_unknown(body, _FIELDS)
+    if creating and "model" not in body:
+        raise invalid("you must provide a model parameter", "model")
+    extra: dict[str, Any] = {}
+    changes: dict[str, Any] = {}
+    if "model" in body:
+        changes["provider"], changes["model"] = resolve_model(body["model"])
+    if "name" in body:
+        name = fields.optional_text(body["name"], "name", MAX_NAME)
+        extra["name"] = name
+        changes["name"] = name if name and name.strip() else UNNAMED
+    if "description" in body:
+        extra["description"] = fields.optional_text(
+            body["description"], "description", MAX_DESCRIPTION
+        )
+    if "instructions" in body:
+        instructions = fields.optional_text(body["instructions"], "instructions", MAX_INSTRUCTIONS)
+        changes["instructions"] = instructions or ""
+    if "tools" in body:
+        extra["tools"], changes["client_tools"] = _tools(body["tools"])
+    if "tool_resources" in body:
+        _tool_resources(body["tool_resources"])
+    if "metadata" in body:
+        changes["metadata"] = fields.metadata(body["metadata"])
+    if "temperature" in body:
+        changes["temperature"] = fields.optional_number(body["temperature"], "temperature", 0, 2)
+    if "top_p" in body:
+        extra["top_p"] = fields.optional_number(body["top_p"], "top_p", 0, 1)
+    if "response_format" in body:
+        extra["response_format"] = _response_format(body["response_format"])
+    if "reasoning_effort" in body:
+        effort = body["reasoning_effort"]
+        if effort is not None and effort not in ("minimal", "low", "medium", "high"):
+            raise invalid(
+                "reasoning_effort must be 'minimal', 'low', 'medium' or 'high'",
+                "reasoning_effort",
+            )
+        extra["reasoning_effort"] = effort
+    changes["assistant_fields"] = extra
+    return changes
+
+
+def assistant_object(agent: AgentRecord) -> dict[str, Any]:
+    """The agent as an OpenAI ``assistant`` object."""
+    extra = agent.assistant_fields
+    instructions = agent.instructions
+    if instructions is None:  # made through /api/v1: its compiled prompt
+        instructions = agent.definition.compile()
+    tools = extra.get("tools")
+    if tools is None:
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t["name"],
+                    "description": t.get("description", ""),
+                    "parameters": t.get("parameters") or {"type": "object", "properties": {}},
+                    "strict": False,
+                },
+            }
+            for t in agent.client_tools
+        ]
+    temperature = agent.settings.get("temperature")
+    top_p = extra.get("top_p")
+    return {
+        "id": ids.format_id(ids.ASSISTANT, agent.id),
+        "object": "assistant",
+        "created_at": unix(agent.created_at),
+        "name": extra.get("name", agent.definition.name),
+        "description": extra.get("description"),
+        "model": public_model_name(agent.provider, agent.model),
+        "instructions": instructions or None,
+        "tools": tools,
+        "tool_resources": {},
+        "metadata": dict(agent.metadata),
+        "temperature": float(temperature) if temperature is not None else 1.0,
+        "top_p": float(top_p) if top_p is not None else 1.0,
+        "response_format": extra.get("response_format") or "auto",
+    }
+
+
+async def find_assistant(store: AgentStore, assistant_id: str) -> AgentRecord:
+    """The active agent behind *assistant_id*; a 404 naming the id otherwise."""
+    ident = ids.parse_id(ids.ASSISTANT, assistant_id)
+    try:
+        agent = await store.get_agent(ident)
+    except NotFoundError:
+        agent = None
+    if agent is None or not agent.is_active:
+        raise NotFoundError("assistant", assistant_id)
+    return agent
+
+
+def _settings_with(agent_settings: dict[str, Any], temperature: Any) -> dict[str, Any]:
+    settings = dict(agent_settings)
+    if temperature is None:
+        settings.pop("temperature", None)
+    else:
+        settings["temperature"] = temperature
+    return settings
+
+
+@post("/assistants", tags=TAGS, summary="Create an assistant", status_code=200)
+async def create_assistant(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    changes = _parse(data, creating=True)
+    name = changes.pop("name", UNNAMED)
+    changes["assistant_fields"].setdefault("name", None)  # the SDK reads None, not ours
+    settings = _settings_with({}, changes.pop("temperature", None))
+    store = principal.tenant_store
+    agent_id = await store.create_agent(
+        AgentDefinition(name=name, role="assistant"),
+        provider=changes["provider"],
+        model=changes["model"],
+        client_tools=changes.get("client_tools"),
+        settings=settings,
+        metadata=changes.get("metadata"),
+        instructions=changes.get("instructions", ""),
+        assistant_fields=changes["assistant_fields"],
+        created_by=principal.actor,
+        tenant_id=principal.tenant_id,
+    )
+    return assistant_object(await store.get_agent(agent_id))
+
+
+@get("/assistants/{assistant_id:str}", tags=TAGS, summary="Retrieve an assistant")
+async def retrieve_assistant(assistant_id: str, principal: Principal) -> dict[str, Any]:
+    return assistant_object(await find_assistant(principal.tenant_store, assistant_id))
+
+
+@post("/assistants/{assistant_id:str}", tags=TAGS, summary="Modify an assistant", status_code=200)
+async def modify_assistant(
+    assistant_id: str, data: dict[str, Any], principal: Principal
+) -> dict[str, Any]:
+    store = principal.tenant_store
+    agent = await find_assistant(store, assistant_id)
+    changes = _parse(data, creating=False)
+    extra = {**agent.assistant_fields, **changes.pop("assistant_fields")}
+    if "temperature" in changes:
+        changes["settings"] = _settings_with(agent.settings, changes.pop("temperature"))
+    updated = await store.update_agent(agent.id, **changes, assistant_fields=extra)
+    return assistant_object(updated)
+
+
+@get("/assistants", tags=TAGS, summary="List assistants")
+async def list_assistants(
+    principal: Principal,
+    limit: Annotated[str | None, Parameter(query="limit", required=False)] = None,
+    order: Annotated[str | None, Parameter(query="order", required=False)] = None,
+    after: Annotated[str | None, Parameter(query="after", required=False)] = None,
+    before: Annotated[str | None, Parameter(query="before", required=False)] = None,
+) -> dict[str, Any]:
+    query = list_query(limit, order, after, before)
+    agents, has_more = await principal.tenant_store.page_agents(
+        limit=query.limit,
+        order=query.order,
+        after=ids.parse_id(ids.ASSISTANT, query.after) if query.after else None,
+        before=ids.parse_id(ids.ASSISTANT, query.before) if query.before else None,
+    )
+    return envelope([assistant_object(a) for a in agents], has_more)
+
+
+@delete("/assistants/{assistant_id:str}", tags=TAGS, summary="Delete an assistant", status_code=200)
+async def delete_assistant(assistant_id: str, principal: Principal) -> Response[dict[str, Any]]:
+    store = principal.tenant_store
+    agent = await find_assistant(store, assistant_id)
+    await store.deactivate_agent(agent.id)
+    return Response(
+        {"id": assistant_id, "object": "assistant.deleted", "deleted": True}, status_code=200
+    )
+
+
+HANDLERS = [
+    create_assistant,
+    retrieve_assistant,
+    modify_assistant,
+    list_assistants,
+    delete_assistant,
+]
