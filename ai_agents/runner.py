@@ -165,7 +165,7 @@ class AgentRunner:
     # --- starting runs ----------------------------------------------------------------
 
     async def run(
-        self, scope: Scope, thread_id: UUID | str, text: str, options: RunOptions
+        self, scope: Scope, thread_id: UUID | str, text: str | None, options: RunOptions
     ) -> AgentResponse:
         begun = await self._begin(scope, thread_id, text, options)
         if isinstance(begun, AgentResponse):
@@ -173,7 +173,7 @@ class AgentRunner:
         return await self._launch(begun, options, sink=None)
 
     async def events(
-        self, scope: Scope, thread_id: UUID | str, text: str, options: RunOptions
+        self, scope: Scope, thread_id: UUID | str, text: str | None, options: RunOptions
     ) -> AsyncGenerator[RunEvent, None]:
         """The run's events: ``RunStartedEvent`` first (the row exists), ``DoneEvent`` last."""
         begun = await self._begin(scope, thread_id, text, options)
@@ -210,16 +210,22 @@ class AgentRunner:
         return await self._launch(begun, options, sink=None)
 
     async def _begin(
-        self, scope: Scope, thread_id: UUID | str, text: str, options: RunOptions
+        self, scope: Scope, thread_id: UUID | str, text: str | None, options: RunOptions
     ) -> RunTicket | AgentResponse:
-        """Claim the thread for a new run (or wait for it); a replayed turn's response."""
+        """Claim the thread for a new run (or wait for it); a replayed turn's response.
+
+        *text* ``None``: a run without input, answering the thread as it stands (its
+        ``input`` is recorded as ``""``, and its turn adds no user message)."""
         ident = parse_uuid(thread_id, "thread")
-        validate_input(text, options.metadata)
+        if text is None:
+            validate_metadata(options.metadata)
+        else:
+            validate_input(text, options.metadata)
         self.check_overrides(options.overrides)
         run_id = uuid.uuid4()
         data = {
             "id": run_id,
-            "input": text,
+            "input": text or "",
             "overrides": options.overrides.to_json(),
             "parsed": options.overrides,
             "metadata": dict(options.metadata),
@@ -657,6 +663,10 @@ def validate_input(text: str, metadata: dict[str, Any] | None = None) -> None:
             "run input contains a NUL character (U+0000), which cannot be stored",
             details={"field": "input"},
         )
+    validate_metadata(metadata)
+
+
+def validate_metadata(metadata: dict[str, Any] | None) -> None:
     where = nul_path(metadata, "metadata")
     if where is not None:
         raise ValidationError(

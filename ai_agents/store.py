@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ai_agents.agent_settings import Ceilings, prefixed, validate_settings
 from ai_agents.config import Settings
 from ai_agents.db import agents as agent_rows
+from ai_agents.db import assignment
 from ai_agents.db import memory as memory_rows
 from ai_agents.db import messages as message_rows
 from ai_agents.db import migrate as migrations
@@ -574,7 +575,7 @@ class AgentStore:
     async def run(
         self,
         thread_id: UUID | str,
-        text: str,
+        text: str | None,
         *,
         on_busy: str = "enqueue",
         busy_timeout: float = 300.0,
@@ -583,6 +584,9 @@ class AgentStore:
         **overrides: Any,
     ) -> AgentResponse:
         """Run one turn: the agent answers *text* on the thread; the whole turn is saved.
+
+        *text* ``None``: a run without input, answering the thread as it stands (messages
+        added with :meth:`add_messages` first: OpenAI's add-messages-then-run flow).
 
         The run is a row (``response.run_id``; :meth:`get_run`, :meth:`cancel_run`).
         ``on_busy``: ``"enqueue"`` (default) waits (holding no database connection) for
@@ -607,7 +611,7 @@ class AgentStore:
     async def stream(
         self,
         thread_id: UUID | str,
-        text: str,
+        text: str | None,
         *,
         on_busy: str = "enqueue",
         busy_timeout: float = 300.0,
@@ -726,6 +730,47 @@ class AgentStore:
                 },
             )
         return record.id
+
+    async def create_unassigned_thread(
+        self,
+        *,
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        title: str | None = None,
+        tenant_id: str | None = None,
+    ) -> UUID:
+        """A thread no agent answers yet (an OpenAI thread): it belongs to the tenant's
+        placeholder agent, which cannot run, until :meth:`assign_agent` (or a ``/v1``
+        run naming an assistant) gives it one. Messages can be added meanwhile."""
+        if user_id is not None and (not isinstance(user_id, str) or not user_id):
+            raise ValidationError(
+                "user_id must be a non-empty string", details={"field": "user_id"}
+            )
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValidationError("metadata must be a mapping", details={"field": "metadata"})
+        owner = self._scope.owner(tenant_id, self.settings.default_tenant)
+        async with self._tx("create_thread") as conn:
+            holder = await assignment.placeholder_agent(conn, owner)
+            record = await thread_rows.insert_thread(
+                conn,
+                {
+                    "tenant_id": owner,
+                    "agent_id": holder,
+                    "user_id": user_id,
+                    "title": title,
+                    "metadata": dict(metadata or {}),
+                },
+            )
+        return record.id
+
+    async def assign_agent(self, thread_id: UUID | str, agent_id: UUID | str) -> None:
+        """Make *agent_id* the thread's agent: its next runs use it. The agent must be
+        active and of the thread's tenant; while a run holds the thread (in progress,
+        waiting for tool outputs, cancelling) this is a ``ThreadBusyError``."""
+        thread = parse_uuid(thread_id, "thread")
+        agent = parse_uuid(agent_id, "agent")
+        async with self._tx("assign_agent") as conn:
+            await assignment.assign_agent(conn, self._scope, thread, agent)
 
     async def get_thread(self, thread_id: UUID | str) -> ThreadRecord:
         ident = parse_uuid(thread_id, "thread")

@@ -68,9 +68,9 @@ from ai_agents.runs.turn import (
     TurnState,
     finish_of,
     new_message_id,
+    opening_turn,
     rebuild,
     tool_message,
-    user_message,
     with_ids,
 )
 from ai_agents.tokens import TokenCounter
@@ -243,7 +243,7 @@ class TurnLoop:
         started = time.perf_counter()
         plan = await self.prepare(ticket)
         if resume is None:
-            state = TurnState(turn=[user_message(ticket)])
+            state = TurnState(turn=opening_turn(ticket))
         else:
             state = rebuild(ticket, resume.steps)
         if progress is not None:

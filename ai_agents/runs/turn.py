@@ -226,9 +226,16 @@ def user_message(ticket: RunTicket) -> Message:
     )
 
 
+def opening_turn(ticket: RunTicket) -> list[Message]:
+    """What the turn starts with: the run's input as the user's message, or nothing for a
+    run without input (it answers the thread as it stands: ``store.run(thread, None)``,
+    the OpenAI flow of adding messages, then creating a run)."""
+    return [user_message(ticket)] if ticket.input else []
+
+
 def rebuild(ticket: RunTicket, steps: list[RunStep]) -> TurnState:
     """The turn of a run that paused for client tool outputs, from its steps."""
-    state = TurnState(turn=[user_message(ticket)])
+    state = TurnState(turn=opening_turn(ticket))
     for step in steps:
         write = StepWrite.of(step)
         state.steps.append(write)

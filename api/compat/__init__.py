@@ -12,10 +12,17 @@ from __future__ import annotations
 
 from litestar import Router
 
-from api.compat import assistants, chat, models
+from api.compat import assistants, chat, messages, models, runs, threads
 from api.compat.errors import PREFIX
 
-HANDLERS = [*assistants.HANDLERS, *chat.HANDLERS, *models.HANDLERS]
+HANDLERS = [
+    *assistants.HANDLERS,
+    *threads.HANDLERS,
+    *messages.HANDLERS,
+    *runs.HANDLERS,
+    *chat.HANDLERS,
+    *models.HANDLERS,
+]
 
 
 def router() -> Router:

@@ -1,0 +1,7 @@
+"""Placeholder: filled in by the threads slice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HANDLERS: list[Any] = []
