@@ -66,6 +66,8 @@ class Message:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost: float | None = None
+    #: The run whose turn saved it (``None``: added with ``add_messages``).
+    run_id: UUID | None = None
 
     @property
     def text(self) -> str:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ai_agents.agent_settings import Ceilings, prefixed, validate_settings
 from ai_agents.config import Settings
 from ai_agents.db import agents as agent_rows
-from ai_agents.db import assignment
+from ai_agents.db import assignment, message_edits
 from ai_agents.db import memory as memory_rows
 from ai_agents.db import messages as message_rows
 from ai_agents.db import migrate as migrations
@@ -40,6 +40,7 @@ from ai_agents.errors import ConfigurationError, LimitExceeded, UsageError, Vali
 from ai_agents.keys import RedisKeys
 from ai_agents.mcp.storage import ServerCache
 from ai_agents.messages import Message, Role, ToolCall
+from ai_agents.nul import nul_path
 from ai_agents.records import AgentRecord, Page, ThreadRecord, UsageTotals
 from ai_agents.runtime import Runtime
 
@@ -1002,6 +1003,94 @@ class AgentStore:
 
     async def _check_thread_visible(self, conn: AsyncConnection, thread_id: UUID) -> None:
         await thread_rows.get_thread(conn, self._scope, thread_id)
+
+    # --- OpenAI's view of messages (/v1; ai_agents.db.message_edits) ----------------------
+
+    async def page_listed_messages(
+        self,
+        thread_id: UUID | str,
+        *,
+        limit: int = 20,
+        order: str = "desc",
+        after: UUID | None = None,
+        before: UUID | None = None,
+        run_id: UUID | None = None,
+    ) -> tuple[list[Message], bool, dict[UUID, UUID]]:
+        """The user and assistant text messages (OpenAI's list: no tool exchanges) by
+        seq in *order*, after/before the messages with those ids, only *run_id*'s when
+        given; whether more follow; and the agent of each run on the page (by run id)."""
+        ident = parse_uuid(thread_id, "thread")
+        if order not in ("asc", "desc"):
+            raise ValidationError("order must be 'asc' or 'desc'", details={"field": "order"})
+        async with self._read("list_messages") as conn:
+            items, more = await message_edits.page_listed(
+                conn,
+                self._scope,
+                ident,
+                limit=_page_limit(limit),
+                order=order,
+                after=after,
+                before=before,
+                run_id=run_id,
+            )
+            agents = await message_edits.run_agents(
+                conn, self._scope, message_edits.run_ids_of(items)
+            )
+        return items, more, agents
+
+    async def get_message(
+        self, thread_id: UUID | str, message_id: UUID | str
+    ) -> tuple[Message, UUID | None]:
+        """One message of the thread and the agent of the run that saved it (if any)."""
+        thread = parse_uuid(thread_id, "thread")
+        ident = parse_uuid(message_id, "message")
+        async with self._read("get_message") as conn:
+            message = await message_edits.get_message(conn, self._scope, thread, ident)
+            agents = await message_edits.run_agents(
+                conn, self._scope, message_edits.run_ids_of([message])
+            )
+        return message, agents.get(message.run_id) if message.run_id else None
+
+    async def set_message_metadata(
+        self,
+        thread_id: UUID | str,
+        message_id: UUID | str,
+        metadata: dict[str, Any],
+        *,
+        keep: Collection[str] = (),
+    ) -> Message:
+        """Replace a message's metadata (the current values of the keys in *keep* stay);
+        nothing else of the message changes."""
+        thread = parse_uuid(thread_id, "thread")
+        ident = parse_uuid(message_id, "message")
+        if not isinstance(metadata, dict):
+            raise ValidationError("metadata must be a mapping", details={"field": "metadata"})
+        where = nul_path(metadata, "metadata")
+        if where is not None:
+            raise ValidationError(
+                f"{where} contains a NUL character (U+0000), which cannot be stored",
+                details={"field": where},
+            )
+        async with self._tx("set_message_metadata") as conn:
+            return await message_edits.set_metadata(
+                conn, self._scope, thread, ident, metadata, keep
+            )
+
+    async def delete_message(self, thread_id: UUID | str, message_id: UUID | str) -> Message:
+        """Delete one user or assistant text message; the thread's ``message_count`` and
+        ``total_bytes`` and its user's byte total stay exact. A message of a tool exchange
+        is a ``ValidationError``; a run holding the thread, a ``ThreadBusyError``."""
+        thread = parse_uuid(thread_id, "thread")
+        ident = parse_uuid(message_id, "message")
+        async with self._tx("delete_message") as conn:
+            return await message_edits.delete_listed(conn, self._scope, thread, ident)
+
+    async def holding_run(self, thread_id: UUID | str) -> UUID | None:
+        """The run holding the thread (in progress, waiting for tool outputs,
+        cancelling), if any."""
+        ident = parse_uuid(thread_id, "thread")
+        async with self._read("holding_run") as conn:
+            return await message_edits.holding_run(conn, self._scope, ident)
 
     # --- user memory ------------------------------------------------------------------
 

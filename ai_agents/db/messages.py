@@ -40,7 +40,7 @@ Order = Literal["asc", "desc"]
 
 _COLUMNS = (
     "id, thread_id, seq, role, content, tool_calls, tool_call_id, tool_name, created_at, "
-    "token_count, provider, model, input_tokens, output_tokens, cost, metadata"
+    "token_count, provider, model, input_tokens, output_tokens, cost, metadata, run_id"
 )
 _LAST_N = f"SELECT {_COLUMNS} FROM messages WHERE thread_id = $1 ORDER BY seq DESC LIMIT $2"
 _FIRST_M = f"SELECT {_COLUMNS} FROM messages WHERE thread_id = $1 ORDER BY seq LIMIT $2"
@@ -76,6 +76,8 @@ def record_to_message(r: Any) -> Message:
         output_tokens=r[13],
         cost=r[14],
         metadata=r[15] or {},
+        # Rows read by the runs' own statements stop at metadata.
+        run_id=r[16] if len(r) > 16 else None,
     )
 
 

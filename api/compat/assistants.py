@@ -50,7 +50,7 @@ _FIELDS = (
 )
 
 
-def _tools(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def parse_tools(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The tools as given (normalized) and the client tools they make."""
     if value is None:
         return [], []
@@ -132,7 +132,7 @@ def _parse(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         instructions = fields.optional_text(body["instructions"], "instructions", MAX_INSTRUCTIONS)
         changes["instructions"] = instructions or ""
     if "tools" in body:
-        extra["tools"], changes["client_tools"] = _tools(body["tools"])
+        extra["tools"], changes["client_tools"] = parse_tools(body["tools"])
     if "tool_resources" in body:
         _tool_resources(body["tool_resources"])
     if "metadata" in body:

@@ -1,7 +1,122 @@
-"""Placeholder: filled in by the threads slice."""
+"""``/v1/threads``: create (with initial messages), retrieve, modify and delete OpenAI threads.
+
+A thread made here has no assistant yet: it belongs to the tenant's placeholder agent
+until a run names one (``store.create_unassigned_thread``). Its initial messages are
+added after the thread row exists; when that fails (a bad message, a size limit) the
+thread is deleted again, so a failed create leaves nothing behind. ``tool_resources``
+is accepted only empty: this server has no file tools yet, and a thread that silently
+lacks the files it was given is worse than an error.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-HANDLERS: list[Any] = []
+from litestar import delete, get, post
+
+from ai_agents.errors import NotFoundError
+from ai_agents.nul import nul_path
+from ai_agents.records import ThreadRecord
+from ai_agents.store import AgentStore
+from api.auth import Principal
+from api.compat import fields, ids
+from api.compat.errors import invalid
+from api.compat.objects import new_messages, public_metadata, thread_object
+
+TAGS = ["openai: threads"]
+_CREATE_FIELDS = ("messages", "metadata", "tool_resources")
+_MODIFY_FIELDS = ("metadata", "tool_resources")
+
+
+async def find_thread(store: AgentStore, thread_id: str) -> ThreadRecord:
+    """The thread behind *thread_id* (the key's tenant's); a 404 naming the id otherwise."""
+    ident = ids.parse_id(ids.THREAD, thread_id)
+    try:
+        return await store.get_thread(ident)
+    except NotFoundError:
+        raise NotFoundError("thread", thread_id) from None
+
+
+def check_tool_resources(value: Any, param: str = "tool_resources") -> None:
+    """Only an empty ``tool_resources`` (or empty entries) is accepted."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise invalid(f"{param} must be an object", param)
+    for name, resource in value.items():
+        if isinstance(resource, dict) and not any(resource.values()):
+            continue
+        if resource:
+            raise invalid(
+                f"{param}.{name}: the {name} tool is not supported by this server",
+                f"{param}.{name}",
+            )
+
+
+def checked_metadata(value: Any, param: str = "metadata") -> dict[str, str]:
+    """OpenAI's metadata rules, and no NUL character (PostgreSQL cannot store it)."""
+    pairs = fields.metadata(value, param)
+    where = nul_path(pairs, param)
+    if where is not None:
+        raise invalid(f"{where} must not contain NUL characters", param)
+    return pairs
+
+
+def _body(data: Any, known: tuple[str, ...]) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise invalid("the request body must be a JSON object")
+    fields.reject_unknown(data, known)
+    return data
+
+
+@post("/threads", tags=TAGS, summary="Create a thread", status_code=200)
+async def create_thread(principal: Principal, data: Any = None) -> dict[str, Any]:
+    body = _body(data, _CREATE_FIELDS)
+    check_tool_resources(body.get("tool_resources"))
+    metadata = checked_metadata(body.get("metadata"))
+    messages = new_messages(body.get("messages"), "messages")
+    store = principal.tenant_store
+    thread_id = await store.create_unassigned_thread(metadata=metadata)
+    if messages:
+        try:
+            await store.add_messages(thread_id, messages)
+        except BaseException:
+            await store.delete_thread(thread_id)  # nothing half-made stays
+            raise
+    return thread_object(await store.get_thread(thread_id))
+
+
+@get("/threads/{thread_id:str}", tags=TAGS, summary="Retrieve a thread")
+async def retrieve_thread(thread_id: str, principal: Principal) -> dict[str, Any]:
+    return thread_object(await find_thread(principal.tenant_store, thread_id))
+
+
+@post("/threads/{thread_id:str}", tags=TAGS, summary="Modify a thread", status_code=200)
+async def modify_thread(thread_id: str, principal: Principal, data: Any = None) -> dict[str, Any]:
+    store = principal.tenant_store
+    thread = await find_thread(store, thread_id)
+    body = _body(data, _MODIFY_FIELDS)
+    check_tool_resources(body.get("tool_resources"))
+    if "metadata" not in body:
+        return thread_object(thread)
+    # The pairs /v1 does not show (set through /api/v1 with other values) are kept.
+    shown = public_metadata(thread.metadata)
+    kept = {k: v for k, v in thread.metadata.items() if k not in shown}
+    metadata = {**kept, **checked_metadata(body["metadata"])}
+    return thread_object(await store.update_thread(thread.id, metadata=metadata))
+
+
+@delete("/threads/{thread_id:str}", tags=TAGS, summary="Delete a thread", status_code=200)
+async def delete_thread(thread_id: str, principal: Principal) -> dict[str, Any]:
+    store = principal.tenant_store
+    thread = await find_thread(store, thread_id)
+    try:
+        await store.delete_thread(thread.id)
+    except NotFoundError:
+        raise NotFoundError("thread", thread_id) from None
+    return {"id": thread_id, "object": "thread.deleted", "deleted": True}
+
+
+HANDLERS = [create_thread, retrieve_thread, modify_thread, delete_thread]

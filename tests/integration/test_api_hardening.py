@@ -100,7 +100,7 @@ def _body_endpoints(api: RunningApi) -> list[tuple[str, str]]:
         for handler in route.route_handlers:
             if "data" not in handler.parsed_fn_signature.parameters:
                 continue
-            path = route.path_format.removeprefix("/api/v1")
+            path = route.path_format  # /api/v1 and the OpenAI-compatible /v1 alike
             for name in route.path_parameters:
                 value = "u1" if name in ("user_id", "key") else str(uuid.uuid4())
                 path = path.replace("{" + name + "}", value)
@@ -118,22 +118,33 @@ async def test_every_body_endpoint_refuses_deep_json_and_non_json(
 ) -> None:
     endpoints = _body_endpoints(api)
     assert len(endpoints) >= 9, endpoints
-    assert ("POST", "/agents") in endpoints and ("PUT", "/users/u1/memory/u1") in endpoints
+    assert ("POST", "/api/v1/agents") in endpoints
+    assert ("PUT", "/api/v1/users/u1/memory/u1") in endpoints
+    assert ("POST", "/v1/chat/completions") in endpoints
     json_type = {"content-type": "application/json"}
     for method, path in endpoints:
+        url = api.url + path
         body = '{"metadata": ' + _deep(999) + "}"
-        r = await client.request(method, path, content=body, headers=json_type)
+        r = await client.request(method, url, content=body, headers=json_type)
         assert r.status_code == 400, (method, path, r.text)
-        error = r.json()
-        assert error["code"] == "invalid_request"
-        assert "nested too deeply" in error["message"] and "32" in error["message"]
-        assert error["details"] == {"max_depth": 32}
+        code, message, details = _error_of(r)
+        assert code == "invalid_request"
+        assert "nested too deeply" in message and "32" in message
+        assert details in ({"max_depth": 32}, None)  # /v1 answers OpenAI's shape
 
         for headers in ({"content-type": "text/plain"}, {}, {"content-type": "text/json"}):
-            r = await client.request(method, path, content=b'{"a": 1}', headers=headers)
+            r = await client.request(method, url, content=b'{"a": 1}', headers=headers)
             assert r.status_code == 415, (method, path, headers, r.text)
-            assert r.json()["code"] == "unsupported_media_type"
-            assert "application/json" in r.json()["message"]
+            assert _error_of(r)[0] == "unsupported_media_type"
+            assert "application/json" in _error_of(r)[1]
+
+
+def _error_of(r: httpx.Response) -> tuple[str, str, dict[str, object] | None]:
+    """(code, message, details) of an /api/v1 error, or of a /v1 one (OpenAI's shape)."""
+    body = r.json()
+    if "error" in body:
+        return body["error"]["code"], body["error"]["message"], None
+    return body["code"], body["message"], body["details"]
 
 
 async def test_depth_limit_boundary_and_size_limits(client: httpx.AsyncClient) -> None:

@@ -352,7 +352,48 @@ async def test_json_schema_answers_are_valid_json_matching_the_schema(
         local_request(question, response_format=ResponseFormat(type="json_object")),
         streaming=streaming,
     )
-    assert isinstance(json.loads(response.content), dict)
+    if response.finish_reason == "length":
+        # Any JSON object is allowed, so a 135M model may write one string value until
+        # the token cap (seen once in CI): the grammar still held up to the cut.
+        assert is_json_object_prefix(response.content), response.content
+    else:
+        assert isinstance(json.loads(response.content), dict), response.content
+
+
+def is_json_object_prefix(text: str) -> bool:
+    """Whether *text* is the start of a JSON object: some ending completes it."""
+    if not text.lstrip().startswith("{"):
+        return False
+    closers: list[str] = []
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped = not escaped and char == "\\"
+            in_string = escaped or char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            closers.append("}" if char == "{" else "]")
+        elif char in "}]" and closers:
+            closers.pop()
+    tail = "".join(reversed(closers))
+    endings = ("", '"', '":null', ":null", "null", '"k":null', "e", "ue", "rue", "0")
+    for ending in endings:
+        try:
+            json.loads(text + ending + tail)
+        except ValueError:
+            continue
+        return True
+    return False
+
+
+def test_json_object_prefixes() -> None:
+    complete = '{"a": [1, {"b": "x}"}]}'
+    assert all(is_json_object_prefix(complete[:n]) for n in range(1, len(complete) + 1))
+    cut = '{ "city": { "country": "FRANCE", "capital": "Paris }}  # JSON object, I can'
+    assert is_json_object_prefix(cut)
+    for broken in ('{"a": 1} trailing', 'x{"a": 1}', '{"a" 1', '{"a": [1}'):
+        assert not is_json_object_prefix(broken), broken
 
 
 def parse_notes(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -1,0 +1,145 @@
+"""OpenAI's ``thread`` and ``thread.message`` objects, and the messages a request adds.
+
+Shared by ``/v1/threads`` (create with ``messages``), ``/v1/threads/{id}/messages`` and
+runs (``additional_messages``, ``thread.messages`` of create-and-run).
+
+A message's ``content`` is stored as its text; an OpenAI content array of ``text`` parts
+is joined with blank lines. ``attachments`` and the parts this server does not store yet
+(``image_url``, ``image_file``) are refused with a 400 naming them rather than dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from ai_agents.messages import Message
+from ai_agents.records import ThreadRecord
+from api.compat import fields, ids
+from api.compat.errors import invalid
+from api.compat.stamps import unix
+
+#: The longest text a message added through ``/v1`` may have (OpenAI's limit).
+MAX_MESSAGE_CHARS = 256_000
+#: How many messages one request may add (``thread.messages``, ``additional_messages``).
+MAX_NEW_MESSAGES = 32
+_MESSAGE_FIELDS = ("role", "content", "attachments", "metadata")
+#: What a run records in the metadata of the messages it saves (finish reason, rate-limit
+#: wait, routing, ...): its bookkeeping, not the caller's metadata, so ``/v1`` hides it.
+RUN_METADATA_KEYS = frozenset(
+    {"finish_reason", "iteration", "rate_limit", "routing", "structured_output_retry", "is_error"}
+)
+
+
+def public_metadata(metadata: Mapping[str, Any], *, from_run: bool = False) -> dict[str, str]:
+    """The pairs ``/v1`` shows: string values (OpenAI's metadata), without a run's
+    bookkeeping on the messages a run saved (*from_run*)."""
+    return {
+        k: v
+        for k, v in metadata.items()
+        if isinstance(v, str) and not (from_run and k in RUN_METADATA_KEYS)
+    }
+
+
+def hidden_metadata_keys(message: Message) -> set[str]:
+    """The keys of *message*'s metadata that ``/v1`` does not show (kept on modify)."""
+    shown = public_metadata(message.metadata, from_run=message.run_id is not None)
+    return set(message.metadata) - set(shown)
+
+
+def thread_object(thread: ThreadRecord) -> dict[str, Any]:
+    return {
+        "id": ids.format_id(ids.THREAD, thread.id),
+        "object": "thread",
+        "created_at": unix(thread.created_at),
+        "metadata": public_metadata(thread.metadata),
+        "tool_resources": {},
+    }
+
+
+def _text_of(content: Any, param: str) -> str:
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list) and content:
+        parts: list[str] = []
+        for i, part in enumerate(content):
+            where = f"{param}[{i}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind in ("image_url", "image_file"):
+                raise invalid(f"{where}: {kind} parts are not supported by this server yet", where)
+            if kind != "text" or not isinstance(part.get("text"), str):
+                raise invalid(
+                    f"{where} must be a text part: {{'type': 'text', 'text': ...}}", where
+                )
+            parts.append(part["text"])
+        text = "\n\n".join(parts)
+    else:
+        raise invalid(f"{param} must be a string or a non-empty array of content parts", param)
+    if not text.strip():
+        raise invalid(f"{param} must not be empty", param)
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise invalid(
+            f"{param} may be at most {MAX_MESSAGE_CHARS} characters, got {len(text)}", param
+        )
+    if "\x00" in text:
+        raise invalid(f"{param} must not contain NUL characters", param)
+    return text
+
+
+def new_message(body: Any, param: str = "") -> Message:
+    """One message a request adds (``{role, content, attachments?, metadata?}``)."""
+    prefix = f"{param}." if param else ""
+    if not isinstance(body, dict):
+        raise invalid(f"{param or 'the message'} must be an object", param or None)
+    for name in body:
+        if name not in _MESSAGE_FIELDS:
+            raise invalid(f"Unrecognized request argument supplied: {prefix}{name}", prefix + name)
+    role = body.get("role")
+    if role not in ("user", "assistant"):
+        raise invalid(f"{prefix}role must be 'user' or 'assistant'", prefix + "role")
+    if body.get("attachments"):
+        raise invalid(
+            f"{prefix}attachments are not supported by this server yet", prefix + "attachments"
+        )
+    return Message(
+        role=role,
+        content=_text_of(body.get("content"), prefix + "content"),
+        metadata=fields.metadata(body.get("metadata"), prefix + "metadata"),
+    )
+
+
+def new_messages(items: Any, param: str) -> list[Message]:
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise invalid(f"{param} must be an array of messages", param)
+    if len(items) > MAX_NEW_MESSAGES:
+        raise invalid(f"{param} may have at most {MAX_NEW_MESSAGES} messages", param)
+    return [new_message(item, f"{param}[{i}]") for i, item in enumerate(items)]
+
+
+def message_object(
+    message: Message, *, assistant_ids: Mapping[UUID, UUID] | None = None
+) -> dict[str, Any]:
+    """*message* (saved) as a ``thread.message``. *assistant_ids*: the agent of each run
+    (by run id) for the ``assistant_id`` of the messages runs saved."""
+    assert message.id is not None and message.thread_id is not None
+    created = unix(message.created_at)
+    agent = (assistant_ids or {}).get(message.run_id) if message.run_id else None
+    return {
+        "id": ids.format_id(ids.MESSAGE, message.id),
+        "object": "thread.message",
+        "created_at": created,
+        "thread_id": ids.format_id(ids.THREAD, message.thread_id),
+        "role": "assistant" if message.role == "assistant" else "user",
+        "content": [{"type": "text", "text": {"value": message.text, "annotations": []}}],
+        "assistant_id": ids.format_id(ids.ASSISTANT, agent) if agent else None,
+        "run_id": ids.format_id(ids.RUN, message.run_id) if message.run_id else None,
+        "attachments": [],
+        "metadata": public_metadata(message.metadata, from_run=message.run_id is not None),
+        "status": "completed",
+        "completed_at": created,
+        "incomplete_at": None,
+        "incomplete_details": None,
+    }
