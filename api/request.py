@@ -11,7 +11,9 @@
 - **Path and query** (:class:`RequestChecks`, the app's ``before_request``): percent
   escapes must decode to valid UTF-8 (400; the ASGI server would otherwise replace them
   with U+FFFD, so ``/memory/%FE`` and ``/memory/%FF`` would name the same key), and
-  query parameters must be ones the operation documents (400 naming the unknown ones).
+  query parameters must be ones the operation documents (400 naming the unknown ones);
+  under ``/v1``, which this server's document leaves to OpenAI's, the ones its handler
+  declares.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from litestar import Litestar, Request
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Parameter
+from litestar.params import ParameterKwarg
+from litestar.routes import HTTPRoute
 
 from api.config import ApiConfig
 from api.errors import ApiError
@@ -97,6 +102,29 @@ def _undecodable(raw: bytes) -> bool:
     return False
 
 
+#: Paths whose handlers are not in the OpenAPI document: their query names come from the
+#: handlers' signatures.
+UNDOCUMENTED_PREFIXES = ("/v1/",)
+#: Handler arguments Litestar fills from elsewhere than the query.
+_NOT_QUERY = frozenset(
+    {"data", "request", "scope", "state", "headers", "cookies", "query", "body", "socket"}
+)
+
+
+def _declared_query_names(route: HTTPRoute, handler: HTTPRouteHandler) -> frozenset[str]:
+    skip = _NOT_QUERY | set(route.path_parameters) | set(handler.resolve_dependencies())
+    names: set[str] = set()
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        kwarg = field.kwarg_definition
+        if name in skip or (isinstance(kwarg, ParameterKwarg) and (kwarg.header or kwarg.cookie)):
+            continue
+        if isinstance(kwarg, ParameterKwarg):
+            names.add(kwarg.query or name)
+        elif kwarg is None:
+            names.add(name)
+    return frozenset(names)
+
+
 class RequestChecks:
     """``before_request``: valid UTF-8 in the path and query, documented query names only.
 
@@ -119,6 +147,14 @@ class RequestChecks:
                     if isinstance(p, Parameter) and p.param_in == "query"
                 }
                 self.allowed[(method.upper(), path)] = frozenset(names)
+        # ``/v1`` is left out of the document (OpenAI's own spec describes it): the names
+        # its handlers declare.
+        for route in app.routes:
+            if isinstance(route, HTTPRoute) and route.path.startswith(UNDOCUMENTED_PREFIXES):
+                for handler in route.route_handlers:
+                    declared = _declared_query_names(route, handler)
+                    for method in handler.http_methods:
+                        self.allowed.setdefault((method, route.path_format), declared)
 
     async def __call__(self, request: Request[Any, Any, Any]) -> None:
         self._check_encoding(request)

@@ -32,6 +32,15 @@ CONFIG_FIELDS = (
 )
 
 
+#: ``created_by`` of the agents this library makes for itself (the placeholder of
+#: unassigned threads, the responses agent): never listed as assistants.
+SYSTEM_CREATOR_PREFIX = "ai_agents:"
+
+
+def is_system_agent(record: AgentRecord) -> bool:
+    return (record.created_by or "").startswith(SYSTEM_CREATOR_PREFIX)
+
+
 def to_record(row: RowMapping) -> AgentRecord:
     return AgentRecord(
         id=row["id"],
@@ -156,12 +165,20 @@ async def page_agents(
 ) -> tuple[list[AgentRecord], bool]:
     """Active agents by (created_at, id) in *order*, strictly after and/or before the
     agents with those ids (OpenAI's list cursors), and whether more follow the page.
+    The library's own agents (:data:`SYSTEM_CREATOR_PREFIX`) are left out.
 
     With only ``before``, the page is the *limit* agents closest to it, in *order*. An
     unknown cursor id is a :class:`NotFoundError`.
     """
     key = (agents.c.created_at, agents.c.id)
-    query = select(agents).where(scope.visible(agents.c.tenant_id), agents.c.is_active.is_(True))
+    query = select(agents).where(
+        scope.visible(agents.c.tenant_id),
+        agents.c.is_active.is_(True),
+        or_(
+            agents.c.created_by.is_(None),
+            ~agents.c.created_by.startswith(SYSTEM_CREATOR_PREFIX, autoescape=True),
+        ),
+    )
     descending = order == "desc"
     for cursor, past in ((after, True), (before, False)):
         if cursor is None:

@@ -66,6 +66,7 @@ from ai_agents.runs.turn import (
     RunTicket,
     StepWrite,
     TurnState,
+    assistant_message_id,
     finish_of,
     new_message_id,
     opening_turn,
@@ -588,7 +589,7 @@ class TurnLoop:
             output_tokens += first.response.usage.output_tokens
             cost += first.cost
         assistant = Message(
-            id=new_message_id(),
+            id=assistant_message_id(ticket.id, state.iteration),
             role="assistant",
             content=response.content or None,
             tool_calls=with_ids(response.tool_calls),

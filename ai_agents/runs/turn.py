@@ -206,6 +206,17 @@ def new_message_id() -> UUID:
     return uuid.uuid4()
 
 
+def assistant_message_id(run_id: UUID, iteration: int) -> UUID:
+    """The id the assistant message of the run's model call *iteration* is saved with.
+
+    Derived, not random (like the input's :func:`user_message`), so it is known before the
+    call answers: a streamed run names the message its text deltas build (OpenAI's
+    ``thread.message.created``) with the id the thread will list. A run makes one model
+    call per iteration, and a resumed run goes on from its last one.
+    """
+    return uuid.uuid5(run_id, f"assistant:{iteration}")
+
+
 def tool_message(call: ToolCall, content: str, is_error: bool, ident: UUID | None) -> Message:
     return Message(
         id=ident or new_message_id(),

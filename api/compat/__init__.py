@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from litestar import Router
 
-from api.compat import assistants, chat, messages, models, runs, threads
+from api.compat import (
+    assistants,
+    chat,
+    conversations,
+    messages,
+    models,
+    responses,
+    runs,
+    threads,
+)
 from api.compat.errors import PREFIX
 
 HANDLERS = [
@@ -22,6 +31,8 @@ HANDLERS = [
     *runs.HANDLERS,
     *chat.HANDLERS,
     *models.HANDLERS,
+    *responses.HANDLERS,
+    *conversations.HANDLERS,
 ]
 
 

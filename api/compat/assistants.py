@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from litestar import Response, delete, get, post
 from litestar.params import Parameter
 
+from ai_agents.db import agents as agent_rows
 from ai_agents.definition import AgentDefinition
 from ai_agents.errors import NotFoundError
 from ai_agents.records import AgentRecord
@@ -195,13 +196,14 @@ def assistant_object(agent: AgentRecord) -> dict[str, Any]:
 
 
 async def find_assistant(store: AgentStore, assistant_id: str) -> AgentRecord:
-    """The active agent behind *assistant_id*; a 404 naming the id otherwise."""
+    """The active agent behind *assistant_id*; a 404 naming the id otherwise (the
+    library's own agents, such as the responses agent, are no assistants)."""
     ident = ids.parse_id(ids.ASSISTANT, assistant_id)
     try:
         agent = await store.get_agent(ident)
     except NotFoundError:
         agent = None
-    if agent is None or not agent.is_active:
+    if agent is None or not agent.is_active or agent_rows.is_system_agent(agent):
         raise NotFoundError("assistant", assistant_id)
     return agent
 

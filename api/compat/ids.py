@@ -1,7 +1,7 @@
 """OpenAI-style ids over our UUIDs: ``asst_<32 hex>`` is the agent with that UUID.
 
 The prefix names the kind (``asst_``, ``thread_``, ``msg_``, ``run_``, ``step_``,
-``file-``, ``vs_``, ``chatcmpl-``), as OpenAI's ids do, and is checked when an id is read
+``file-``, ``vs_``, ``chatcmpl-``, ``resp_``, ``conv_``), as OpenAI's ids do, and is checked when an id is read
 back: a malformed id or one of another kind is the same 404 as an unknown one.
 """
 
@@ -20,6 +20,8 @@ STEP = "step_"
 FILE = "file-"
 VECTOR_STORE = "vs_"
 CHAT_COMPLETION = "chatcmpl-"
+RESPONSE = "resp_"
+CONVERSATION = "conv_"
 
 #: The object names used in "No <kind> found with id ..." answers.
 _KINDS = {
@@ -30,6 +32,8 @@ _KINDS = {
     STEP: "run step",
     FILE: "file",
     VECTOR_STORE: "vector store",
+    RESPONSE: "response",
+    CONVERSATION: "conversation",
 }
 
 

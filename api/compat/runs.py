@@ -10,22 +10,26 @@ is a 400 naming the active run, as OpenAI answers.
 
 When the model calls a function tool the run waits in ``requires_action``;
 ``submit_tool_outputs`` resumes it, again in the background. Cancel works in any
-process; nothing of a cancelled run's turn is saved. Streaming (``stream: true``) is not
-supported yet: a 400 says so rather than answering without a stream.
+process; nothing of a cancelled run's turn is saved. With ``stream: true`` the answer is
+OpenAI's Assistants event stream instead (:mod:`api.compat.run_events`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
-from litestar import get, post
+from litestar import Response, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.params import Parameter
+from litestar.response import Stream
 
 from ai_agents.errors import NotFoundError, RunStateError, ThreadBusyError, ValidationError
 from ai_agents.messages import Message
 from ai_agents.records import AgentRecord
+from ai_agents.response import RunEvent, RunStartedEvent
 from ai_agents.runs import listing
 from ai_agents.runs.overrides import parse_overrides
 from ai_agents.runs.records import RunRecord, RunStep
@@ -36,7 +40,8 @@ from api.compat.assistants import MAX_INSTRUCTIONS, find_assistant, parse_tools
 from api.compat.catalog import resolve_model
 from api.compat.errors import invalid
 from api.compat.lists import ListQuery, envelope, list_query
-from api.compat.objects import new_messages
+from api.compat.objects import new_messages, thread_object
+from api.compat.run_events import AssistantEvents, Event, RunEvents, sse_body
 from api.compat.run_objects import run_object, shown, step_object
 from api.compat.run_tasks import start_in_background
 
@@ -70,6 +75,20 @@ Limit = Annotated[str | None, Parameter(query="limit", required=False)]
 Order = Annotated[str | None, Parameter(query="order", required=False)]
 After = Annotated[str | None, Parameter(query="after", required=False)]
 Before = Annotated[str | None, Parameter(query="before", required=False)]
+#: OpenAI's ``include[]`` of run steps: file_search result contents, the only value it
+#: takes. This server runs no file_search yet, so there is nothing to include; an
+#: unknown value is a 400 naming it, as OpenAI answers.
+Include = Annotated[list[str] | None, Parameter(query="include[]", required=False)]
+_INCLUDABLE = frozenset({"step_details.tool_calls[*].file_search.results[*].content"})
+
+
+def _check_include(include: list[str] | None) -> None:
+    for value in include or ():
+        if value not in _INCLUDABLE:
+            raise invalid(
+                f"include[] must be one of: {', '.join(sorted(_INCLUDABLE))}; got {value!r}",
+                "include[]",
+            )
 
 
 # --- request bodies ---------------------------------------------------------------------
@@ -81,12 +100,6 @@ def _body(data: Any, known: tuple[str, ...]) -> dict[str, Any]:
     fields.reject_unknown(data, known)
     if data.get("stream") is not None and not isinstance(data["stream"], bool):
         raise invalid("stream must be a boolean", "stream")
-    if data.get("stream"):
-        raise invalid(
-            "stream: true is not supported by this server yet; create the run without it "
-            "and poll it (the SDK's create_and_poll)",
-            "stream",
-        )
     return data
 
 
@@ -205,17 +218,49 @@ async def _busy(store: AgentStore, thread: UUID) -> ValidationError:
     return invalid(f"Thread {ids.format_id(ids.THREAD, thread)} already has an active run{holder}.")
 
 
+T = TypeVar("T")
+Starter = Callable[[AsyncIterator[RunEvent]], Awaitable[T]]
+
+
+def _background(state: State) -> Starter[UUID]:
+    return lambda events: start_in_background(events, state.run_tasks)
+
+
+def _streamed(state: State) -> Starter[tuple[RunEvents, RunStartedEvent]]:
+    return lambda events: RunEvents.open(events, state.run_tasks)
+
+
+def _sse(
+    store: AgentStore,
+    agent: AgentRecord,
+    opened: tuple[RunEvents, RunStartedEvent],
+    *,
+    opening: list[Event] | None = None,
+    steps: list[RunStep] | None = None,
+) -> Response[Any]:
+    """The started run's events as OpenAI's Assistants stream (``text/event-stream``)."""
+    stream, started = opened
+    translator = AssistantEvents(store, agent, started, steps=steps)
+    return Stream(
+        sse_body(translator, stream, opening or []),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(stream.cancel),
+    )
+
+
 async def _launch(
     store: AgentStore,
-    state: State,
+    start: Starter[T],
     thread: UUID,
     agent: AgentRecord,
     *,
     messages: list[Message],
     metadata: dict[str, str],
     overrides: dict[str, Any],
-) -> UUID:
-    """Give the thread to *agent*, add *messages*, start the run; its id.
+) -> T:
+    """Give the thread to *agent*, add *messages*, start the run (*start*: in the
+    background, or streamed); what *start* gives once the run has started.
 
     A run already holding the thread is refused before *messages* are added (a run
     that takes the thread between that check and this run's start still leaves them).
@@ -227,15 +272,20 @@ async def _launch(
         if messages:
             await store.add_messages(thread, messages)
         events = store.stream(thread, None, on_busy="reject", metadata=metadata, **overrides)
-        return await start_in_background(events, state.run_tasks)
+        return await start(events)
     except ThreadBusyError:
         raise await _busy(store, thread) from None
 
 
 @post("/threads/{thread_id:str}/runs", tags=TAGS, summary="Create a run", status_code=200)
 async def create_run(
-    thread_id: str, data: dict[str, Any], principal: Principal, state: State
-) -> dict[str, Any]:
+    thread_id: str,
+    data: dict[str, Any],
+    principal: Principal,
+    state: State,
+    include: Include = None,
+) -> Response[Any]:
+    _check_include(include)
     store = principal.tenant_store
     body = _body(data, _CREATE)
     if "assistant_id" not in body:
@@ -246,16 +296,17 @@ async def create_run(
     _checked(store, overrides)
     messages = new_messages(body.get("additional_messages"), "additional_messages")
     metadata = fields.metadata(body.get("metadata"))
-    run_id = await _launch(
-        store, state, thread, agent, messages=messages, metadata=metadata, overrides=overrides
-    )
-    return run_object(await store.get_run(run_id), agent)
+    launch: dict[str, Any] = {"messages": messages, "metadata": metadata, "overrides": overrides}
+    if body.get("stream"):
+        return _sse(store, agent, await _launch(store, _streamed(state), thread, agent, **launch))
+    run_id = await _launch(store, _background(state), thread, agent, **launch)
+    return Response(run_object(await store.get_run(run_id), agent))
 
 
 @post("/threads/runs", tags=TAGS, summary="Create a thread and run it", status_code=200)
 async def create_thread_and_run(
     data: dict[str, Any], principal: Principal, state: State
-) -> dict[str, Any]:
+) -> Response[Any]:
     store = principal.tenant_store
     body = _body(data, _CREATE_AND_RUN)
     if "assistant_id" not in body:
@@ -277,15 +328,18 @@ async def create_thread_and_run(
     _checked(store, overrides)
     metadata = fields.metadata(body.get("metadata"))
     thread = await store.create_unassigned_thread(metadata=thread_metadata)
+    launch: dict[str, Any] = {"messages": messages, "metadata": metadata, "overrides": overrides}
     try:
-        run_id = await _launch(
-            store, state, thread, agent, messages=messages, metadata=metadata, overrides=overrides
-        )
+        if body.get("stream"):
+            created = thread_object(await store.get_thread(thread))
+            opened = await _launch(store, _streamed(state), thread, agent, **launch)
+            return _sse(store, agent, opened, opening=[("thread.created", created)])
+        run_id = await _launch(store, _background(state), thread, agent, **launch)
     except Exception:
         # The thread is this request's own: a run that could not start takes it along.
         await store.delete_thread(thread)
         raise
-    return run_object(await store.get_run(run_id), agent)
+    return Response(run_object(await store.get_run(run_id), agent))
 
 
 # --- reading, changing, cancelling ----------------------------------------------------------
@@ -382,18 +436,23 @@ def _tool_outputs(value: Any) -> list[dict[str, Any]]:
 )
 async def submit_tool_outputs(
     thread_id: str, run_id: str, data: dict[str, Any], principal: Principal, state: State
-) -> dict[str, Any]:
+) -> Response[Any]:
     store = principal.tenant_store
     body = _body(data, ("tool_outputs", "stream"))
     run = await _run(store, thread_id, run_id)
     if run.status != "requires_action":
         raise invalid(f'Runs in status "{run.status}" do not accept tool outputs.')
     outputs = _tool_outputs(body.get("tool_outputs"))
+    events = store.stream_tool_outputs(run.id, outputs)
     try:
-        await start_in_background(store.stream_tool_outputs(run.id, outputs), state.run_tasks)
+        if body.get("stream"):
+            steps = await store.list_run_steps(run.id)  # as paused: the stream goes on
+            opened = await _streamed(state)(events)
+            return _sse(store, await store.get_agent(run.agent_id), opened, steps=steps)
+        await _background(state)(events)
     except RunStateError as exc:  # it left requires_action meanwhile
         raise invalid(exc.message) from None
-    return await _answer(store, await store.get_run(run.id))
+    return Response(await _answer(store, await store.get_run(run.id)))
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -428,7 +487,9 @@ async def list_run_steps(
     order: Order = None,
     after: After = None,
     before: Before = None,
+    include: Include = None,
 ) -> dict[str, Any]:
+    _check_include(include)
     store = principal.tenant_store
     query = list_query(limit, order, after, before)
     run = await _run(store, thread_id, run_id)
@@ -443,8 +504,9 @@ async def list_run_steps(
     summary="Retrieve a run step",
 )
 async def retrieve_run_step(
-    thread_id: str, run_id: str, step_id: str, principal: Principal
+    thread_id: str, run_id: str, step_id: str, principal: Principal, include: Include = None
 ) -> dict[str, Any]:
+    _check_include(include)
     store = principal.tenant_store
     ident = ids.parse_id(ids.STEP, step_id)
     run = await _run(store, thread_id, run_id)

@@ -13,7 +13,9 @@ import pytest
 from openai.types.beta import Assistant, AssistantDeleted
 
 from ai_agents.config import Settings
+from ai_agents.responses_agent import responses_agent
 from ai_agents.testing import FunctionProvider
+from api.compat import ids
 from api.config import ApiConfig
 from api.testing import RunningApi, running_api
 from tests.openai_shapes import conforms
@@ -225,6 +227,11 @@ async def test_errors_read_as_the_sdks_classes(api: RunningApi, client: openai.A
         await client.beta.assistants.list(limit=101)
     assert limit.value.body["param"] == "limit"  # type: ignore[index]
 
+    # Query parameters an operation does not take are refused, not ignored.
+    with pytest.raises(openai.BadRequestError) as unknown_query:
+        await client.beta.assistants.list(extra_query={"colour": "blue"})
+    assert "colour" in unknown_query.value.message
+
     for bad_id in ("asst_nope", "thread_" + "0" * 32, "asst_" + "0" * 32):
         with pytest.raises(openai.NotFoundError):
             await client.beta.assistants.retrieve(bad_id)
@@ -267,3 +274,17 @@ async def test_tenants_see_only_their_assistants(api: RunningApi) -> None:
         with pytest.raises(openai.NotFoundError):
             await acme.beta.assistants.list(after=theirs.id)
         assert (await acme.beta.assistants.retrieve(mine.id)).name == "acme's"
+
+
+async def test_the_librarys_own_agents_are_no_assistants(
+    api: RunningApi, client: openai.AsyncOpenAI
+) -> None:
+    mine = await client.beta.assistants.create(model="gpt-4o")
+    acme = api.store.for_tenant("acme")
+    responses = api.call(responses_agent(acme))
+    placeholder_thread = api.call(acme.create_unassigned_thread())
+    placeholder = api.call(acme.get_thread(placeholder_thread)).agent_id
+    assert [a.id async for a in client.beta.assistants.list()] == [mine.id]
+    for agent in (responses, placeholder):
+        with pytest.raises(openai.NotFoundError):
+            await client.beta.assistants.retrieve(ids.format_id(ids.ASSISTANT, agent))

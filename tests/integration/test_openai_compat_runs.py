@@ -264,6 +264,20 @@ async def test_a_function_tool_pauses_the_run_until_its_output_is_submitted(
         await client.beta.threads.runs.steps.retrieve(
             ids.new_id(ids.STEP), thread_id=thread, run_id=run.id
         )
+    # OpenAI's include[] takes one value (file_search contents: none here); others are 400s.
+    contents: Any = "step_details.tool_calls[*].file_search.results[*].content"
+    included = await client.beta.threads.runs.steps.list(
+        run_id=run.id, thread_id=thread, include=[contents]
+    )
+    assert [s.id for s in included.data] == [s.id for s in steps[::-1]]
+    with pytest.raises(openai.BadRequestError) as unknown_include:
+        await client.beta.threads.runs.steps.retrieve(
+            steps[0].id,
+            thread_id=thread,
+            run_id=run.id,
+            include=["step_details.secrets"],  # type: ignore[list-item]
+        )
+    assert unknown_include.value.body["param"] == "include[]"  # type: ignore[index]
 
     # A run no longer waiting takes no outputs.
     with pytest.raises(openai.BadRequestError, match="do not accept tool outputs"):
@@ -510,7 +524,7 @@ async def test_unsupported_and_invalid_parameters_are_400s(
     asst = await assistant(client)
     thread = new_thread(api, "hi")
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"stream": True}, "stream"),
+        ({"stream": "yes"}, "stream"),
         ({"tools": [{"type": "file_search"}]}, "tools[0].type"),
         ({"tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
         ({"temperature": 3}, "temperature"),
