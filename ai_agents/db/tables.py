@@ -352,3 +352,82 @@ agent_mcp_servers = Table(
     ),
     Index("ix_agent_mcp_servers_tenant_agent", "tenant_id", "agent_id"),
 )
+
+# OpenAI files and vector stores of ``/v1`` (ai_agents/files, migration 0017). A file's
+# bytes live in ``content``; a vector store's passages live in ``document_chunks`` under
+# the entity ``vs_<hex>`` (the store's id), one document per attached file.
+openai_files = Table(
+    "openai_files",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_UUID),
+    Column("tenant_id", Text, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    _ts("created_at"),
+    Index("ix_openai_files_tenant_created", "tenant_id", "created_at", "id"),
+)
+
+vector_stores = Table(
+    "vector_stores",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_UUID),
+    Column("tenant_id", Text, nullable=False),
+    Column("name", Text),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _ts("created_at"),
+    _ts("last_active_at"),
+    Index("ix_vector_stores_tenant_created", "tenant_id", "created_at", "id"),
+)
+
+vector_store_file_batches = Table(
+    "vector_store_file_batches",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_UUID),
+    Column("tenant_id", Text, nullable=False),
+    Column(
+        "vector_store_id",
+        UUID(as_uuid=True),
+        ForeignKey("vector_stores.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("cancelled", Boolean, nullable=False, server_default=text("false")),
+    _ts("created_at"),
+    Index("ix_vector_store_file_batches_store", "vector_store_id"),
+)
+
+vector_store_files = Table(
+    "vector_store_files",
+    metadata,
+    Column(
+        "vector_store_id",
+        UUID(as_uuid=True),
+        ForeignKey("vector_stores.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "file_id",
+        UUID(as_uuid=True),
+        ForeignKey("openai_files.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tenant_id", Text, nullable=False),
+    Column(
+        "batch_id",
+        UUID(as_uuid=True),
+        ForeignKey("vector_store_file_batches.id", ondelete="SET NULL"),
+    ),
+    Column("status", Text, nullable=False),
+    Column("last_error", JSONB(none_as_null=True)),
+    Column("usage_bytes", BigInteger, nullable=False, server_default="0"),
+    Column("file_hash", Text),
+    Column("attributes", JSONB(none_as_null=True)),
+    _ts("created_at"),
+    CheckConstraint(
+        "status IN ('in_progress', 'completed', 'failed', 'cancelled')",
+        name="ck_vector_store_files_status",
+    ),
+    Index("ix_vector_store_files_file", "file_id"),
+    Index("ix_vector_store_files_batch", "batch_id"),
+)

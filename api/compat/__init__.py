@@ -16,11 +16,13 @@ from api.compat import (
     assistants,
     chat,
     conversations,
+    files,
     messages,
     models,
     responses,
     runs,
     threads,
+    vector_stores,
 )
 from api.compat.errors import PREFIX
 
@@ -33,6 +35,8 @@ HANDLERS = [
     *models.HANDLERS,
     *responses.HANDLERS,
     *conversations.HANDLERS,
+    *files.HANDLERS,
+    *vector_stores.HANDLERS,
 ]
 
 
