@@ -127,6 +127,12 @@ class AgentStore:
     def keys(self) -> RedisKeys:
         return self._shared.runtime.keys
 
+    @property
+    def scope(self) -> Scope:
+        """The tenant scope every query of this view applies (for modules that add their
+        own queries, such as the ``/v1`` runs listing)."""
+        return self._scope
+
     def for_tenant(self, tenant_id: str | None) -> AgentStore:
         """A view of this store acting for *tenant_id* (``None``: admin, sees all tenants)."""
         view = object.__new__(type(self))

@@ -317,7 +317,7 @@ async def delete_response(response_id: str, principal: Principal) -> dict[str, A
     store = principal.tenant_store
     run, _segment = await find_response(store, response_id)
     meta = {**(response_meta(run) or {}), "deleted": True}
-    await listing.set_metadata(store.engine, store._scope, run.id, {**run.metadata, META_KEY: meta})
+    await listing.set_metadata(store.engine, store.scope, run.id, {**run.metadata, META_KEY: meta})
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 

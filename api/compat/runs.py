@@ -213,7 +213,7 @@ async def _answer(store: AgentStore, run: RunRecord) -> dict[str, Any]:
 
 
 async def _busy(store: AgentStore, thread: UUID) -> ValidationError:
-    active = await listing.active_run(store.engine, store._scope, thread)
+    active = await listing.active_run(store.engine, store.scope, thread)
     holder = f" {ids.format_id(ids.RUN, active)}" if active else ""
     return invalid(f"Thread {ids.format_id(ids.THREAD, thread)} already has an active run{holder}.")
 
@@ -266,7 +266,7 @@ async def _launch(
     that takes the thread between that check and this run's start still leaves them).
     """
     try:
-        if await listing.active_run(store.engine, store._scope, thread) is not None:
+        if await listing.active_run(store.engine, store.scope, thread) is not None:
             raise ThreadBusyError(thread)
         await store.assign_agent(thread, agent.id)
         if messages:
@@ -366,7 +366,7 @@ async def list_runs(
     await store.runner.runs.sweep(thread_id=thread)  # a run whose process died: expired
     found, has_more = await listing.page_runs(
         store.engine,
-        store._scope,
+        store.scope,
         thread,
         limit=query.limit,
         order=query.order,
@@ -388,7 +388,7 @@ async def modify_run(
     run = await _run(store, thread_id, run_id)
     if "metadata" in body:
         run = await listing.set_metadata(
-            store.engine, store._scope, run.id, fields.metadata(body["metadata"])
+            store.engine, store.scope, run.id, fields.metadata(body["metadata"])
         )
     return await _answer(store, run)
 
