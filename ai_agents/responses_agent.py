@@ -16,11 +16,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import func, select
-
 from ai_agents.db import agents as agent_rows
 from ai_agents.db.engine import translate_errors
-from ai_agents.db.tables import agents
 from ai_agents.store import AgentStore
 
 #: ``created_by`` of the responses agents (one active per tenant).
@@ -32,24 +29,7 @@ async def responses_agent(store: AgentStore) -> UUID:
     tenant = store.tenant_id or store.settings.default_tenant
     with translate_errors("responses_agent"):
         async with store.engine.begin() as conn:
-            await conn.execute(
-                select(func.pg_advisory_xact_lock(func.hashtext(f"{RESPONSES_CREATOR}:{tenant}")))
-            )
-            found = (
-                await conn.execute(
-                    select(agents.c.id)
-                    .where(
-                        agents.c.tenant_id == tenant,
-                        agents.c.created_by == RESPONSES_CREATOR,
-                        agents.c.is_active.is_(True),
-                    )
-                    .order_by(agents.c.created_at)
-                    .limit(1)
-                )
-            ).scalar()
-            if found is not None:
-                return found  # type: ignore[no-any-return]
-            record = await agent_rows.insert_agent(
+            return await agent_rows.system_agent(
                 conn,
                 tenant,
                 {
@@ -62,4 +42,3 @@ async def responses_agent(store: AgentStore) -> UUID:
                     "created_by": RESPONSES_CREATOR,
                 },
             )
-            return record.id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +39,30 @@ SYSTEM_CREATOR_PREFIX = "ai_agents:"
 
 def is_system_agent(record: AgentRecord) -> bool:
     return (record.created_by or "").startswith(SYSTEM_CREATOR_PREFIX)
+
+
+async def system_agent(conn: AsyncConnection, tenant_id: str, values: dict[str, Any]) -> UUID:
+    """The tenant's agent the library makes for itself with *values* (its ``created_by``
+    under :data:`SYSTEM_CREATOR_PREFIX`, its ``is_active``), created on first use: once,
+    under a per-tenant lock, so concurrent first uses share it."""
+    creator = values["created_by"]
+    assert creator.startswith(SYSTEM_CREATOR_PREFIX), creator
+    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"{creator}:{tenant_id}"))))
+    found = (
+        await conn.execute(
+            select(agents.c.id)
+            .where(
+                agents.c.tenant_id == tenant_id,
+                agents.c.created_by == creator,
+                agents.c.is_active.is_(values["is_active"]),
+            )
+            .order_by(agents.c.created_at)
+            .limit(1)
+        )
+    ).scalar()
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    return (await insert_agent(conn, tenant_id, values)).id
 
 
 def to_record(row: RowMapping) -> AgentRecord:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.db import agents as agent_rows
 from ai_agents.db.scope import Scope
-from ai_agents.db.tables import agents, runs, threads
+from ai_agents.db.tables import runs, threads
 from ai_agents.errors import NotFoundError, ThreadBusyError, UsageError
 
 #: ``created_by`` of the placeholder agents (one per tenant).
@@ -28,20 +28,7 @@ _ACTIVE = ("in_progress", "requires_action", "cancelling")
 
 async def placeholder_agent(conn: AsyncConnection, tenant_id: str) -> UUID:
     """The tenant's placeholder agent, created on first use (once, under a lock)."""
-    await conn.execute(
-        select(func.pg_advisory_xact_lock(func.hashtext(f"{PLACEHOLDER_CREATOR}:{tenant_id}")))
-    )
-    found = (
-        await conn.execute(
-            select(agents.c.id)
-            .where(agents.c.tenant_id == tenant_id, agents.c.created_by == PLACEHOLDER_CREATOR)
-            .order_by(agents.c.created_at)
-            .limit(1)
-        )
-    ).scalar()
-    if found is not None:
-        return found  # type: ignore[no-any-return]
-    record = await agent_rows.insert_agent(
+    return await agent_rows.system_agent(
         conn,
         tenant_id,
         {
@@ -53,7 +40,6 @@ async def placeholder_agent(conn: AsyncConnection, tenant_id: str) -> UUID:
             "created_by": PLACEHOLDER_CREATOR,
         },
     )
-    return record.id
 
 
 async def assign_agent(

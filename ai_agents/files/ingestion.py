@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 from uuid import UUID
 
 from ai_agents.errors import AgentsError, ValidationError
@@ -114,13 +115,23 @@ async def ingest(
     )
 
 
-async def ingest_many(
+async def attach_and_ingest(
     store: AgentStore,
     service: DocumentService,
     tenant_id: str,
     store_id: UUID,
     file_ids: list[UUID],
+    *,
+    batch_id: UUID | None = None,
+    attributes: dict[str, Any] | None = None,
 ) -> None:
+    """Attach the files to the vector store (``in_progress``), then index them one by
+    one, each outcome recorded on its row (what creating a store with ``file_ids``,
+    adding one file and a file batch all do)."""
+    for file_id in file_ids:
+        await queries.attach_file(
+            store.engine, tenant_id, store_id, file_id, batch_id=batch_id, attributes=attributes
+        )
     for file_id in file_ids:
         await ingest(store, service, tenant_id, store_id, file_id)
 

@@ -90,19 +90,6 @@ def parse_tools(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     return given, client
 
 
-def _tool_resources(value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise invalid("tool_resources must be an object", "tool_resources")
-    for name, resource in value.items():
-        if resource:
-            raise invalid(
-                f"tool_resources.{name}: the {name} tool is not supported by this server",
-                f"tool_resources.{name}",
-            )
-
-
 def _response_format(value: Any) -> Any:
     if value is None or value == "auto":
         return value
@@ -135,7 +122,7 @@ def _parse(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     if "tools" in body:
         extra["tools"], changes["client_tools"] = parse_tools(body["tools"])
     if "tool_resources" in body:
-        _tool_resources(body["tool_resources"])
+        fields.check_tool_resources(body["tool_resources"])
     if "metadata" in body:
         changes["metadata"] = fields.metadata(body["metadata"])
     if "temperature" in body:

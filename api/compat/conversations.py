@@ -32,7 +32,7 @@ from api.compat.objects import public_metadata
 from api.compat.response_items import item_list, item_message_id, message_items, parse_input
 from api.compat.response_request import Include, IncludeBrackets, check_include
 from api.compat.stamps import unix
-from api.compat.threads import checked_metadata
+from api.compat.threads import checked_metadata, new_thread
 
 TAGS = ["openai: conversations"]
 MAX_NEW_ITEMS = 20
@@ -91,13 +91,7 @@ async def create_conversation(principal: Principal, data: Any = None) -> dict[st
     metadata = checked_metadata(body.get("metadata"))
     messages = _items(body.get("items"))
     store = principal.tenant_store
-    thread = await store.create_unassigned_thread(metadata=metadata)
-    if messages:
-        try:
-            await store.add_messages(thread, messages)
-        except BaseException:
-            await store.delete_thread(thread)  # nothing half-made stays
-            raise
+    thread = await new_thread(store, metadata, messages)
     return conversation_object(await store.get_thread(thread))
 
 

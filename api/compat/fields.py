@@ -4,9 +4,12 @@ numbers in range, each a 400 naming the parameter as OpenAI's API does."""
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
+from ai_agents.errors import ValidationError
+from ai_agents.runs.overrides import parse_overrides
+from ai_agents.store import AgentStore
 from api.compat.errors import invalid
 
 MAX_METADATA_PAIRS = 16
@@ -65,3 +68,36 @@ def optional_number(value: Any, param: str, low: float, high: float) -> float | 
     if not low <= value <= high:
         raise invalid(f"{param} must be between {low:g} and {high:g}, got {value:g}", param)
     return float(value)
+
+
+def check_tool_resources(value: Any, param: str = "tool_resources") -> None:
+    """Only an empty ``tool_resources`` (or empty entries) is accepted: this server runs
+    no file tools yet, and an object that silently lacks the files it was given is worse
+    than an error."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise invalid(f"{param} must be an object", param)
+    for name, resource in value.items():
+        if isinstance(resource, dict) and not any(resource.values()):
+            continue
+        if resource:
+            raise invalid(
+                f"{param}.{name}: the {name} tool is not supported by this server",
+                f"{param}.{name}",
+            )
+
+
+def check_overrides(
+    store: AgentStore, overrides: dict[str, Any], renames: Mapping[str, str]
+) -> None:
+    """Refuse run overrides no run could use, before anything is written; the error
+    names the request's parameter (*renames*: our override name → OpenAI's)."""
+    try:
+        store.runner.check_overrides(parse_overrides(overrides))
+    except ValidationError as exc:
+        name = str(exc.details.get("field") or "")
+        head, dot, rest = name.partition(".")
+        if head in renames:
+            exc.details["field"] = renames[head] + dot + rest
+        raise

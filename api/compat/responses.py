@@ -34,16 +34,15 @@ from uuid import UUID
 from litestar import Response, delete, get, post
 from litestar.params import Parameter
 
-from ai_agents.errors import NotFoundError, RunStateError, ThreadBusyError, ValidationError
+from ai_agents.errors import NotFoundError, RunStateError, ThreadBusyError
 from ai_agents.messages import Message
 from ai_agents.response import RunEvent, RunStartedEvent
 from ai_agents.responses_agent import responses_agent
 from ai_agents.runs import listing
-from ai_agents.runs.overrides import parse_overrides
 from ai_agents.runs.records import RunRecord
 from ai_agents.store import AgentStore
 from api.auth import Principal
-from api.compat import ids
+from api.compat import fields, ids
 from api.compat.errors import invalid
 from api.compat.lists import list_query
 from api.compat.response_items import item_list, message_items, parse_input
@@ -110,17 +109,6 @@ class Started:
     new_thread: UUID | None
     #: The segment of the run this response is (:mod:`api.compat.response_objects`).
     index: int = 0
-
-
-def _checked(store: AgentStore, overrides: dict[str, Any]) -> None:
-    try:
-        store.runner.check_overrides(parse_overrides(overrides))
-    except ValidationError as exc:
-        name = str(exc.details.get("field") or "")
-        head, dot, rest = name.partition(".")
-        if head in _PARAMS:
-            exc.details["field"] = _PARAMS[head] + dot + rest
-        raise
 
 
 async def _conversation_thread(store: AgentStore, conversation: str) -> UUID:
@@ -201,7 +189,7 @@ async def _run_on(
 
 async def _start(store: AgentStore, request: ResponseRequest) -> Started:
     """Start the response *request* asks for (nothing is written when it is refused)."""
-    _checked(store, request.overrides)
+    fields.check_overrides(store, request.overrides, _PARAMS)
     if request.previous_response_id:
         run, segment = await find_response(store, request.previous_response_id)
         if run.status == "requires_action":

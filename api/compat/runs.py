@@ -31,7 +31,6 @@ from ai_agents.messages import Message
 from ai_agents.records import AgentRecord
 from ai_agents.response import RunEvent, RunStartedEvent
 from ai_agents.runs import listing
-from ai_agents.runs.overrides import parse_overrides
 from ai_agents.runs.records import RunRecord, RunStep
 from ai_agents.store import AgentStore
 from api.auth import Principal
@@ -145,31 +144,6 @@ def _wanted(body: dict[str, Any], agent: AgentRecord) -> dict[str, Any]:
         fmt = extra.get("response_format")
     wanted["response_format"] = None if fmt == "auto" else fmt
     return {k: v for k, v in wanted.items() if v is not None}
-
-
-def _checked(store: AgentStore, overrides: dict[str, Any]) -> None:
-    """Refuse overrides the run could never use, before anything is written."""
-    try:
-        store.runner.check_overrides(parse_overrides(overrides))
-    except ValidationError as exc:
-        name = str(exc.details.get("field") or "")
-        head, dot, rest = name.partition(".")
-        if head in _PARAMS:
-            exc.details["field"] = _PARAMS[head] + dot + rest
-        raise
-
-
-def _tool_resources(value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise invalid("tool_resources must be an object", "tool_resources")
-    for name, resource in value.items():
-        if resource:
-            raise invalid(
-                f"tool_resources.{name}: the {name} tool is not supported by this server",
-                f"tool_resources.{name}",
-            )
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -293,7 +267,7 @@ async def create_run(
     thread = await _thread(store, thread_id)
     agent = await find_assistant(store, body["assistant_id"])
     overrides = _wanted(body, agent)
-    _checked(store, overrides)
+    fields.check_overrides(store, overrides, _PARAMS)
     messages = new_messages(body.get("additional_messages"), "additional_messages")
     metadata = fields.metadata(body.get("metadata"))
     launch: dict[str, Any] = {"messages": messages, "metadata": metadata, "overrides": overrides}
@@ -311,7 +285,7 @@ async def create_thread_and_run(
     body = _body(data, _CREATE_AND_RUN)
     if "assistant_id" not in body:
         raise invalid("you must provide an assistant_id parameter", "assistant_id")
-    _tool_resources(body.get("tool_resources"))
+    fields.check_tool_resources(body.get("tool_resources"))
     spec = body.get("thread") or {}
     if not isinstance(spec, dict):
         raise invalid("thread must be an object", "thread")
@@ -320,12 +294,12 @@ async def create_thread_and_run(
             raise invalid(
                 f"Unrecognized request argument supplied: thread.{name}", f"thread.{name}"
             )
-    _tool_resources(spec.get("tool_resources"))
+    fields.check_tool_resources(spec.get("tool_resources"))
     messages = new_messages(spec.get("messages"), "thread.messages")
     thread_metadata = fields.metadata(spec.get("metadata"), "thread.metadata")
     agent = await find_assistant(store, body["assistant_id"])
     overrides = _wanted(body, agent)
-    _checked(store, overrides)
+    fields.check_overrides(store, overrides, _PARAMS)
     metadata = fields.metadata(body.get("metadata"))
     thread = await store.create_unassigned_thread(metadata=thread_metadata)
     launch: dict[str, Any] = {"messages": messages, "metadata": metadata, "overrides": overrides}

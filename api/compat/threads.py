@@ -11,10 +11,12 @@ lacks the files it was given is worse than an error.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from litestar import delete, get, post
 
 from ai_agents.errors import NotFoundError
+from ai_agents.messages import Message
 from ai_agents.nul import nul_path
 from ai_agents.records import ThreadRecord
 from ai_agents.store import AgentStore
@@ -37,22 +39,6 @@ async def find_thread(store: AgentStore, thread_id: str) -> ThreadRecord:
         raise NotFoundError("thread", thread_id) from None
 
 
-def check_tool_resources(value: Any, param: str = "tool_resources") -> None:
-    """Only an empty ``tool_resources`` (or empty entries) is accepted."""
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise invalid(f"{param} must be an object", param)
-    for name, resource in value.items():
-        if isinstance(resource, dict) and not any(resource.values()):
-            continue
-        if resource:
-            raise invalid(
-                f"{param}.{name}: the {name} tool is not supported by this server",
-                f"{param}.{name}",
-            )
-
-
 def checked_metadata(value: Any, param: str = "metadata") -> dict[str, str]:
     """OpenAI's metadata rules, and no NUL character (PostgreSQL cannot store it)."""
     pairs = fields.metadata(value, param)
@@ -60,6 +46,19 @@ def checked_metadata(value: Any, param: str = "metadata") -> dict[str, str]:
     if where is not None:
         raise invalid(f"{where} must not contain NUL characters", param)
     return pairs
+
+
+async def new_thread(store: AgentStore, metadata: dict[str, str], messages: list[Message]) -> UUID:
+    """A thread with no assistant yet and its first *messages*; when adding them fails
+    (a bad message, a size limit) the thread is deleted again: nothing half-made stays."""
+    thread_id = await store.create_unassigned_thread(metadata=metadata)
+    if messages:
+        try:
+            await store.add_messages(thread_id, messages)
+        except BaseException:
+            await store.delete_thread(thread_id)
+            raise
+    return thread_id
 
 
 def _body(data: Any, known: tuple[str, ...]) -> dict[str, Any]:
@@ -74,17 +73,11 @@ def _body(data: Any, known: tuple[str, ...]) -> dict[str, Any]:
 @post("/threads", tags=TAGS, summary="Create a thread", status_code=200)
 async def create_thread(principal: Principal, data: Any = None) -> dict[str, Any]:
     body = _body(data, _CREATE_FIELDS)
-    check_tool_resources(body.get("tool_resources"))
+    fields.check_tool_resources(body.get("tool_resources"))
     metadata = checked_metadata(body.get("metadata"))
     messages = new_messages(body.get("messages"), "messages")
     store = principal.tenant_store
-    thread_id = await store.create_unassigned_thread(metadata=metadata)
-    if messages:
-        try:
-            await store.add_messages(thread_id, messages)
-        except BaseException:
-            await store.delete_thread(thread_id)  # nothing half-made stays
-            raise
+    thread_id = await new_thread(store, metadata, messages)
     return thread_object(await store.get_thread(thread_id))
 
 
@@ -98,7 +91,7 @@ async def modify_thread(thread_id: str, principal: Principal, data: Any = None) 
     store = principal.tenant_store
     thread = await find_thread(store, thread_id)
     body = _body(data, _MODIFY_FIELDS)
-    check_tool_resources(body.get("tool_resources"))
+    fields.check_tool_resources(body.get("tool_resources"))
     if "metadata" not in body:
         return thread_object(thread)
     # The pairs /v1 does not show (set through /api/v1 with other values) are kept.

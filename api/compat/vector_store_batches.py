@@ -97,11 +97,15 @@ async def create_batch(
     file_ids = await checked_file_ids(principal, data["file_ids"], "file_ids")
     engine, tenant = principal.tenant_store.engine, principal.tenant_id
     batch_id = await queries.insert_batch(engine, tenant, store.id)
-    for file_id in file_ids:
-        await queries.attach_file(
-            engine, tenant, store.id, file_id, batch_id=batch_id, attributes=extra
-        )
-    await ingestion.ingest_many(principal.tenant_store, service, tenant, store.id, file_ids)
+    await ingestion.attach_and_ingest(
+        principal.tenant_store,
+        service,
+        tenant,
+        store.id,
+        file_ids,
+        batch_id=batch_id,
+        attributes=extra,
+    )
     row = await queries.get_batch(engine, tenant, store.id, batch_id)
     assert row is not None
     return batch_object(row)

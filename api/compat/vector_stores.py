@@ -56,9 +56,7 @@ async def create_store(data: dict[str, Any], principal: Principal) -> dict[str, 
     file_ids = await checked_file_ids(principal, data.get("file_ids", []), "file_ids")
     engine, tenant = principal.tenant_store.engine, principal.tenant_id
     store_id = await queries.insert_store(engine, tenant, name=name, metadata=metadata)
-    for file_id in file_ids:
-        await queries.attach_file(engine, tenant, store_id, file_id)
-    await ingestion.ingest_many(principal.tenant_store, service, tenant, store_id, file_ids)
+    await ingestion.attach_and_ingest(principal.tenant_store, service, tenant, store_id, file_ids)
     row = await queries.get_store(engine, tenant, store_id)
     assert row is not None
     return store_object(row)
@@ -149,8 +147,9 @@ async def create_store_file(
     service = service_of(principal)
     (file_id,) = await checked_file_ids(principal, [data["file_id"]], "file_id")
     engine, tenant = principal.tenant_store.engine, principal.tenant_id
-    await queries.attach_file(engine, tenant, store.id, file_id, attributes=extra)
-    await ingestion.ingest(principal.tenant_store, service, tenant, store.id, file_id)
+    await ingestion.attach_and_ingest(
+        principal.tenant_store, service, tenant, store.id, [file_id], attributes=extra
+    )
     row = await queries.get_store_file(engine, tenant, store.id, file_id)
     assert row is not None
     return store_file_object(row)

@@ -18,6 +18,7 @@ from ai_agents.testing import FunctionProvider
 from api.compat import ids
 from api.config import ApiConfig
 from api.testing import RunningApi, running_api
+from tests.openai_compat import sdk
 from tests.openai_shapes import conforms
 
 # The SDK marks the Assistants API deprecated (OpenAI shut it down): that is the point.
@@ -49,12 +50,6 @@ def api(
     providers = {"scripted": scripted}
     with running_api(settings, providers=providers, config=ApiConfig(key_cache_ttl=60)) as running:
         yield running
-
-
-def sdk(api: RunningApi, tenant: str = "acme") -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=f"{api.url}/v1", api_key=api.create_key(tenant), max_retries=0
-    )
 
 
 @pytest.fixture

@@ -21,11 +21,10 @@ from openai.types.responses import Response, ResponseItemList
 
 from ai_agents.config import Settings
 from ai_agents.providers.base import ProviderRequest
-from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.testing import FunctionProvider, call, calls
 from api.compat import ids
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
+from api.testing import RunningApi
+from tests.openai_compat import sdk, serve_compat
 from tests.openai_shapes import conforms
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*deprecated:DeprecationWarning")
@@ -70,18 +69,8 @@ def brain() -> Brain:
 
 @pytest.fixture
 def api(settings: Settings, redis_cleanup: None, brain: Brain) -> Iterator[RunningApi]:
-    get_registry().register(
-        "scripted", "roomy", ModelLimits(100_000, 1000, 100_000, 100_000_000, True, False, 3, 15)
-    )
-    providers = {"scripted": brain.provider}
-    with running_api(settings, providers=providers, config=ApiConfig(key_cache_ttl=60)) as running:
+    with serve_compat(settings, {"scripted": brain.provider}) as running:
         yield running
-
-
-def sdk(api: RunningApi, tenant: str = "acme") -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=f"{api.url}/v1", api_key=api.create_key(tenant), max_retries=0
-    )
 
 
 @pytest.fixture

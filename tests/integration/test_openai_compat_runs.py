@@ -6,9 +6,7 @@ every answer checked strictly against the SDK's typed models."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from uuid import UUID
@@ -21,11 +19,10 @@ from openai.types.beta.threads.runs import RunStep
 from ai_agents.config import Settings
 from ai_agents.messages import Message
 from ai_agents.providers.base import ProviderRequest, ProviderResponse, Usage
-from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.testing import FunctionProvider, call, calls
 from api.compat import ids
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
+from api.testing import RunningApi
+from tests.openai_compat import Gate, sdk, serve_compat
 from tests.openai_shapes import conforms
 
 # The SDK marks the Assistants API deprecated (OpenAI shut it down): that is the point.
@@ -58,24 +55,6 @@ class Brain:
         return self.provider.requests
 
 
-class Gate:
-    """A model call that waits until the test opens the gate (a slow model)."""
-
-    def __init__(self, reply: str = "finally") -> None:
-        self.entered = threading.Event()
-        self.opened = threading.Event()
-        self.reply = reply
-
-    async def __call__(self, request: ProviderRequest) -> str:
-        self.entered.set()
-        while not self.opened.is_set():
-            await asyncio.sleep(0.01)
-        return self.reply
-
-    async def wait_entered(self) -> None:
-        assert await asyncio.to_thread(self.entered.wait, 10), "the model was never called"
-
-
 @pytest.fixture
 def brain() -> Brain:
     return Brain()
@@ -83,18 +62,8 @@ def brain() -> Brain:
 
 @pytest.fixture
 def api(settings: Settings, redis_cleanup: None, brain: Brain) -> Iterator[RunningApi]:
-    get_registry().register(
-        "scripted", "roomy", ModelLimits(100_000, 1000, 100_000, 100_000_000, True, False, 3, 15)
-    )
-    providers = {"scripted": brain.provider}
-    with running_api(settings, providers=providers, config=ApiConfig(key_cache_ttl=60)) as running:
+    with serve_compat(settings, {"scripted": brain.provider}) as running:
         yield running
-
-
-def sdk(api: RunningApi, tenant: str = "acme") -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=f"{api.url}/v1", api_key=api.create_key(tenant), max_retries=0
-    )
 
 
 @pytest.fixture

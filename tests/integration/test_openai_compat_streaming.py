@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import typing
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -26,11 +25,10 @@ from typing_extensions import override
 from ai_agents.config import Settings
 from ai_agents.messages import Message as StoredMessage
 from ai_agents.providers.base import ProviderRequest
-from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.testing import FunctionProvider, call, calls
 from api.compat import ids
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
+from api.testing import RunningApi
+from tests.openai_compat import Gate, serve_compat
 from tests.openai_shapes import conforms
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*deprecated:DeprecationWarning")
@@ -59,24 +57,6 @@ class Brain:
     def __init__(self) -> None:
         self.answer: Callable[[ProviderRequest], Any] = lambda request: ANSWER
         self.provider = FunctionProvider(lambda request: self.answer(request))
-
-
-class Gate:
-    """A model call that waits until the test opens the gate."""
-
-    def __init__(self, reply: str = "finally") -> None:
-        self.entered = threading.Event()
-        self.opened = threading.Event()
-        self.reply = reply
-
-    async def __call__(self, request: ProviderRequest) -> str:
-        self.entered.set()
-        while not self.opened.is_set():
-            await asyncio.sleep(0.01)
-        return self.reply
-
-    async def wait_entered(self) -> None:
-        assert await asyncio.to_thread(self.entered.wait, 10), "the model was never called"
 
 
 class Collector(AsyncAssistantEventHandler):
@@ -113,11 +93,7 @@ def brain() -> Brain:
 
 @pytest.fixture
 def api(settings: Settings, redis_cleanup: None, brain: Brain) -> Iterator[RunningApi]:
-    get_registry().register(
-        "scripted", "roomy", ModelLimits(100_000, 1000, 100_000, 100_000_000, True, False, 3, 15)
-    )
-    providers = {"scripted": brain.provider}
-    with running_api(settings, providers=providers, config=ApiConfig(key_cache_ttl=60)) as running:
+    with serve_compat(settings, {"scripted": brain.provider}) as running:
         yield running
 
 

@@ -20,11 +20,10 @@ from sqlalchemy import select
 
 from ai_agents.config import Settings
 from ai_agents.db.tables import user_usage
-from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.store import AgentStore
 from ai_agents.testing import ScriptedProvider, call, calls
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
+from api.testing import RunningApi
+from tests.openai_compat import sdk, serve_compat
 from tests.openai_shapes import conforms
 
 # The SDK marks the Assistants API deprecated (OpenAI shut it down): that is the point.
@@ -53,18 +52,8 @@ def provider() -> ScriptedProvider:
 def api(
     settings: Settings, redis_cleanup: None, provider: ScriptedProvider
 ) -> Iterator[RunningApi]:
-    get_registry().register(
-        "scripted", "roomy", ModelLimits(100_000, 1000, 100_000, 100_000_000, True, False, 3, 15)
-    )
-    providers = {"scripted": provider}
-    with running_api(settings, providers=providers, config=ApiConfig(key_cache_ttl=60)) as running:
+    with serve_compat(settings, {"scripted": provider}) as running:
         yield running
-
-
-def sdk(api: RunningApi, tenant: str = "acme") -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=f"{api.url}/v1", api_key=api.create_key(tenant), max_retries=0
-    )
 
 
 @pytest.fixture
