@@ -3,6 +3,9 @@
 Processes that run agents (API servers, workers) import the modules that define tools
 named in ``AI_AGENTS_TOOL_MODULES`` (comma-separated), so a tool defined once is
 available wherever its agent runs.
+
+Built-in tools (:func:`builtin_tools`: ``file_search``) resolve in every registry, so
+every process that runs agents has them; a registered tool of the same name wins.
 """
 
 from __future__ import annotations
@@ -47,12 +50,14 @@ class ToolRegistry:
         return sorted(self._tools)
 
     def resolve(self, names: Iterable[str]) -> list[Tool]:
-        """The tools for an agent's tool names; every unknown name is reported at once."""
+        """The tools for an agent's tool names (registered, else built-in); every unknown
+        name is reported at once."""
         names = list(names)
-        missing = [n for n in names if n not in self._tools]
+        builtin = builtin_tools()
+        missing = [n for n in names if n not in self._tools and n not in builtin]
         if missing:
             raise UnknownToolError(self._unknown_message(missing), details={"unknown": missing})
-        return [self._tools[n] for n in names]
+        return [self._tools.get(n) or builtin[n] for n in names]
 
     def _unknown_message(self, missing: list[str]) -> str:
         # For the developer reading a traceback: the registered names help spot a typo.
@@ -63,6 +68,19 @@ class ToolRegistry:
             f"unknown tool(s): {', '.join(missing)} (registered: {known}). Define them with "
             "@tool, or list their modules in AI_AGENTS_TOOL_MODULES."
         )
+
+
+_builtin: dict[str, Tool] | None = None
+
+
+def builtin_tools() -> dict[str, Tool]:
+    """The tools every registry resolves without registering them (``file_search``)."""
+    global _builtin
+    if _builtin is None:
+        from ai_agents.files.search import FILE_SEARCH_TOOL
+
+        _builtin = {FILE_SEARCH_TOOL.name: FILE_SEARCH_TOOL}
+    return _builtin
 
 
 _default: ToolRegistry | None = None

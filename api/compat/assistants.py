@@ -18,15 +18,23 @@ from litestar.params import Parameter
 from ai_agents.db import agents as agent_rows
 from ai_agents.definition import AgentDefinition
 from ai_agents.errors import NotFoundError
+from ai_agents.files.search import (
+    DEFAULT_MAX_RESULTS,
+    FILE_SEARCH,
+    MAX_RESULTS,
+    RANKER,
+    SearchOptions,
+)
 from ai_agents.records import AgentRecord
 from ai_agents.runs.overrides import parse_client_tools, parse_response_format
 from ai_agents.store import AgentStore
 from api.auth import Principal
-from api.compat import fields, ids
+from api.compat import fields, ids, tool_resources
 from api.compat.catalog import public_model_name, resolve_model
 from api.compat.errors import invalid
 from api.compat.lists import envelope, list_query
 from api.compat.stamps import unix
+from api.compat.tool_resources import resources_object
 
 TAGS = ["openai: assistants"]
 MAX_NAME = 256
@@ -51,22 +59,73 @@ _FIELDS = (
 )
 
 
-def parse_tools(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The tools as given (normalized) and the client tools they make."""
+def _file_search(tool: dict[str, Any], where: str) -> dict[str, Any]:
+    """A ``file_search`` tool entry, checked, with OpenAI's defaults filled in."""
+    for name in tool:
+        if name not in ("type", FILE_SEARCH):
+            raise invalid(f"Unrecognized request argument supplied: {where}.{name}", where)
+    spec = tool.get(FILE_SEARCH) or {}
+    if not isinstance(spec, dict):
+        raise invalid(f"{where}.file_search must be an object", f"{where}.file_search")
+    for name in spec:
+        if name not in ("max_num_results", "ranking_options"):
+            raise invalid(
+                f"Unrecognized request argument supplied: {where}.file_search.{name}", where
+            )
+    count = spec.get("max_num_results", DEFAULT_MAX_RESULTS)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RESULTS:
+        raise invalid(
+            f"{where}.file_search.max_num_results must be an integer from 1 to {MAX_RESULTS}",
+            f"{where}.file_search.max_num_results",
+        )
+    ranking = spec.get("ranking_options") or {}
+    if not isinstance(ranking, dict) or set(ranking) - {"ranker", "score_threshold"}:
+        raise invalid(
+            f"{where}.file_search.ranking_options takes ranker and score_threshold",
+            f"{where}.file_search.ranking_options",
+        )
+    ranker = ranking.get("ranker", "auto")
+    if ranker not in ("auto", RANKER):
+        raise invalid(
+            f"{where}.file_search.ranking_options.ranker must be 'auto' or '{RANKER}'",
+            f"{where}.file_search.ranking_options.ranker",
+        )
+    threshold = fields.optional_number(
+        ranking.get("score_threshold", 0.0),
+        f"{where}.file_search.ranking_options.score_threshold",
+        0,
+        1,
+    )
+    options = SearchOptions(max_num_results=count, score_threshold=threshold or 0.0)
+    return {"type": FILE_SEARCH, FILE_SEARCH: options.to_json()}
+
+
+def parse_tools(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The tools as given (normalized), the client tools they make and the server tools
+    (``file_search``)."""
     if value is None:
-        return [], []
+        return [], [], []
     if not isinstance(value, list):
         raise invalid("tools must be an array", "tools")
     if len(value) > MAX_TOOLS:
         raise invalid(f"tools may have at most {MAX_TOOLS} entries, got {len(value)}", "tools")
     given: list[dict[str, Any]] = []
+    functions: list[dict[str, Any]] = []
+    server: list[str] = []
     for i, tool in enumerate(value):
         kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind in ("code_interpreter", "file_search"):
+        if kind == "code_interpreter":
             raise invalid(
-                f"tools[{i}]: the {kind} tool is not supported by this server (function tools are)",
+                f"tools[{i}]: the code_interpreter tool is not supported by this server "
+                "(function and file_search tools are)",
                 f"tools[{i}].type",
             )
+        if kind == FILE_SEARCH:
+            if server:
+                raise invalid(f"tools[{i}]: file_search is listed twice", f"tools[{i}]")
+            given.append(_file_search(tool, f"tools[{i}]"))
+            server.append(FILE_SEARCH)
+            continue
         if kind != "function":
             raise invalid(
                 f"tools[{i}].type must be 'function', 'file_search' or 'code_interpreter'",
@@ -75,19 +134,26 @@ def parse_tools(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
         function = tool.get("function")
         if not isinstance(function, dict):
             raise invalid(f"tools[{i}].function must be an object", f"tools[{i}].function")
+        if function.get("name") == FILE_SEARCH:
+            raise invalid(
+                f"tools[{i}]: the function name {FILE_SEARCH!r} is the file_search tool's",
+                f"tools[{i}].function.name",
+            )
         strict = function.get("strict")
         if strict is not None and not isinstance(strict, bool):
             raise invalid(f"tools[{i}].function.strict must be a boolean", f"tools[{i}]")
-        given.append({"type": "function", "function": dict(function)})
-    client = list(parse_client_tools(given, "tools"))
-    for tool, parsed in zip(given, client, strict=True):
+        entry = {"type": "function", "function": dict(function)}
+        given.append(entry)
+        functions.append(entry)
+    client = list(parse_client_tools(functions, "tools"))
+    for tool, parsed in zip(functions, client, strict=True):
         tool["function"] = {
             "name": parsed["name"],
             "description": parsed["description"],
             "parameters": parsed["parameters"],
             "strict": bool(tool["function"].get("strict") or False),
         }
-    return given, client
+    return given, client, server
 
 
 def _response_format(value: Any) -> Any:
@@ -120,9 +186,7 @@ def _parse(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         instructions = fields.optional_text(body["instructions"], "instructions", MAX_INSTRUCTIONS)
         changes["instructions"] = instructions or ""
     if "tools" in body:
-        extra["tools"], changes["client_tools"] = parse_tools(body["tools"])
-    if "tool_resources" in body:
-        fields.check_tool_resources(body["tool_resources"])
+        extra["tools"], changes["client_tools"], changes["tools"] = parse_tools(body["tools"])
     if "metadata" in body:
         changes["metadata"] = fields.metadata(body["metadata"])
     if "temperature" in body:
@@ -174,7 +238,7 @@ def assistant_object(agent: AgentRecord) -> dict[str, Any]:
         "model": public_model_name(agent.provider, agent.model),
         "instructions": instructions or None,
         "tools": tools,
-        "tool_resources": {},
+        "tool_resources": resources_object(extra.get("tool_resources")),
         "metadata": dict(agent.metadata),
         "temperature": float(temperature) if temperature is not None else 1.0,
         "top_p": float(top_p) if top_p is not None else 1.0,
@@ -207,12 +271,16 @@ def _settings_with(agent_settings: dict[str, Any], temperature: Any) -> dict[str
 @post("/assistants", tags=TAGS, summary="Create an assistant", status_code=200)
 async def create_assistant(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
     changes = _parse(data, creating=True)
+    resources = await tool_resources.checked(principal, data.get("tool_resources"))
     name = changes.pop("name", UNNAMED)
     changes["assistant_fields"].setdefault("name", None)  # the SDK reads None, not ours
     settings = _settings_with({}, changes.pop("temperature", None))
     store = principal.tenant_store
+    changes["assistant_fields"]["tool_resources"] = await tool_resources.stored(
+        principal, resources
+    )
     agent_id = await store.create_agent(
-        AgentDefinition(name=name, role="assistant"),
+        AgentDefinition(name=name, role="assistant", tools=changes.get("tools") or []),
         provider=changes["provider"],
         model=changes["model"],
         client_tools=changes.get("client_tools"),
@@ -239,6 +307,9 @@ async def modify_assistant(
     agent = await find_assistant(store, assistant_id)
     changes = _parse(data, creating=False)
     extra = {**agent.assistant_fields, **changes.pop("assistant_fields")}
+    if "tool_resources" in data:
+        resources = await tool_resources.checked(principal, data["tool_resources"])
+        extra["tool_resources"] = await tool_resources.stored(principal, resources)
     if "temperature" in changes:
         changes["settings"] = _settings_with(agent.settings, changes.pop("temperature"))
     updated = await store.update_agent(agent.id, **changes, assistant_fields=extra)

@@ -70,24 +70,6 @@ def optional_number(value: Any, param: str, low: float, high: float) -> float | 
     return float(value)
 
 
-def check_tool_resources(value: Any, param: str = "tool_resources") -> None:
-    """Only an empty ``tool_resources`` (or empty entries) is accepted: this server runs
-    no file tools yet, and an object that silently lacks the files it was given is worse
-    than an error."""
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise invalid(f"{param} must be an object", param)
-    for name, resource in value.items():
-        if isinstance(resource, dict) and not any(resource.values()):
-            continue
-        if resource:
-            raise invalid(
-                f"{param}.{name}: the {name} tool is not supported by this server",
-                f"{param}.{name}",
-            )
-
-
 def check_overrides(
     store: AgentStore, overrides: dict[str, Any], renames: Mapping[str, str]
 ) -> None:

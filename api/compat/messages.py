@@ -27,7 +27,12 @@ from api.auth import Principal
 from api.compat import fields, ids
 from api.compat.errors import invalid
 from api.compat.lists import envelope, list_query
-from api.compat.objects import hidden_metadata_keys, message_object, new_message
+from api.compat.objects import (
+    hidden_metadata_keys,
+    message_citations,
+    message_object,
+    new_message,
+)
 from api.compat.threads import checked_metadata, find_thread
 
 TAGS = ["openai: messages"]
@@ -50,9 +55,10 @@ async def _find_message(
     return message, agent
 
 
-def _shown(message: Message, agent: UUID | None) -> dict[str, Any]:
+async def _shown(store: AgentStore, message: Message, agent: UUID | None) -> dict[str, Any]:
     agents = {message.run_id: agent} if message.run_id and agent else None
-    return message_object(message, assistant_ids=agents)
+    citations = await message_citations(store, [message])
+    return message_object(message, assistant_ids=agents, citations=citations)
 
 
 @post("/threads/{thread_id:str}/messages", tags=TAGS, summary="Create a message", status_code=200)
@@ -102,12 +108,16 @@ async def list_messages(
             raise NotFoundError("thread", thread_id) from None
         name = query.after if exc.ident == cursors[0] else query.before
         raise NotFoundError("message", name) from None
-    return envelope([message_object(m, assistant_ids=agents) for m in items], has_more)
+    citations = await message_citations(principal.tenant_store, items)
+    return envelope(
+        [message_object(m, assistant_ids=agents, citations=citations) for m in items], has_more
+    )
 
 
 @get("/threads/{thread_id:str}/messages/{message_id:str}", tags=TAGS, summary="Retrieve a message")
 async def retrieve_message(thread_id: str, message_id: str, principal: Principal) -> dict[str, Any]:
-    return _shown(*await _find_message(principal.tenant_store, thread_id, message_id))
+    store = principal.tenant_store
+    return await _shown(store, *await _find_message(store, thread_id, message_id))
 
 
 @post(
@@ -126,7 +136,7 @@ async def modify_message(
     body = data or {}
     fields.reject_unknown(body, _MODIFY_FIELDS)
     if "metadata" not in body:
-        return _shown(message, agent)
+        return await _shown(store, message, agent)
     metadata = checked_metadata(body["metadata"])
     try:
         updated = await store.set_message_metadata(
@@ -137,7 +147,7 @@ async def modify_message(
         )
     except NotFoundError:  # deleted meanwhile
         raise NotFoundError("message", message_id) from None
-    return _shown(updated, agent)
+    return await _shown(store, updated, agent)
 
 
 @delete(

@@ -10,15 +10,18 @@ is joined with blank lines. ``attachments`` and the parts this server does not s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
+from ai_agents.files.search import citation_refs, cites, file_citations, thread_resources
 from ai_agents.messages import Message
 from ai_agents.records import ThreadRecord
+from ai_agents.store import AgentStore
 from api.compat import fields, ids
 from api.compat.errors import invalid
 from api.compat.stamps import unix
+from api.compat.tool_resources import resources_object
 
 #: The longest text a message added through ``/v1`` may have (OpenAI's limit).
 MAX_MESSAGE_CHARS = 256_000
@@ -54,7 +57,7 @@ def thread_object(thread: ThreadRecord) -> dict[str, Any]:
         "object": "thread",
         "created_at": unix(thread.created_at),
         "metadata": public_metadata(thread.metadata),
-        "tool_resources": {},
+        "tool_resources": resources_object(thread_resources(thread.metadata)),
     }
 
 
@@ -120,20 +123,27 @@ def new_messages(items: Any, param: str) -> list[Message]:
 
 
 def message_object(
-    message: Message, *, assistant_ids: Mapping[UUID, UUID] | None = None
+    message: Message,
+    *,
+    assistant_ids: Mapping[UUID, UUID] | None = None,
+    citations: Mapping[UUID, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """*message* (saved) as a ``thread.message``. *assistant_ids*: the agent of each run
-    (by run id) for the ``assistant_id`` of the messages runs saved."""
+    (by run id) for the ``assistant_id`` of the messages runs saved; *citations*: the
+    refs each run's ``file_search`` calls gave the model (``file_citation`` annotations,
+    :func:`message_citations`)."""
     assert message.id is not None and message.thread_id is not None
     created = unix(message.created_at)
     agent = (assistant_ids or {}).get(message.run_id) if message.run_id else None
+    refs = (citations or {}).get(message.run_id) if message.run_id else None
+    annotations = file_citations(message.text, refs) if refs else []
     return {
         "id": ids.format_id(ids.MESSAGE, message.id),
         "object": "thread.message",
         "created_at": created,
         "thread_id": ids.format_id(ids.THREAD, message.thread_id),
         "role": "assistant" if message.role == "assistant" else "user",
-        "content": [{"type": "text", "text": {"value": message.text, "annotations": []}}],
+        "content": [{"type": "text", "text": {"value": message.text, "annotations": annotations}}],
         "assistant_id": ids.format_id(ids.ASSISTANT, agent) if agent else None,
         "run_id": ids.format_id(ids.RUN, message.run_id) if message.run_id else None,
         "attachments": [],
@@ -143,3 +153,16 @@ def message_object(
         "incomplete_at": None,
         "incomplete_details": None,
     }
+
+
+async def message_citations(
+    store: AgentStore, messages: Iterable[Message]
+) -> dict[UUID, dict[str, str]]:
+    """The refs the runs of *messages* were given, for those of their answers that cite
+    one (no query for a message without a ref)."""
+    runs = [
+        m.run_id
+        for m in messages
+        if m.run_id is not None and m.role == "assistant" and cites(m.text)
+    ]
+    return await citation_refs(store, runs) if runs else {}

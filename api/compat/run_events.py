@@ -29,6 +29,7 @@ from contextlib import aclosing
 from typing import Any
 
 from ai_agents.errors import AgentsError
+from ai_agents.files.search import FILE_SEARCH
 from ai_agents.messages import ToolCall
 from ai_agents.records import AgentRecord
 from ai_agents.response import (
@@ -43,8 +44,8 @@ from ai_agents.runs.records import RunStep
 from ai_agents.runs.turn import assistant_message_id
 from ai_agents.store import AgentStore
 from api.compat import ids
-from api.compat.objects import message_object
-from api.compat.run_objects import run_object
+from api.compat.objects import message_citations, message_object
+from api.compat.run_objects import run_object, search_details, tool_call_entry
 
 log = logging.getLogger("api.compat.runs")
 _END = object()
@@ -134,6 +135,8 @@ class AssistantEvents:
         self.run_id = started.run_id
         self.thread_id = started.thread_id
         self.resumed = steps is not None
+        #: The agent's own function tools (a call of one is never the built-in search).
+        self.client_names = {str(t.get("name")) for t in agent.client_tools}
         done = [s for s in steps or [] if s.type == "message_creation"]
         #: The model call text belongs to (a resumed run: the one that asked for the
         #: tools; the next call is one more), and the next step's ``seq``.
@@ -186,7 +189,7 @@ class AssistantEvents:
         self.seq = step.seq
         self.tool_step = self._step("tool_calls", {"type": "tool_calls", "tool_calls": []})
         self.tool_calls = [
-            _function_call(ToolCall.from_json(c), c.get("output"))
+            _entry(ToolCall.from_json(c), c.get("output"), client=bool(c.get("client")))
             for c in step.details.get("tool_calls") or []
         ]
         self.after_tools = True
@@ -297,7 +300,7 @@ class AssistantEvents:
                 ("thread.run.step.in_progress", self.tool_step),
             ]
         index = len(self.tool_calls)
-        self.tool_calls.append(_function_call(call, None))
+        self.tool_calls.append(_entry(call, None, client=call.name in self.client_names))
         return [*events, self._step_delta({"index": index, **self.tool_calls[index]})]
 
     def _tool_result(self, event: ToolResultEvent) -> list[Event]:
@@ -305,10 +308,14 @@ class AssistantEvents:
         for index, entry in enumerate(self.tool_calls):
             if entry["id"] != event.call.id:
                 continue
-            entry["function"]["output"] = event.result
+            if entry["type"] == FILE_SEARCH:
+                entry[FILE_SEARCH] = search_details(event.result, with_content=False)
+                output = {"index": index, "type": FILE_SEARCH, FILE_SEARCH: entry[FILE_SEARCH]}
+            else:
+                entry["function"]["output"] = event.result
+                output = {"index": index, "type": "function", "function": {"output": event.result}}
             if not self.announced:  # the paused step: this stream's handler never saw it
                 return []
-            output = {"index": index, "type": "function", "function": {"output": event.result}}
             return [self._step_delta(output)]
         return []
 
@@ -348,7 +355,10 @@ class AssistantEvents:
             message, _ = await self.store.get_message(self.thread_id, ident)
         except AgentsError:  # not saved (never expected after done): as streamed
             return None
-        return message_object(message, assistant_ids={self.run_id: self.agent.id})
+        citations = await message_citations(self.store, [message])
+        return message_object(
+            message, assistant_ids={self.run_id: self.agent.id}, citations=citations
+        )
 
     async def failed(self, exc: Exception) -> list[Event]:
         """The run stopped with *exc*: how its row says it ended, else an ``error``."""
@@ -368,17 +378,8 @@ class AssistantEvents:
         return [*events, (f"thread.run.{run.status}", run_object(run, self.agent))]
 
 
-def _function_call(call: ToolCall, output: Any) -> dict[str, Any]:
-    arguments = call.arguments
-    return {
-        "id": call.id,
-        "type": "function",
-        "function": {
-            "name": call.name,
-            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
-            "output": output,
-        },
-    }
+def _entry(call: ToolCall, output: Any, *, client: bool) -> dict[str, Any]:
+    return tool_call_entry(call.id, call.name, call.arguments, output, client=client)
 
 
 def _ended(step: dict[str, Any], status: str) -> dict[str, Any]:

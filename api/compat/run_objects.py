@@ -17,6 +17,7 @@ import json
 from typing import Any
 from uuid import UUID
 
+from ai_agents.files.search import FILE_SEARCH, RANKER, SearchOptions, search_output
 from ai_agents.records import AgentRecord
 from ai_agents.runs.records import RunRecord, RunStep
 from api.compat import ids
@@ -58,9 +59,13 @@ def function_tool(tool: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tools(run: RunRecord, agent: AgentRecord) -> list[dict[str, Any]]:
-    given = run.overrides.get("client_tools")
-    if given is not None:
-        return [function_tool(t) for t in given]
+    ov = run.overrides
+    if ov.get("client_tools") is not None or ov.get("tools") is not None:
+        tools = [function_tool(t) for t in ov.get("client_tools") or []]
+        if FILE_SEARCH in (ov.get("tools") or ()):
+            options = SearchOptions.of_tools(agent.assistant_fields.get("tools"))
+            tools.insert(0, {"type": FILE_SEARCH, FILE_SEARCH: options.to_json()})
+        return tools
     stored = agent.assistant_fields.get("tools")
     if isinstance(stored, list):
         return [dict(t) for t in stored]
@@ -72,6 +77,8 @@ def _tool_choice(value: Any) -> Any:
         return "auto"
     if value in _CHOICES:
         return value
+    if value == FILE_SEARCH:
+        return {"type": FILE_SEARCH}
     return {"type": "function", "function": {"name": value}}
 
 
@@ -193,32 +200,71 @@ def shown(step: RunStep) -> bool:
     return bool(details.get("content")) or not details.get("tool_calls")
 
 
-def _step_details(step: RunStep) -> dict[str, Any]:
+def _step_details(step: RunStep, with_content: bool) -> dict[str, Any]:
     if step.type == "message_creation":
         message = step.details.get("message_id")
         ident = ids.format_id(ids.MESSAGE, _uuid(message)) if message else ""
         return {"type": "message_creation", "message_creation": {"message_id": ident}}
     calls = [
-        {
-            "id": c["id"],
-            "type": "function",
-            "function": {
-                "name": c["name"],
-                "arguments": _arguments(c.get("arguments")),
-                "output": c.get("output"),
-            },
-        }
+        tool_call_entry(
+            c["id"],
+            c["name"],
+            c.get("arguments"),
+            c.get("output"),
+            client=bool(c.get("client")),
+            with_content=with_content,
+        )
         for c in step.details.get("tool_calls") or []
     ]
     return {"type": "tool_calls", "tool_calls": calls}
+
+
+def tool_call_entry(
+    call_id: str,
+    name: str,
+    arguments: Any,
+    output: Any,
+    *,
+    client: bool = False,
+    with_content: bool = False,
+) -> dict[str, Any]:
+    """One call of a ``tool_calls`` step: a ``file_search`` entry for the built-in search
+    (its results, their passages when *with_content*: ``include[]``), else a function."""
+    if name == FILE_SEARCH and not client:
+        return {
+            "id": call_id,
+            "type": FILE_SEARCH,
+            FILE_SEARCH: search_details(output, with_content),
+        }
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": _arguments(arguments), "output": output},
+    }
+
+
+def search_details(output: Any, with_content: bool) -> dict[str, Any]:
+    """``file_search`` of a step: the ranking used and the results (none while running)."""
+    data = search_output(output)
+    if data is None:
+        return {} if output is None else {"results": []}
+    results = []
+    for hit in data["results"]:
+        result = {"file_id": hit["file_id"], "file_name": hit["file_name"], "score": hit["score"]}
+        if with_content:
+            result["content"] = [{"type": "text", "text": hit["content"]}]
+        results.append(result)
+    ranking = data.get("ranking_options") or {"ranker": RANKER, "score_threshold": 0.0}
+    return {"ranking_options": ranking, "results": results}
 
 
 def _uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
-def step_object(step: RunStep, run: RunRecord) -> dict[str, Any]:
-    """*step* of *run* as an OpenAI ``thread.run.step``."""
+def step_object(step: RunStep, run: RunRecord, *, with_content: bool = False) -> dict[str, Any]:
+    """*step* of *run* as an OpenAI ``thread.run.step`` (*with_content*: the passages of its
+    ``file_search`` results, ``include[]``)."""
     ended = unix_or_none(step.completed_at)
     usage = None
     if step.status != "in_progress":
@@ -244,7 +290,7 @@ def step_object(step: RunStep, run: RunRecord) -> dict[str, Any]:
         "run_id": ids.format_id(ids.RUN, step.run_id),
         "type": step.type,
         "status": step.status,
-        "step_details": _step_details(step),
+        "step_details": _step_details(step, with_content),
         "last_error": error,
         "expired_at": (ended or unix_or_none(run.expires_at)) if step.status == "expired" else None,
         "cancelled_at": (ended or unix_or_none(run.cancelled_at))

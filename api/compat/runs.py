@@ -27,6 +27,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 
 from ai_agents.errors import NotFoundError, RunStateError, ThreadBusyError, ValidationError
+from ai_agents.files.search import FILE_SEARCH
 from ai_agents.messages import Message
 from ai_agents.records import AgentRecord
 from ai_agents.response import RunEvent, RunStartedEvent
@@ -34,7 +35,7 @@ from ai_agents.runs import listing
 from ai_agents.runs.records import RunRecord, RunStep
 from ai_agents.store import AgentStore
 from api.auth import Principal
-from api.compat import fields, ids
+from api.compat import fields, ids, tool_resources
 from api.compat.assistants import MAX_INSTRUCTIONS, find_assistant, parse_tools
 from api.compat.catalog import resolve_model
 from api.compat.errors import invalid
@@ -43,6 +44,7 @@ from api.compat.objects import new_messages, thread_object
 from api.compat.run_events import AssistantEvents, Event, RunEvents, sse_body
 from api.compat.run_objects import run_object, shown, step_object
 from api.compat.run_tasks import start_in_background
+from api.compat.threads import with_resources
 
 TAGS = ["openai: runs"]
 MAX_TOOL_OUTPUTS = 128
@@ -69,25 +71,25 @@ _CREATE_AND_RUN = ("assistant_id", "thread", "tool_resources", *_OVERRIDES)
 _THREAD = ("messages", "metadata", "tool_resources")
 #: Our override names → OpenAI's parameters, for the ``param`` of a 400.
 _PARAMS = {"client_tools": "tools", "truncation": "truncation_strategy"}
+_RESOURCES = "tool_resources"
 
 Limit = Annotated[str | None, Parameter(query="limit", required=False)]
 Order = Annotated[str | None, Parameter(query="order", required=False)]
 After = Annotated[str | None, Parameter(query="after", required=False)]
 Before = Annotated[str | None, Parameter(query="before", required=False)]
 #: OpenAI's ``include[]`` of run steps: file_search result contents, the only value it
-#: takes. This server runs no file_search yet, so there is nothing to include; an
-#: unknown value is a 400 naming it, as OpenAI answers.
+#: takes (the passages the search gave the model); an unknown value is a 400 naming it,
+#: as OpenAI answers.
 Include = Annotated[list[str] | None, Parameter(query="include[]", required=False)]
-_INCLUDABLE = frozenset({"step_details.tool_calls[*].file_search.results[*].content"})
+_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
-def _check_include(include: list[str] | None) -> None:
+def _with_content(include: list[str] | None) -> bool:
+    """Does ``include[]`` ask for the passages of file_search results? (400 when unknown)"""
     for value in include or ():
-        if value not in _INCLUDABLE:
-            raise invalid(
-                f"include[] must be one of: {', '.join(sorted(_INCLUDABLE))}; got {value!r}",
-                "include[]",
-            )
+        if value != _CONTENT:
+            raise invalid(f"include[] must be one of: {_CONTENT}; got {value!r}", "include[]")
+    return bool(include)
 
 
 # --- request bodies ---------------------------------------------------------------------
@@ -105,7 +107,9 @@ def _body(data: Any, known: tuple[str, ...]) -> dict[str, Any]:
 def _tool_choice(value: Any) -> Any:
     if isinstance(value, dict):
         kind = value.get("type")
-        if kind in ("file_search", "code_interpreter"):
+        if kind == FILE_SEARCH:
+            return FILE_SEARCH
+        if kind == "code_interpreter":
             raise invalid(f"tool_choice: the {kind} tool is not supported by this server")
         name = (value.get("function") or {}).get("name") if kind == "function" else None
         if not isinstance(name, str):
@@ -129,7 +133,7 @@ def _wanted(body: dict[str, Any], agent: AgentRecord) -> dict[str, Any]:
     for name in ("instructions", "additional_instructions"):
         wanted[name] = fields.optional_text(body.get(name), name, MAX_INSTRUCTIONS)
     if body.get("tools") is not None:
-        wanted["client_tools"] = parse_tools(body["tools"])[1]
+        _, wanted["client_tools"], wanted["tools"] = parse_tools(body["tools"])
     wanted["temperature"] = fields.optional_number(body.get("temperature"), "temperature", 0, 2)
     top_p = body.get("top_p")
     wanted["top_p"] = fields.optional_number(
@@ -259,7 +263,7 @@ async def create_run(
     state: State,
     include: Include = None,
 ) -> Response[Any]:
-    _check_include(include)
+    _with_content(include)
     store = principal.tenant_store
     body = _body(data, _CREATE)
     if "assistant_id" not in body:
@@ -285,7 +289,6 @@ async def create_thread_and_run(
     body = _body(data, _CREATE_AND_RUN)
     if "assistant_id" not in body:
         raise invalid("you must provide an assistant_id parameter", "assistant_id")
-    fields.check_tool_resources(body.get("tool_resources"))
     spec = body.get("thread") or {}
     if not isinstance(spec, dict):
         raise invalid("thread must be an object", "thread")
@@ -294,13 +297,20 @@ async def create_thread_and_run(
             raise invalid(
                 f"Unrecognized request argument supplied: thread.{name}", f"thread.{name}"
             )
-    fields.check_tool_resources(spec.get("tool_resources"))
     messages = new_messages(spec.get("messages"), "thread.messages")
     thread_metadata = fields.metadata(spec.get("metadata"), "thread.metadata")
     agent = await find_assistant(store, body["assistant_id"])
     overrides = _wanted(body, agent)
     fields.check_overrides(store, overrides, _PARAMS)
     metadata = fields.metadata(body.get("metadata"))
+    # The run's resources and its new thread's are both the thread's: it is this run's.
+    given = [
+        await tool_resources.checked(principal, spec.get(_RESOURCES), f"thread.{_RESOURCES}"),
+        await tool_resources.checked(principal, body.get(_RESOURCES), _RESOURCES),
+    ]
+    thread_metadata = with_resources(
+        thread_metadata, await tool_resources.stored_all(principal, given)
+    )
     thread = await store.create_unassigned_thread(metadata=thread_metadata)
     launch: dict[str, Any] = {"messages": messages, "metadata": metadata, "overrides": overrides}
     try:
@@ -463,13 +473,13 @@ async def list_run_steps(
     before: Before = None,
     include: Include = None,
 ) -> dict[str, Any]:
-    _check_include(include)
+    content = _with_content(include)
     store = principal.tenant_store
     query = list_query(limit, order, after, before)
     run = await _run(store, thread_id, run_id)
     steps = [s for s in await store.list_run_steps(run.id) if shown(s)]
     page, has_more = _page(steps, query)
-    return envelope([step_object(s, run) for s in page], has_more)
+    return envelope([step_object(s, run, with_content=content) for s in page], has_more)
 
 
 @get(
@@ -480,13 +490,13 @@ async def list_run_steps(
 async def retrieve_run_step(
     thread_id: str, run_id: str, step_id: str, principal: Principal, include: Include = None
 ) -> dict[str, Any]:
-    _check_include(include)
+    content = _with_content(include)
     store = principal.tenant_store
     ident = ids.parse_id(ids.STEP, step_id)
     run = await _run(store, thread_id, run_id)
     for step in await store.list_run_steps(run.id):
         if step.id == ident and shown(step):
-            return step_object(step, run)
+            return step_object(step, run, with_content=content)
     raise NotFoundError("run step", step_id)
 
 

@@ -4,8 +4,8 @@ A thread made here has no assistant yet: it belongs to the tenant's placeholder 
 until a run names one (``store.create_unassigned_thread``). Its initial messages are
 added after the thread row exists; when that fails (a bad message, a size limit) the
 thread is deleted again, so a failed create leaves nothing behind. ``tool_resources``
-is accepted only empty: this server has no file tools yet, and a thread that silently
-lacks the files it was given is worse than an error.
+(the vector stores ``file_search`` searches, :mod:`api.compat.tool_resources`) are kept
+in the thread's metadata under a key ``/v1`` does not show as metadata.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from uuid import UUID
 from litestar import delete, get, post
 
 from ai_agents.errors import NotFoundError
+from ai_agents.files.search import THREAD_RESOURCES_KEY, thread_resources
 from ai_agents.messages import Message
 from ai_agents.nul import nul_path
 from ai_agents.records import ThreadRecord
 from ai_agents.store import AgentStore
 from api.auth import Principal
-from api.compat import fields, ids
+from api.compat import fields, ids, tool_resources
 from api.compat.errors import invalid
 from api.compat.objects import new_messages, public_metadata, thread_object
 
@@ -61,6 +62,14 @@ async def new_thread(store: AgentStore, metadata: dict[str, str], messages: list
     return thread_id
 
 
+def with_resources(metadata: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """*metadata* holding the thread's stored ``tool_resources`` (none: without the key)."""
+    out = {k: v for k, v in metadata.items() if k != THREAD_RESOURCES_KEY}
+    if stored:
+        out[THREAD_RESOURCES_KEY] = stored
+    return out
+
+
 def _body(data: Any, known: tuple[str, ...]) -> dict[str, Any]:
     if data is None:
         return {}
@@ -73,10 +82,11 @@ def _body(data: Any, known: tuple[str, ...]) -> dict[str, Any]:
 @post("/threads", tags=TAGS, summary="Create a thread", status_code=200)
 async def create_thread(principal: Principal, data: Any = None) -> dict[str, Any]:
     body = _body(data, _CREATE_FIELDS)
-    fields.check_tool_resources(body.get("tool_resources"))
     metadata = checked_metadata(body.get("metadata"))
     messages = new_messages(body.get("messages"), "messages")
+    resources = await tool_resources.checked(principal, body.get("tool_resources"))
     store = principal.tenant_store
+    metadata = with_resources(metadata, await tool_resources.stored(principal, resources))
     thread_id = await new_thread(store, metadata, messages)
     return thread_object(await store.get_thread(thread_id))
 
@@ -91,13 +101,17 @@ async def modify_thread(thread_id: str, principal: Principal, data: Any = None) 
     store = principal.tenant_store
     thread = await find_thread(store, thread_id)
     body = _body(data, _MODIFY_FIELDS)
-    fields.check_tool_resources(body.get("tool_resources"))
-    if "metadata" not in body:
+    if "metadata" not in body and "tool_resources" not in body:
         return thread_object(thread)
+    resources = await tool_resources.checked(principal, body.get("tool_resources"))
     # The pairs /v1 does not show (set through /api/v1 with other values) are kept.
     shown = public_metadata(thread.metadata)
     kept = {k: v for k, v in thread.metadata.items() if k not in shown}
-    metadata = {**kept, **checked_metadata(body["metadata"])}
+    given = checked_metadata(body["metadata"]) if "metadata" in body else shown
+    stored = thread_resources(thread.metadata)
+    if "tool_resources" in body:
+        stored = await tool_resources.stored(principal, resources)
+    metadata = with_resources({**kept, **given}, stored)
     return thread_object(await store.update_thread(thread.id, metadata=metadata))
 
 

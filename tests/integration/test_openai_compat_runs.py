@@ -494,7 +494,10 @@ async def test_unsupported_and_invalid_parameters_are_400s(
     thread = new_thread(api, "hi")
     cases: list[tuple[dict[str, Any], str]] = [
         ({"stream": "yes"}, "stream"),
-        ({"tools": [{"type": "file_search"}]}, "tools[0].type"),
+        (
+            {"tools": [{"type": "file_search", "file_search": {"max_num_results": 0}}]},
+            "tools[0].file_search.max_num_results",
+        ),
         ({"tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
         ({"temperature": 3}, "temperature"),
         (
