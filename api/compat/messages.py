@@ -24,7 +24,7 @@ from ai_agents.errors import NotFoundError, RunStateError, ThreadBusyError
 from ai_agents.messages import Message
 from ai_agents.store import AgentStore
 from api.auth import Principal
-from api.compat import fields, ids
+from api.compat import attachments, fields, ids
 from api.compat.errors import invalid
 from api.compat.lists import envelope, list_query
 from api.compat.objects import (
@@ -66,6 +66,7 @@ async def create_message(thread_id: str, principal: Principal, data: Any = None)
     store = principal.tenant_store
     thread = await find_thread(store, thread_id)
     message = new_message(data if data is not None else {})
+    await attachments.check_files(principal, [message])
     holder = await store.holding_run(thread.id)
     if holder is not None:
         raise invalid(
@@ -73,6 +74,7 @@ async def create_message(thread_id: str, principal: Principal, data: Any = None)
             f"{ids.format_id(ids.RUN, holder)} is active."
         )
     (saved,) = await store.add_messages(thread.id, [message])
+    await attachments.index(principal, thread.id, [saved])
     return message_object(saved)
 
 

@@ -4,8 +4,9 @@ Shared by ``/v1/threads`` (create with ``messages``), ``/v1/threads/{id}/message
 runs (``additional_messages``, ``thread.messages`` of create-and-run).
 
 A message's ``content`` is stored as its text; an OpenAI content array of ``text`` parts
-is joined with blank lines. ``attachments`` and the parts this server does not store yet
-(``image_url``, ``image_file``) are refused with a 400 naming them rather than dropped.
+is joined with blank lines. The parts this server does not store yet (``image_url``,
+``image_file``) are refused with a 400 naming them rather than dropped. ``attachments``
+are kept on the message and indexed for ``file_search`` (:mod:`api.compat.attachments`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ai_agents.files.search import citation_refs, cites, file_citations, thread_
 from ai_agents.messages import Message
 from ai_agents.records import ThreadRecord
 from ai_agents.store import AgentStore
-from api.compat import fields, ids
+from api.compat import attachments, fields, ids
 from api.compat.errors import invalid
 from api.compat.stamps import unix
 from api.compat.tool_resources import resources_object
@@ -101,15 +102,13 @@ def new_message(body: Any, param: str = "") -> Message:
     role = body.get("role")
     if role not in ("user", "assistant"):
         raise invalid(f"{prefix}role must be 'user' or 'assistant'", prefix + "role")
-    if body.get("attachments"):
-        raise invalid(
-            f"{prefix}attachments are not supported by this server yet", prefix + "attachments"
-        )
-    return Message(
+    found = attachments.parse(body.get("attachments"), prefix + "attachments")
+    message = Message(
         role=role,
         content=_text_of(body.get("content"), prefix + "content"),
         metadata=fields.metadata(body.get("metadata"), prefix + "metadata"),
     )
+    return attachments.with_attachments(message, found)
 
 
 def new_messages(items: Any, param: str) -> list[Message]:
@@ -146,7 +145,7 @@ def message_object(
         "content": [{"type": "text", "text": {"value": message.text, "annotations": annotations}}],
         "assistant_id": ids.format_id(ids.ASSISTANT, agent) if agent else None,
         "run_id": ids.format_id(ids.RUN, message.run_id) if message.run_id else None,
-        "attachments": [],
+        "attachments": attachments.of_message(message),
         "metadata": public_metadata(message.metadata, from_run=message.run_id is not None),
         "status": "completed",
         "completed_at": created,

@@ -35,7 +35,7 @@ from ai_agents.runs import listing
 from ai_agents.runs.records import RunRecord, RunStep
 from ai_agents.store import AgentStore
 from api.auth import Principal
-from api.compat import fields, ids, tool_resources
+from api.compat import attachments, fields, ids, tool_resources
 from api.compat.assistants import MAX_INSTRUCTIONS, find_assistant, parse_tools
 from api.compat.catalog import resolve_model
 from api.compat.errors import invalid
@@ -228,7 +228,7 @@ def _sse(
 
 
 async def _launch(
-    store: AgentStore,
+    principal: Principal,
     start: Starter[T],
     thread: UUID,
     agent: AgentRecord,
@@ -243,12 +243,14 @@ async def _launch(
     A run already holding the thread is refused before *messages* are added (a run
     that takes the thread between that check and this run's start still leaves them).
     """
+    store = principal.tenant_store
     try:
         if await listing.active_run(store.engine, store.scope, thread) is not None:
             raise ThreadBusyError(thread)
         await store.assign_agent(thread, agent.id)
         if messages:
             await store.add_messages(thread, messages)
+            await attachments.index(principal, thread, messages)
         events = store.stream(thread, None, on_busy="reject", metadata=metadata, **overrides)
         return await start(events)
     except ThreadBusyError:
@@ -273,11 +275,14 @@ async def create_run(
     overrides = _wanted(body, agent)
     fields.check_overrides(store, overrides, _PARAMS)
     messages = new_messages(body.get("additional_messages"), "additional_messages")
+    await attachments.check_files(principal, messages)
     metadata = fields.metadata(body.get("metadata"))
     launch: dict[str, Any] = {"messages": messages, "metadata": metadata, "overrides": overrides}
     if body.get("stream"):
-        return _sse(store, agent, await _launch(store, _streamed(state), thread, agent, **launch))
-    run_id = await _launch(store, _background(state), thread, agent, **launch)
+        return _sse(
+            store, agent, await _launch(principal, _streamed(state), thread, agent, **launch)
+        )
+    run_id = await _launch(principal, _background(state), thread, agent, **launch)
     return Response(run_object(await store.get_run(run_id), agent))
 
 
@@ -298,6 +303,7 @@ async def create_thread_and_run(
                 f"Unrecognized request argument supplied: thread.{name}", f"thread.{name}"
             )
     messages = new_messages(spec.get("messages"), "thread.messages")
+    await attachments.check_files(principal, messages)
     thread_metadata = fields.metadata(spec.get("metadata"), "thread.metadata")
     agent = await find_assistant(store, body["assistant_id"])
     overrides = _wanted(body, agent)
@@ -316,9 +322,9 @@ async def create_thread_and_run(
     try:
         if body.get("stream"):
             created = thread_object(await store.get_thread(thread))
-            opened = await _launch(store, _streamed(state), thread, agent, **launch)
+            opened = await _launch(principal, _streamed(state), thread, agent, **launch)
             return _sse(store, agent, opened, opening=[("thread.created", created)])
-        run_id = await _launch(store, _background(state), thread, agent, **launch)
+        run_id = await _launch(principal, _background(state), thread, agent, **launch)
     except Exception:
         # The thread is this request's own: a run that could not start takes it along.
         await store.delete_thread(thread)

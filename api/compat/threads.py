@@ -22,7 +22,7 @@ from ai_agents.nul import nul_path
 from ai_agents.records import ThreadRecord
 from ai_agents.store import AgentStore
 from api.auth import Principal
-from api.compat import fields, ids, tool_resources
+from api.compat import attachments, fields, ids, tool_resources
 from api.compat.errors import invalid
 from api.compat.objects import new_messages, public_metadata, thread_object
 
@@ -85,9 +85,11 @@ async def create_thread(principal: Principal, data: Any = None) -> dict[str, Any
     metadata = checked_metadata(body.get("metadata"))
     messages = new_messages(body.get("messages"), "messages")
     resources = await tool_resources.checked(principal, body.get("tool_resources"))
+    await attachments.check_files(principal, messages)
     store = principal.tenant_store
     metadata = with_resources(metadata, await tool_resources.stored(principal, resources))
     thread_id = await new_thread(store, metadata, messages)
+    await attachments.index(principal, thread_id, messages)
     return thread_object(await store.get_thread(thread_id))
 
 

@@ -402,3 +402,93 @@ def test_resources_are_checked_before_anything_is_written(
             client.beta.assistants.create(model=MODEL, **body)
     assert client.beta.assistants.list().data == []
     assert len(client.vector_stores.list().data) == before  # the helper made no store
+
+
+def test_attachments_go_to_the_threads_vector_store(
+    client: openai.OpenAI, api: RunningApi, fake: OpenAIFake
+) -> None:
+    """A message attaching a file for file_search: the thread gets a vector store holding
+    it (one store, reused by the next attachment), the message shows its attachments,
+    and the run's search finds the file."""
+    pets, laundry = upload(client, "pets.md"), upload(client, "laundry.txt")
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "Read this.",
+                "attachments": [{"file_id": pets, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
+    assert thread.tool_resources is not None
+    made = client.beta.threads.retrieve(thread.id).tool_resources
+    assert made is not None and made.file_search is not None
+    (store_id,) = made.file_search.vector_store_ids or []
+    listed = client.beta.threads.messages.with_raw_response.list(thread_id=thread.id)
+    first = conforms(Message, raw(listed)["data"][0])
+    assert [(a.file_id, [t.type for t in a.tools or []]) for a in first.attachments or []] == [
+        (pets, ["file_search"])
+    ]
+    assert first.metadata == {}
+
+    added = client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content="And this.",
+        attachments=[{"file_id": laundry, "tools": [{"type": "file_search"}]}],
+        metadata={"k": "v"},
+    )
+    assert added.attachments and added.attachments[0].file_id == laundry
+    again = client.beta.threads.retrieve(thread.id).tool_resources
+    assert again is not None and again.file_search is not None
+    assert again.file_search.vector_store_ids == [store_id]  # the same store
+    in_store = {f.id for f in client.vector_stores.files.list(store_id)}
+    assert in_store == {pets, laundry}
+    # Modifying the message's metadata keeps its attachments.
+    client.beta.threads.messages.update(added.id, thread_id=thread.id, metadata={"k": "w"})
+    kept = client.beta.threads.messages.retrieve(added.id, thread_id=thread.id)
+    assert kept.attachments and kept.attachments[0].file_id == laundry
+
+    assistant = searcher(client, tools=[{"type": "file_search"}])
+    fake.script.push(
+        Reply.tool_calls(call("file_search", {"query": "washing machine detergent laundry"})),
+        Reply.text("See the laundry notes."),
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=POLL_MS
+    )
+    assert run.status == "completed", run.last_error
+    output = json.loads(tool_message(fake.requests[1])["content"])
+    assert laundry in {r["file_id"] for r in output["results"]}
+
+
+def test_bad_attachments_are_refused_before_anything_is_written(
+    client: openai.OpenAI, api: RunningApi
+) -> None:
+    pets = upload(client, "pets.md")
+    thread = client.beta.threads.create()
+    with sdk(api, "globex") as other:
+        foreign = upload(other, "laundry.txt")
+    cases: list[tuple[Any, type[Exception], str]] = [
+        ([{"file_id": foreign, "tools": [{"type": "file_search"}]}], openai.NotFoundError, foreign),
+        (
+            [{"file_id": pets, "tools": [{"type": "code_interpreter"}]}],
+            openai.BadRequestError,
+            "code_interpreter",
+        ),
+        ([{"file_id": pets, "tools": [{"type": "web"}]}], openai.BadRequestError, "file_search"),
+        ([{"file": pets}], openai.BadRequestError, "attachments"),
+    ]
+    for value, error, named in cases:
+        with pytest.raises(error, match=named):
+            client.beta.threads.messages.create(
+                thread.id, role="user", content="x", attachments=value
+            )
+        with pytest.raises(error, match=named):
+            client.beta.threads.create(
+                messages=[{"role": "user", "content": "x", "attachments": value}]
+            )
+    assert client.beta.threads.messages.list(thread.id).data == []
+    assert client.vector_stores.list().data == []
+    stays = client.beta.threads.retrieve(thread.id).tool_resources
+    assert stays is None or stays.file_search is None

@@ -484,10 +484,10 @@ async def test_bad_requests_are_400s_naming_the_param(client: openai.AsyncOpenAI
                 thread.id,
                 role="user",
                 content="see file",
-                attachments=[{"file_id": "file-abc", "tools": [{"type": "file_search"}]}],
+                attachments=[{"file_id": "file-abc", "tools": [{"type": "code_interpreter"}]}],
             )
         )
-        == "attachments"
+        == "attachments[0].tools[0].type"
     )
     assert (
         await param_of(messages.create(thread.id, role="user", content="x", extra_body={"y": 1}))
