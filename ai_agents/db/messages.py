@@ -104,7 +104,9 @@ def validate_message(message: Message) -> None:
         raise ValidationError(
             "only assistant messages carry tool_calls", details={"field": "tool_calls"}
         )
-    if message.role in ("user", "system") and not message.content:
+    if message.images and message.role != "user":
+        raise ValidationError("only user messages carry images", details={"field": "images"})
+    if message.role in ("user", "system") and not message.content and not message.images:
         raise ValidationError(
             f"a {message.role} message needs non-empty content", details={"field": "content"}
         )

@@ -61,7 +61,7 @@ from ai_agents.errors import (
     ProviderTimeout,
     UnknownModelError,
 )
-from ai_agents.messages import Message, ToolCall
+from ai_agents.messages import ImageInput, Message, ToolCall
 from ai_agents.providers.base import (
     FinishReason,
     Provider,
@@ -236,7 +236,8 @@ class AnthropicProvider(Provider):
                 return "system", [{"type": "text", "text": text}]
             return "user", [{"type": "text", "text": f"[System] {text}"}]
         if message.role == "user":
-            return "user", [{"type": "text", "text": text}] if text.strip() else []
+            shown = [_image_block(image) for image in message.images]
+            return "user", shown + ([{"type": "text", "text": text}] if text.strip() else [])
         if message.role == "tool":
             block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
             if text.strip():
@@ -821,3 +822,13 @@ def _vendor_message(body: object) -> str | None:
     if isinstance(body, str) and body:
         return body
     return None
+
+
+def _image_block(image: ImageInput) -> dict[str, Any]:
+    """An image content block: inline data as base64, a link as a URL source."""
+    inline = image.inline
+    if inline is None:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    media_type, data = inline
+    source = {"type": "base64", "media_type": media_type, "data": data}
+    return {"type": "image", "source": source}

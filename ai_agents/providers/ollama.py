@@ -555,8 +555,26 @@ def _native_messages(history: Sequence[Message]) -> list[dict[str, Any]]:
                 ]
             out.append(item)
         else:
-            out.append({"role": message.role, "content": message.text})
+            out.append(_with_images({"role": message.role, "content": message.text}, message))
     return out
+
+
+def _with_images(item: dict[str, Any], message: Message) -> dict[str, Any]:
+    """*item* with the user message's images, as Ollama takes them: base64 data only."""
+    images = message.images if message.role == "user" else []
+    if images:
+        data = []
+        for image in images:
+            inline = image.inline
+            if inline is None:
+                raise ProviderBadRequest(
+                    "Ollama takes images as inline data (data:image/...;base64 URLs), "
+                    "not links; upload the image instead",
+                    provider="ollama",
+                )
+            data.append(inline[1])
+        item["images"] = data
+    return item
 
 
 def _xml_messages(history: Sequence[Message]) -> list[dict[str, Any]]:
@@ -589,6 +607,9 @@ def _xml_messages(history: Sequence[Message]) -> list[dict[str, Any]]:
             )
         else:
             add(message.role, message.text)
+            images = _with_images({}, message).get("images")
+            if images:  # a merged user turn keeps the images of every message in it
+                out[-1]["images"] = [*out[-1].get("images", []), *images]
     return out
 
 

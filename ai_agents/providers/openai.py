@@ -526,6 +526,16 @@ def _to_wire(message: Message) -> dict[str, Any]:
                 for call in message.tool_calls
             ],
         }
+    images = message.images if message.role == "user" else []
+    if images:
+        parts: list[dict[str, Any]] = (
+            [{"type": "text", "text": message.text}] if message.text else []
+        )
+        parts += [
+            {"type": "image_url", "image_url": {"url": image.url, "detail": image.detail}}
+            for image in images
+        ]
+        return {"role": message.role, "content": parts}
     return {"role": message.role, "content": message.text}
 
 

@@ -33,7 +33,12 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ai_agents.agent_settings import AgentSettings, Ceilings, read_settings
-from ai_agents.errors import InvalidStructuredOutput, RunCancelled, RunStateError
+from ai_agents.errors import (
+    InvalidStructuredOutput,
+    RunCancelled,
+    RunStateError,
+    ValidationError,
+)
 from ai_agents.memory import MemoryInput, get_strategy
 from ai_agents.memory.base import LoadPlan, MemoryServices, MemoryStrategy
 from ai_agents.messages import Message, ToolCall
@@ -380,6 +385,12 @@ class TurnLoop:
         primary = route.targets[0]
         provider, model = primary.provider, primary.model
         limits = get_registry().get(provider, model)
+        if not limits.supports_vision and any(m.images for m in (*first, *history)):
+            raise ValidationError(
+                f"the model {provider}/{model} does not take images, and this thread's "
+                "history holds one; run it on a model that does (supports_vision)",
+                details={"field": "model"},
+            )
 
         system_prompt = ov.instructions if ov.instructions is not None else agent.system_prompt()
         if facts:

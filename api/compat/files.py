@@ -4,8 +4,9 @@ A file is kept with its bytes in PostgreSQL (``openai_files``), per tenant, for 
 stores (:mod:`api.compat.vector_stores`) to index. Only what the RAG chunker reads is
 accepted (``.txt``, ``.md``, ``.html``, ``.pdf``...): a file that could never be searched
 is refused at upload rather than failing later in a vector store. Purposes: ``assistants``
-and ``user_data``; the others (fine-tuning, batch, vision) belong to features this server
-does not have.
+and ``user_data``, and ``vision`` for images (png, jpeg, gif, webp, checked by their
+bytes) that messages show as ``image_file`` parts; the others (fine-tuning, batch)
+belong to features this server does not have.
 
 The file object leaves out ``expires_at`` and ``status_details``: files here never expire
 and ``status_details`` is deprecated, and OpenAI's schema types both as non-nullable
@@ -34,6 +35,7 @@ from ai_agents.rag.chunking import SUPPORTED_SUFFIXES
 from api.auth import Principal
 from api.compat import ids
 from api.compat.errors import invalid
+from api.compat.images import media_type
 from api.compat.lists import envelope, list_query
 from api.compat.stamps import unix
 
@@ -44,7 +46,9 @@ MAX_FILE_BYTES = 32 * MB
 #: Room for the multipart framing and the other fields around the file.
 MULTIPART_OVERHEAD = 1 * MB
 MAX_FILENAME = 255
-PURPOSES = ("assistants", "user_data")
+PURPOSES = ("assistants", "user_data", "vision")
+#: What a ``vision`` file may be (its bytes are checked too).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _FIELDS = ("file", "purpose")
 
 
@@ -75,13 +79,14 @@ def _too_large(size: int) -> Exception:
     )
 
 
-def _filename(upload: UploadFile) -> str:
+def _filename(upload: UploadFile, purpose: str) -> str:
     name = PurePosixPath((upload.filename or "").replace("\\", "/")).name
     if not name or "\x00" in name or len(name) > MAX_FILENAME:
         raise invalid(f"file must have a name of 1 to {MAX_FILENAME} characters", "file")
     suffix = PurePosixPath(name).suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+    allowed = IMAGE_SUFFIXES if purpose == "vision" else SUPPORTED_SUFFIXES
+    if suffix not in allowed:
+        supported = ", ".join(sorted(allowed))
         shown = suffix or "(no extension)"
         raise invalid(
             f"file type {shown} of {name!r} is not supported; supported types: {supported}",
@@ -125,12 +130,14 @@ async def _read_form(request: Request[Any, Any, Any]) -> tuple[UploadFile, str]:
 )
 async def upload_file(request: Request[Any, Any, Any], principal: Principal) -> dict[str, Any]:
     upload, purpose = await _read_form(request)
-    filename = _filename(upload)
+    filename = _filename(upload, purpose)
     content = await upload.read()
     if len(content) > MAX_FILE_BYTES:
         raise _too_large(len(content))
     if not content:
         raise invalid("file is empty", "file")
+    if purpose == "vision" and media_type(content) is None:
+        raise invalid(f"{filename!r} is not a png, jpeg, gif or webp image", "file")
     row = await queries.insert_file(
         principal.tenant_store.engine,
         principal.tenant_id,

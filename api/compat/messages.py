@@ -29,6 +29,7 @@ from api.compat.errors import invalid
 from api.compat.lists import envelope, list_query
 from api.compat.objects import (
     hidden_metadata_keys,
+    load_new_messages,
     message_citations,
     message_object,
     new_message,
@@ -66,7 +67,7 @@ async def create_message(thread_id: str, principal: Principal, data: Any = None)
     store = principal.tenant_store
     thread = await find_thread(store, thread_id)
     message = new_message(data if data is not None else {})
-    await attachments.check_files(principal, [message])
+    await load_new_messages(principal, [message])
     holder = await store.holding_run(thread.id)
     if holder is not None:
         raise invalid(

@@ -4,22 +4,24 @@ Shared by ``/v1/threads`` (create with ``messages``), ``/v1/threads/{id}/message
 runs (``additional_messages``, ``thread.messages`` of create-and-run).
 
 A message's ``content`` is stored as its text; an OpenAI content array of ``text`` parts
-is joined with blank lines. The parts this server does not store yet (``image_url``,
-``image_file``) are refused with a 400 naming them rather than dropped. ``attachments``
+is joined with blank lines; ``image_url`` and ``image_file`` parts are kept on the user
+message and shown to models that take images (:mod:`api.compat.images`). ``attachments``
 are kept on the message and indexed for ``file_search`` (:mod:`api.compat.attachments`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from ai_agents.files.search import citation_refs, cites, file_citations, thread_resources
-from ai_agents.messages import Message
+from ai_agents.messages import ImageInput, Message
 from ai_agents.records import ThreadRecord
 from ai_agents.store import AgentStore
+from api.auth import Principal
 from api.compat import attachments, fields, ids
+from api.compat import images as images_api
 from api.compat.errors import invalid
 from api.compat.stamps import unix
 from api.compat.tool_resources import resources_object
@@ -62,7 +64,10 @@ def thread_object(thread: ThreadRecord) -> dict[str, Any]:
     }
 
 
-def _text_of(content: Any, param: str) -> str:
+def _content_of(content: Any, param: str) -> tuple[str, list[ImageInput]]:
+    """The text of a message's ``content`` (text parts joined with blank lines) and its
+    images (``image_url``, ``image_file`` parts)."""
+    images: list[ImageInput] = []
     if isinstance(content, str):
         text = content
     elif isinstance(content, list) and content:
@@ -71,16 +76,15 @@ def _text_of(content: Any, param: str) -> str:
             where = f"{param}[{i}]"
             kind = part.get("type") if isinstance(part, dict) else None
             if kind in ("image_url", "image_file"):
-                raise invalid(f"{where}: {kind} parts are not supported by this server yet", where)
+                images.append(images_api.parse_part(part, where))
+                continue
             if kind != "text" or not isinstance(part.get("text"), str):
-                raise invalid(
-                    f"{where} must be a text part: {{'type': 'text', 'text': ...}}", where
-                )
+                raise invalid(f"{where} must be a text, image_url or image_file part", where)
             parts.append(part["text"])
         text = "\n\n".join(parts)
     else:
         raise invalid(f"{param} must be a string or a non-empty array of content parts", param)
-    if not text.strip():
+    if not text.strip() and not images:
         raise invalid(f"{param} must not be empty", param)
     if len(text) > MAX_MESSAGE_CHARS:
         raise invalid(
@@ -88,7 +92,7 @@ def _text_of(content: Any, param: str) -> str:
         )
     if "\x00" in text:
         raise invalid(f"{param} must not contain NUL characters", param)
-    return text
+    return text, images
 
 
 def new_message(body: Any, param: str = "") -> Message:
@@ -103,12 +107,15 @@ def new_message(body: Any, param: str = "") -> Message:
     if role not in ("user", "assistant"):
         raise invalid(f"{prefix}role must be 'user' or 'assistant'", prefix + "role")
     found = attachments.parse(body.get("attachments"), prefix + "attachments")
+    text, images = _content_of(body.get("content"), prefix + "content")
+    if images and role != "user":
+        raise invalid(f"{prefix}content: only user messages may show images", prefix + "content")
     message = Message(
         role=role,
-        content=_text_of(body.get("content"), prefix + "content"),
+        content=text,
         metadata=fields.metadata(body.get("metadata"), prefix + "metadata"),
     )
-    return attachments.with_attachments(message, found)
+    return attachments.with_attachments(images_api.with_images(message, images), found)
 
 
 def new_messages(items: Any, param: str) -> list[Message]:
@@ -136,13 +143,18 @@ def message_object(
     agent = (assistant_ids or {}).get(message.run_id) if message.run_id else None
     refs = (citations or {}).get(message.run_id) if message.run_id else None
     annotations = file_citations(message.text, refs) if refs else []
+    content: list[dict[str, Any]] = []
+    if message.text or not message.images:  # text first, then the images, as sent
+        text = {"value": message.text, "annotations": annotations}
+        content.append({"type": "text", "text": text})
+    content += images_api.content_parts(message)
     return {
         "id": ids.format_id(ids.MESSAGE, message.id),
         "object": "thread.message",
         "created_at": created,
         "thread_id": ids.format_id(ids.THREAD, message.thread_id),
         "role": "assistant" if message.role == "assistant" else "user",
-        "content": [{"type": "text", "text": {"value": message.text, "annotations": annotations}}],
+        "content": content,
         "assistant_id": ids.format_id(ids.ASSISTANT, agent) if agent else None,
         "run_id": ids.format_id(ids.RUN, message.run_id) if message.run_id else None,
         "attachments": attachments.of_message(message),
@@ -165,3 +177,10 @@ async def message_citations(
         if m.run_id is not None and m.role == "assistant" and cites(m.text)
     ]
     return await citation_refs(store, runs) if runs else {}
+
+
+async def load_new_messages(principal: Principal, messages: Sequence[Message]) -> None:
+    """Before anything is written: the image files of *messages* loaded, their attached
+    files checked (each a 404 naming a file that is not the tenant's)."""
+    await images_api.resolve(principal, messages)
+    await attachments.check_files(principal, messages)

@@ -40,7 +40,7 @@ from api.compat.assistants import MAX_INSTRUCTIONS, find_assistant, parse_tools
 from api.compat.catalog import resolve_model
 from api.compat.errors import invalid
 from api.compat.lists import ListQuery, envelope, list_query
-from api.compat.objects import new_messages, thread_object
+from api.compat.objects import load_new_messages, new_messages, thread_object
 from api.compat.run_events import AssistantEvents, Event, RunEvents, sse_body
 from api.compat.run_objects import run_object, shown, step_object
 from api.compat.run_tasks import start_in_background
@@ -275,7 +275,7 @@ async def create_run(
     overrides = _wanted(body, agent)
     fields.check_overrides(store, overrides, _PARAMS)
     messages = new_messages(body.get("additional_messages"), "additional_messages")
-    await attachments.check_files(principal, messages)
+    await load_new_messages(principal, messages)
     metadata = fields.metadata(body.get("metadata"))
     launch: dict[str, Any] = {"messages": messages, "metadata": metadata, "overrides": overrides}
     if body.get("stream"):
@@ -303,7 +303,7 @@ async def create_thread_and_run(
                 f"Unrecognized request argument supplied: thread.{name}", f"thread.{name}"
             )
     messages = new_messages(spec.get("messages"), "thread.messages")
-    await attachments.check_files(principal, messages)
+    await load_new_messages(principal, messages)
     thread_metadata = fields.metadata(spec.get("metadata"), "thread.metadata")
     agent = await find_assistant(store, body["assistant_id"])
     overrides = _wanted(body, agent)

@@ -24,7 +24,7 @@ from ai_agents.store import AgentStore
 from api.auth import Principal
 from api.compat import attachments, fields, ids, tool_resources
 from api.compat.errors import invalid
-from api.compat.objects import new_messages, public_metadata, thread_object
+from api.compat.objects import load_new_messages, new_messages, public_metadata, thread_object
 
 TAGS = ["openai: threads"]
 _CREATE_FIELDS = ("messages", "metadata", "tool_resources")
@@ -85,7 +85,7 @@ async def create_thread(principal: Principal, data: Any = None) -> dict[str, Any
     metadata = checked_metadata(body.get("metadata"))
     messages = new_messages(body.get("messages"), "messages")
     resources = await tool_resources.checked(principal, body.get("tool_resources"))
-    await attachments.check_files(principal, messages)
+    await load_new_messages(principal, messages)
     store = principal.tenant_store
     metadata = with_resources(metadata, await tool_resources.stored(principal, resources))
     thread_id = await new_thread(store, metadata, messages)

@@ -37,6 +37,7 @@ after the first block start) and ends without ``message_delta`` and ``message_st
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
@@ -266,6 +267,8 @@ def _validate_messages(messages: Any) -> None:
                     raise RequestRejected(
                         f"{where}.text: text content blocks must contain non-whitespace text"
                     )
+            if kind == "image":
+                _validate_image(block, where, role)
             if kind == "tool_use":
                 if role != "assistant":
                     raise RequestRejected(
@@ -631,3 +634,31 @@ class AnthropicFake:
         )
         event("message_stop", {"type": "message_stop"})
         await flush()
+
+
+_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def _validate_image(block: dict[str, Any], where: str, role: Any) -> None:
+    """An image block: a base64 source of a known media type, or a URL source."""
+    if role != "user":
+        raise RequestRejected(f"{where}: image blocks can only be in `user` messages")
+    source = block.get("source")
+    kind = source.get("type") if isinstance(source, dict) else None
+    if kind == "base64":
+        assert isinstance(source, dict)
+        if source.get("media_type") not in _MEDIA_TYPES:
+            raise RequestRejected(
+                f"{where}.source.base64.media_type: Input should be one of {_MEDIA_TYPES}"
+            )
+        data = source.get("data")
+        try:
+            base64.b64decode(str(data), validate=True)
+        except ValueError:
+            raise RequestRejected(f"{where}.source.base64.data: invalid base64") from None
+    elif kind == "url":
+        assert isinstance(source, dict)
+        if not str(source.get("url", "")).startswith(("https://", "http://")):
+            raise RequestRejected(f"{where}.source.url.url: must be an http(s) URL")
+    else:
+        raise RequestRejected(f"{where}.source: Input tag '{kind}' does not match any tag")

@@ -42,6 +42,7 @@ With an empty queue the server echoes the last user message (``echo: ...``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import threading
@@ -470,6 +471,11 @@ def _validate_messages(messages: Sequence[Any]) -> None:
         content = message.get("content", "")
         if not isinstance(content, str):
             raise BadRequest(400, f"messages[{i}]: content must be a string")
+        images = message.get("images")
+        if images is not None and (
+            not isinstance(images, list) or not all(_is_base64(x) for x in images)
+        ):
+            raise BadRequest(400, f"messages[{i}]: images must be base64 strings")
         tool_calls = message.get("tool_calls")
         if tool_calls is not None:
             if role != "assistant":
@@ -591,3 +597,13 @@ async def _text(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _is_base64(value: Any) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        base64.b64decode(value, validate=True)
+    except ValueError:
+        return False
+    return True

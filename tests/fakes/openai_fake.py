@@ -342,8 +342,45 @@ def _validate_messages(messages: list[Any]) -> None:
                 f"messages[{i}].content",
                 "invalid_type",
             )
+        if isinstance(content, list):
+            _validate_parts(content, i, role)
     if pending:
         raise _unanswered(pending, pending_at)
+
+
+_IMAGE_DATA = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+$")
+
+
+def _validate_parts(parts: list[Any], i: int, role: Any) -> None:
+    """Content parts as Chat Completions takes them: text everywhere, images from users."""
+    for k, part in enumerate(parts):
+        where = f"messages[{i}].content[{k}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if not isinstance(part.get("text"), str):
+                raise RequestRejected(f"Missing required parameter: '{where}.text'.", where)
+        elif kind == "image_url":
+            if role != "user":
+                raise RequestRejected(
+                    f"Invalid '{where}': image_url is only supported in messages with role 'user'.",
+                    where,
+                )
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else None
+            if not isinstance(url, str) or not (
+                url.startswith(("https://", "http://")) or _IMAGE_DATA.match(url)
+            ):
+                raise RequestRejected(
+                    f"Invalid '{where}.image_url.url': expected a URL or a base64 image.",
+                    f"{where}.image_url.url",
+                )
+            if image.get("detail", "auto") not in ("auto", "low", "high"):
+                raise RequestRejected(f"Invalid value: '{where}.image_url.detail'.", where)
+        else:
+            raise RequestRejected(
+                f"Invalid value: '{kind}'. Supported values are: 'text' and 'image_url'.",
+                f"{where}.type",
+            )
 
 
 def _unanswered(pending: list[str], index: int) -> RequestRejected:

@@ -473,10 +473,10 @@ async def test_bad_requests_are_400s_naming_the_param(client: openai.AsyncOpenAI
             messages.create(
                 thread.id,
                 role="user",
-                content=[{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+                content=[{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}],
             )
         )
-        == "content[0]"
+        == "content[0].image_url.url"
     )
     assert (
         await param_of(
