@@ -23,7 +23,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -45,7 +44,7 @@ from ai_agents.runs.turn import assistant_message_id
 from ai_agents.store import AgentStore
 from api.compat import ids
 from api.compat.objects import message_citations, message_object
-from api.compat.run_objects import run_object, search_details, tool_call_entry
+from api.compat.run_objects import run_object, search_details, step_id, tool_call_entry
 
 log = logging.getLogger("api.compat.runs")
 _END = object()
@@ -168,7 +167,7 @@ class AssistantEvents:
         seq = self.seq
         self.seq += 1
         return {
-            "id": ids.format_id(ids.STEP, uuid.uuid5(self.run_id, f"step:{seq}")),
+            "id": step_id(self.run_id, seq),
             "object": "thread.run.step",
             "created_at": int(time.time()),
             **self._ids(),

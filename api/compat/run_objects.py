@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from ai_agents.files.search import FILE_SEARCH, RANKER, SearchOptions, search_output
 from ai_agents.records import AgentRecord
@@ -262,6 +262,12 @@ def _uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
+def step_id(run_id: UUID, seq: int) -> str:
+    """A step's ``/v1`` id: from its run and its place in the run, so a streamed step
+    (announced before its row is written) has the id the listing shows."""
+    return ids.format_id(ids.STEP, uuid5(run_id, f"step:{seq}"))
+
+
 def step_object(step: RunStep, run: RunRecord, *, with_content: bool = False) -> dict[str, Any]:
     """*step* of *run* as an OpenAI ``thread.run.step`` (*with_content*: the passages of its
     ``file_search`` results, ``include[]``)."""
@@ -282,7 +288,7 @@ def step_object(step: RunStep, run: RunRecord, *, with_content: bool = False) ->
             "message": str(step.last_error.get("message") or "the step failed"),
         }
     return {
-        "id": ids.format_id(ids.STEP, step.id),
+        "id": step_id(step.run_id, step.seq),
         "object": "thread.run.step",
         "created_at": unix(step.created_at),
         "assistant_id": ids.format_id(ids.ASSISTANT, run.agent_id),

@@ -43,6 +43,7 @@ from api.compat.lists import ListQuery, envelope, list_query
 from api.compat.objects import load_new_messages, new_messages, thread_object
 from api.compat.run_events import AssistantEvents, Event, RunEvents, sse_body
 from api.compat.run_objects import run_object, shown, step_object
+from api.compat.run_objects import step_id as public_step_id
 from api.compat.run_tasks import start_in_background
 from api.compat.threads import with_resources
 
@@ -451,7 +452,7 @@ async def submit_tool_outputs(
 def _page(items: list[RunStep], query: ListQuery) -> tuple[list[RunStep], bool]:
     """OpenAI's paging over a run's (few) steps, by step ids."""
     ordered = sorted(items, key=lambda s: s.seq, reverse=query.order == "desc")
-    position = {ids.format_id(ids.STEP, s.id): i for i, s in enumerate(ordered)}
+    position = {public_step_id(s.run_id, s.seq): i for i, s in enumerate(ordered)}
     start, end = 0, len(ordered)
     for cursor, is_after in ((query.after, True), (query.before, False)):
         if cursor is None:
@@ -498,10 +499,10 @@ async def retrieve_run_step(
 ) -> dict[str, Any]:
     content = _with_content(include)
     store = principal.tenant_store
-    ident = ids.parse_id(ids.STEP, step_id)
+    ids.parse_id(ids.STEP, step_id)  # a 404 for an id of another kind
     run = await _run(store, thread_id, run_id)
     for step in await store.list_run_steps(run.id):
-        if step.id == ident and shown(step):
+        if public_step_id(step.run_id, step.seq) == step_id and shown(step):
             return step_object(step, run, with_content=content)
     raise NotFoundError("run step", step_id)
 

@@ -188,6 +188,8 @@ async def test_runs_stream_delivers_openais_events_and_the_saved_message(
     step = (await handler.get_final_run_steps())[0]
     assert step.step_details.type == "message_creation"
     assert step.step_details.message_creation.message_id == messages[0].id
+    listed_steps = await client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread)
+    assert [x.id for x in listed_steps.data] == [step.id]
 
 
 async def test_a_function_tool_streams_to_requires_action_then_resumes_streamed(
@@ -247,6 +249,15 @@ async def test_a_function_tool_streams_to_requires_action_then_resumes_streamed(
     listed_steps = steps.data
     assert [s.type for s in listed_steps] == ["tool_calls", "message_creation"]
     assert listed_steps[1].step_details.message_creation.message_id == messages[0].id  # type: ignore[union-attr]
+    # The steps streamed are the steps listed: same ids (a step is announced before its
+    # row is written, and both take the id of the run and the step's place).
+    streamed = [x.id for x in await first.get_final_run_steps()]
+    streamed += [x.id for x in await second.get_final_run_steps()]
+    assert list(dict.fromkeys(streamed)) == [x.id for x in listed_steps]
+    again = await client.beta.threads.runs.steps.retrieve(
+        streamed[-1], thread_id=thread, run_id=done.id
+    )
+    assert again.type == "message_creation"
 
 
 async def test_create_and_run_stream_makes_the_thread_first(
