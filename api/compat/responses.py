@@ -5,8 +5,9 @@ tenant's responses agent (:mod:`ai_agents.responses_agent`) on it with the reque
 model, instructions, tools and settings as per-run overrides
 (:mod:`api.compat.response_request`). The thread is
 
-- a new one (no ``previous_response_id``, no ``conversation``): every response is
-  readable later, ``store: false`` included (this server always stores);
+- a new one (no ``previous_response_id``, no ``conversation``), deleted again once the
+  response is answered when it says ``store: false`` (unless it waits for function call
+  outputs);
 - the thread of ``previous_response_id``: the conversation goes on where that thread
   stands;
 - the thread behind ``conversation`` (``conv_<hex>`` is ``thread_<hex>``).
@@ -109,6 +110,8 @@ class Started:
     new_thread: UUID | None
     #: The segment of the run this response is (:mod:`api.compat.response_objects`).
     index: int = 0
+    #: A ``store: false`` conversation's own thread, deleted once the response is answered.
+    unstored: UUID | None = None
 
 
 async def _conversation_thread(store: AgentStore, conversation: str) -> UUID:
@@ -197,7 +200,10 @@ async def _start(store: AgentStore, request: ResponseRequest) -> Started:
                 raise invalid("that response's function calls were already answered", "input")
             outputs = _resume_outputs(run, request)
             events = store.stream_tool_outputs(run.id, outputs)
-            return Started(events, None, segment.index + 1)
+            meta = response_meta(run) or {}
+            own = not meta.get("conversation") and not meta.get("previous_response_id")
+            unstored = run.thread_id if own and meta.get("store") is False else None
+            return Started(events, None, segment.index + 1, unstored)
         return await _run_on(
             store,
             run.thread_id,
@@ -214,7 +220,12 @@ async def _start(store: AgentStore, request: ResponseRequest) -> Started:
         )
     thread = await store.create_unassigned_thread()
     try:
-        return await _run_on(store, thread, request, messages, conversation=None, new_thread=True)
+        started = await _run_on(
+            store, thread, request, messages, conversation=None, new_thread=True
+        )
+        if request.echo.get("store") is False:
+            started.unstored = thread
+        return started
     except BaseException:
         await store.delete_thread(thread)
         raise
@@ -251,14 +262,24 @@ async def create_response(data: Any, principal: Principal) -> Response[Any]:
         raise invalid("Another response is in progress on this conversation.") from None
     except RunStateError as exc:
         raise invalid(exc.message, "previous_response_id") from None
+
+    async def answer(run_id: UUID) -> dict[str, Any]:
+        body = await _answer(store, run_id, started.index)
+        await _forget_unstored(store, started, run_id)
+        return body
+
     if request.stream:
-
-        async def answer(run_id: UUID) -> dict[str, Any]:
-            return await _answer(store, run_id, started.index)
-
         return await streamed(store, started, answer)
-    run_id = await _finish(store, started)
-    return Response(await _answer(store, run_id, started.index))
+    return Response(await answer(await _finish(store, started)))
+
+
+async def _forget_unstored(store: AgentStore, started: Started, run_id: UUID) -> None:
+    """``store: false`` on a new conversation: its thread goes once the response is
+    answered (kept while it waits for function call outputs, which name it)."""
+    if started.unstored is None:
+        return
+    if (await store.get_run(run_id)).status != "requires_action":
+        await store.delete_thread(started.unstored)
 
 
 Query = Annotated[str | None, Parameter(required=False)]

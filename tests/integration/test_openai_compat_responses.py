@@ -278,6 +278,61 @@ async def test_delete_hides_the_response(client: openai.AsyncOpenAI) -> None:
         await client.responses.retrieve(made.id)
 
 
+async def test_store_false_keeps_nothing_once_answered(
+    api: RunningApi, client: openai.AsyncOpenAI, brain: Brain
+) -> None:
+    """``store: false``: the answer comes back, then the response (its thread, its
+    messages) is gone; a response waiting for function call outputs is kept until they
+    are answered, then goes too. ``store: true`` (the default) keeps it."""
+    threads_before = thread_count(api)
+    brain.answer = lambda request: "not kept"
+    made = await create(client, model=MODEL, input="Hi", store=False)
+    assert made.output_text == "not kept" and made.store is False
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(made.id)
+    assert thread_count(api) == threads_before
+    streamed = await client.responses.create(model=MODEL, input="Hi", store=False, stream=True)
+    async for _event in streamed:
+        pass
+    assert thread_count(api) == threads_before
+
+    def answer(request: ProviderRequest) -> Any:
+        if request.messages[-1].role == "tool":
+            return "done"
+        return calls(call("get_weather", city="Paris"))
+
+    brain.answer = answer
+    paused = await create(client, model=MODEL, input="Weather?", tools=[WEATHER], store=False)
+    (fc,) = paused.output
+    assert (await client.responses.retrieve(paused.id)).id == paused.id  # waits for outputs
+    final = await create(
+        client,
+        model=MODEL,
+        previous_response_id=paused.id,
+        tools=[WEATHER],
+        input=[{"type": "function_call_output", "call_id": fc.call_id, "output": "sunny"}],  # type: ignore[union-attr]
+    )
+    assert final.output_text == "done"
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(paused.id)
+    assert thread_count(api) == threads_before
+
+    kept = await create(client, model=MODEL, input="Hi")
+    assert (await client.responses.retrieve(kept.id)).id == kept.id
+    assert thread_count(api) == threads_before + 1
+
+
+def thread_count(api: RunningApi) -> int:
+    async def count() -> int:
+        async with api.store.engine.connect() as conn:
+            found = await conn.exec_driver_sql(
+                "SELECT count(*) FROM threads WHERE tenant_id = 'acme'"
+            )
+            return int(found.scalar_one())
+
+    return api.call(count())
+
+
 async def test_delete_of_an_unknown_response_is_an_enveloped_404(
     client: openai.AsyncOpenAI,
 ) -> None:
