@@ -8,8 +8,8 @@ model, instructions, tools and settings as per-run overrides
 - a new one (no ``previous_response_id``, no ``conversation``), deleted again once the
   response is answered when it says ``store: false`` (unless it waits for function call
   outputs);
-- the thread of ``previous_response_id``: the conversation goes on where that thread
-  stands;
+- the thread of ``previous_response_id``: the conversation goes on from that response;
+  when newer exchanges follow it there, from a copy of the thread up to it (a branch);
 - the thread behind ``conversation`` (``conv_<hex>`` is ``thread_<hex>``).
 
 When the model calls a function tool, the run pauses (``requires_action``) and the
@@ -204,11 +204,16 @@ async def _start(store: AgentStore, request: ResponseRequest) -> Started:
             own = not meta.get("conversation") and not meta.get("previous_response_id")
             unstored = run.thread_id if own and meta.get("store") is False else None
             return Started(events, None, segment.index + 1, unstored)
+        messages = _new_messages(request)
+        branch = await _branch_point(store, run) if segment.is_last else None
+        if branch is not None:  # an older response: go on from it, on a copy
+            fork = await store.fork_thread(run.thread_id, up_to_message_id=branch)
+            return await _on_new_thread(store, fork, request, messages)
         return await _run_on(
             store,
             run.thread_id,
             request,
-            _new_messages(request),
+            messages,
             conversation=(response_meta(run) or {}).get("conversation"),
             new_thread=False,
         )
@@ -218,17 +223,34 @@ async def _start(store: AgentStore, request: ResponseRequest) -> Started:
         return await _run_on(
             store, thread, request, messages, conversation=request.conversation, new_thread=False
         )
-    thread = await store.create_unassigned_thread()
+    return await _on_new_thread(store, await store.create_unassigned_thread(), request, messages)
+
+
+async def _on_new_thread(
+    store: AgentStore, thread: UUID, request: ResponseRequest, messages: list[Message]
+) -> Started:
+    """The response on *thread*, made for it (deleted again if the run cannot start)."""
     try:
         started = await _run_on(
             store, thread, request, messages, conversation=None, new_thread=True
         )
-        if request.echo.get("store") is False:
-            started.unstored = thread
-        return started
     except BaseException:
         await store.delete_thread(thread)
         raise
+    if request.echo.get("store") is False:
+        started.unstored = thread
+    return started
+
+
+async def _branch_point(store: AgentStore, run: RunRecord) -> UUID | None:
+    """The last message of *run*'s response when newer exchanges follow it on its thread
+    (a response chained to it then starts from a copy of the thread up to there, as
+    OpenAI's chains branch); None when it is the thread's latest."""
+    mine, _, _ = await store.page_listed_messages(run.thread_id, limit=1, run_id=run.id)
+    latest, _, _ = await store.page_listed_messages(run.thread_id, limit=1)
+    if not mine or not latest or latest[0].id == mine[0].id:
+        return None
+    return mine[0].id
 
 
 async def _finish(store: AgentStore, started: Started) -> UUID:

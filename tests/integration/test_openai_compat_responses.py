@@ -278,6 +278,32 @@ async def test_delete_hides_the_response(client: openai.AsyncOpenAI) -> None:
         await client.responses.retrieve(made.id)
 
 
+async def test_chaining_to_an_older_response_branches(
+    client: openai.AsyncOpenAI, brain: Brain
+) -> None:
+    """``previous_response_id`` of a response that newer ones followed: the model sees the
+    history up to that response, not the newer exchange; the original chain is unchanged."""
+    brain.answer = lambda request: f"echo {request.messages[-1].text}"
+    first = await create(client, model=MODEL, input="one")
+    second = await create(client, model=MODEL, input="two", previous_response_id=first.id)
+    branch = await create(client, model=MODEL, input="three", previous_response_id=first.id)
+    assert branch.output_text == "echo three" and branch.previous_response_id == first.id
+    assert seen(brain.requests[-1]) == [
+        ("user", "one"),
+        ("assistant", "echo one"),
+        ("user", "three"),
+    ]
+    # The main line goes on where it stood; the branch goes on from its own answer.
+    await create(client, model=MODEL, input="four", previous_response_id=second.id)
+    assert [text for _role, text in seen(brain.requests[-1])] == [
+        "one", "echo one", "two", "echo two", "four",
+    ]  # fmt: skip
+    await create(client, model=MODEL, input="five", previous_response_id=branch.id)
+    assert [text for _role, text in seen(brain.requests[-1])] == [
+        "one", "echo one", "three", "echo three", "five",
+    ]  # fmt: skip
+
+
 async def test_store_false_keeps_nothing_once_answered(
     api: RunningApi, client: openai.AsyncOpenAI, brain: Brain
 ) -> None:
