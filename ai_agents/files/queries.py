@@ -390,6 +390,33 @@ async def finish_file(
         )
 
 
+#: An ``in_progress`` file older than this was left by a request that died (indexing
+#: runs inside the request that adds the file, far shorter than this).
+INTERRUPTED_AFTER_SECONDS = 15 * 60
+INTERRUPTED = {
+    "code": "server_error",
+    "message": "indexing was interrupted (the server stopped while adding the file); "
+    "add the file again",
+}
+
+
+async def fail_interrupted(
+    engine: AsyncEngine, tenant_id: str, store_id: UUID | None = None
+) -> int:
+    """Mark ``failed`` the files of the tenant (of one store) left ``in_progress`` by a
+    request that never finished; how many."""
+    f = vector_store_files.c
+    stale = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, INTERRUPTED_AFTER_SECONDS)
+    where = [f.tenant_id == tenant_id, f.status == "in_progress", f.created_at < stale]
+    if store_id is not None:
+        where.append(f.vector_store_id == store_id)
+    async with engine.begin() as conn:
+        done = await conn.execute(
+            update(vector_store_files).where(*where).values(status="failed", last_error=INTERRUPTED)
+        )
+    return int(done.rowcount or 0)
+
+
 async def get_store_file(
     engine: AsyncEngine, tenant_id: str, store_id: UUID, file_id: UUID
 ) -> StoreFileRow | None:

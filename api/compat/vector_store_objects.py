@@ -91,7 +91,9 @@ def parse_batch_id(value: str) -> UUID:
 
 async def find_store(principal: Principal, vector_store_id: str) -> queries.StoreRow:
     ident = ids.parse_id(ids.VECTOR_STORE, vector_store_id)
-    row = await queries.get_store(principal.tenant_store.engine, principal.tenant_id, ident)
+    engine = principal.tenant_store.engine
+    await queries.fail_interrupted(engine, principal.tenant_id, ident)
+    row = await queries.get_store(engine, principal.tenant_id, ident)
     if row is None:
         raise NotFoundError("vector store", vector_store_id)
     return row

@@ -4,7 +4,10 @@ A vector store is a scope of the tenant's document index (entity ``vs_<hex>``, s
 :mod:`ai_agents.files.ingestion`). Attaching a file chunks, embeds and indexes it with
 the server's RAG pipeline **during the request**: the answer already shows ``completed``
 (or ``failed`` with ``last_error``), and the SDK's ``*_and_poll`` helpers return at once.
-Detaching a file or deleting the store deletes its passages. File batches live in
+Detaching a file or deleting the store deletes its passages. A file a dead request left
+``in_progress`` is marked ``failed`` (``server_error``, "indexing was interrupted") when
+its store is next read, once it is older than any request
+(:data:`ai_agents.files.queries.INTERRUPTED_AFTER_SECONDS`). File batches live in
 :mod:`api.compat.vector_store_batches`.
 """
 
@@ -104,7 +107,9 @@ async def list_stores(
         after=ids.parse_id(ids.VECTOR_STORE, after) if after else None,
         before=ids.parse_id(ids.VECTOR_STORE, before) if before else None,
     )
-    rows, more = await queries.list_stores(principal.tenant_store.engine, principal.tenant_id, page)
+    engine = principal.tenant_store.engine
+    await queries.fail_interrupted(engine, principal.tenant_id)
+    rows, more = await queries.list_stores(engine, principal.tenant_id, page)
     return envelope([store_object(r) for r in rows], more)
 
 

@@ -7,8 +7,10 @@ checked strictly against the SDK's typed models."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import openai
 import pytest
@@ -356,3 +358,43 @@ def test_files_with_the_same_bytes_keep_their_own_passages(
     assert client.vector_stores.retrieve(store.id).file_counts.completed == 1
     client.vector_stores.files.delete(file_id=second["id"], vector_store_id=store.id)
     assert sources(api, store.id) == set()
+
+
+def test_a_file_left_in_progress_by_a_dead_request_fails_when_read(
+    api: RunningApi, client: openai.OpenAI
+) -> None:
+    """A request that died while indexing leaves its file ``in_progress``; once that is
+    older than any request, reading the store reports it failed (the counts too), so a
+    poller stops waiting and the file can be added again."""
+    pets = upload(client, "pets.md")["id"]
+    laundry = upload(client, "laundry.txt")["id"]
+    store = client.vector_stores.create(name="s", file_ids=[pets])
+
+    async def interrupted(file_id: str, age: timedelta) -> None:
+        """*file_id* attached and left as a dead request leaves it, *age* ago."""
+        async with api.store.engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO vector_store_files (vector_store_id, file_id, tenant_id, status, "
+                "created_at) VALUES ($1, $2, 'acme', 'in_progress', now() - $3::interval)",
+                (UUID(hex=store.id[3:]), UUID(hex=file_id[5:]), age),
+            )
+
+    api.call(interrupted(laundry, timedelta(hours=1)))
+    seen = client.vector_stores.retrieve(store.id)
+    assert (seen.file_counts.completed, seen.file_counts.failed) == (1, 1)
+    assert seen.status == "completed"
+    failed = client.vector_stores.files.retrieve(laundry, vector_store_id=store.id)
+    assert failed.status == "failed" and failed.last_error is not None
+    assert failed.last_error.code == "server_error"
+    assert "interrupted" in failed.last_error.message
+    again = client.vector_stores.files.create(vector_store_id=store.id, file_id=laundry)
+    assert again.status == "completed"
+
+    # One still within a request's time is left alone (it may be indexing right now).
+    other = client.vector_stores.create(name="t")
+    store = other  # the store *interrupted* attaches to
+    api.call(interrupted(pets, timedelta(minutes=1)))
+    assert client.vector_stores.retrieve(other.id).file_counts.in_progress == 1
+    assert [s.file_counts.in_progress for s in client.vector_stores.list() if s.id == other.id] == [
+        1
+    ]
