@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := openai,anthropic,api,rag,local,dev
+EXTRAS := openai,anthropic,api,rag,local,documents,otel,dev
 # sentence-transformers needs torch: this pinned CPU build is on the machines' disk
 # (any other version would download gigabytes), so it is installed first.
 TORCH := torch==2.13.0
@@ -118,7 +118,8 @@ chaos: install
 	AI_AGENTS_CHAOS=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/chaos $(PYTEST_ARGS)
 
 # No services target: without AI_AGENTS_DATABASE_URL / AI_AGENTS_REDIS_URL the demo
-# starts its own embedded PostgreSQL and Valkey under .ai_agents/.
+# starts its own embedded PostgreSQL and Valkey in the user's data directory
+# (~/.local/share/ai-agents), which `ai-agents serve`, `keys`, `worker`... then reuse.
 demo: install
 	$(BIN)/python -m ai_agents demo
 
