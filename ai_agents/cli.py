@@ -13,8 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ai_agents.config import Settings
-from ai_agents.errors import AgentsError
+from ai_agents.errors import AgentsError, StorageError
 
 Handler = Callable[[argparse.Namespace], int]
 #: Modules that add subcommands with :func:`command` (each optional: a missing extra skips it).
@@ -34,12 +33,11 @@ def command(
 
 @command("migrate", "upgrade the database schema to the newest revision")
 def _migrate(args: argparse.Namespace) -> int:
+    from ai_agents.commands._shared import command_settings
     from ai_agents.db import migrate
 
-    settings = Settings.from_env()
-    if not settings.database_url:
-        print("error: set AI_AGENTS_DATABASE_URL (or DATABASE_URL) first", file=sys.stderr)
-        return 2
+    settings = command_settings(redis=False)  # the embedded database is migrated there
+    assert settings.database_url is not None
     migrate.upgrade(settings.database_url, prepared_statements=settings.prepared_statements)
     print("database schema is up to date (head)")
     return 0
@@ -56,10 +54,23 @@ def _load_plugins() -> None:
                 raise
 
 
+def version() -> str:
+    """The installed distribution's version (the package's own when not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ai-agents")
+    except metadata.PackageNotFoundError:
+        import ai_agents
+
+        return str(getattr(ai_agents, "__version__", "unknown"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     _load_plugins()
     parser = argparse.ArgumentParser(prog="ai-agents", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks")
+    parser.add_argument("--version", action="version", version=f"ai-agents {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, configure, _handler) in sorted(COMMANDS.items()):
         configure(sub.add_parser(name, help=help_text, description=help_text))
@@ -67,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Expected failures end in one ``error:`` line on stderr, exit 1
+    (``--verbose`` adds the traceback); a reader closing the pipe early ends it quietly."""
+    from ai_agents.commands._output import silence_stdout
+
+    try:
+        return _run(argv)
+    except BrokenPipeError:  # `ai-agents ... | head`: the reader has what it wanted
+        silence_stdout()
+        return 0
+
+
+def _run(argv: list[str] | None) -> int:
+    from ai_agents.commands._failures import missing_extra, missing_schema, unreachable_service
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -77,11 +102,36 @@ def main(argv: list[str] | None = None) -> int:
     _help, _configure, handler = COMMANDS[args.command]
     try:
         return handler(args)
-    except AgentsError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
+    except AgentsError as exc:
+        message = (unreachable_service(exc) if isinstance(exc, StorageError) else None) or (
+            exc.message
+        )
+        if missing_schema(exc):
+            message += " (the schema is not there: run `ai-agents migrate`)"
+        return _fail(message, exc if args.verbose else None)
+    except ModuleNotFoundError as exc:
+        line = missing_extra(exc)
+        if line is None:
+            raise
+        return _fail(line, exc if args.verbose else None)
+    except Exception as exc:  # PostgreSQL or Redis down outside the store (migrate, keys)
+        line = unreachable_service(exc)
+        if line is None:
+            raise
+        return _fail(line, exc if args.verbose else None)
+
+
+def _fail(message: str, exc: BaseException | None) -> int:
+    if exc is not None:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr)
+    return 1
 
 
 def run_async(coro: Any) -> Any:

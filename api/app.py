@@ -35,7 +35,7 @@ from ai_agents.config import Settings
 from ai_agents.errors import AgentsError
 from ai_agents.store import AgentStore
 from ai_agents.warmup import start_warm_up
-from api import compat, openapi
+from api import compat, console, observability, openapi
 from api.auth import FailedAuthThrottle, KeyRateLimiter, provide_principal
 from api.compat.errors import v1_aware
 from api.config import ApiConfig
@@ -144,13 +144,18 @@ def create_app(
         store, stateless=config.mcp_stateless
     )  # /mcp: the tenant's agents over MCP (Streamable HTTP)
     app = Litestar(
-        route_handlers=[Router(API_PREFIX, route_handlers=ROUTES), compat.router(), mcp.handler],
+        route_handlers=[
+            Router(API_PREFIX, route_handlers=ROUTES),
+            compat.router(),
+            mcp.handler,
+            console.router(),  # /console: the web console's static page
+        ],
         before_request=checks,
         request_class=ApiRequest,
         dependencies={"principal": Provide(provide_principal)},
         # Under /v1 the same answers in OpenAI's error shape.
         exception_handlers={k: v1_aware(h) for k, h in EXCEPTION_HANDLERS.items()},
-        middleware=[_MetricsMiddleware(metrics)],
+        middleware=[*observability.middleware(), _MetricsMiddleware(metrics)],
         openapi_config=openapi.config(),
         cors_config=cors,
         request_max_body_size=config.max_body_bytes,

@@ -3,18 +3,22 @@
 ``serve`` runs the API under uvicorn (a production ASGI server) with the app factory
 :func:`api.app.create_app_from_env`, so each worker process builds its own store from
 the environment and closes it on shutdown. ``keys`` manages API keys directly in the
-database (the secret of a new key is printed once; only its hash is stored).
+database (the secret of a new key is printed once; only its hash is stored). Without a
+database or Redis URL both use this user's embedded servers (:mod:`ai_agents.embedded`),
+as ``demo`` and ``chat`` do.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import sys
 from typing import Any
 
 from ai_agents.cli import command, run_async
-from ai_agents.config import Settings
+from ai_agents.commands._shared import command_settings
 
 
 def _configure_serve(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +35,12 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
     parser.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log one JSON object per line, with request and run ids "
+        "(or AI_AGENTS_LOG_FORMAT=json)",
+    )
+    parser.add_argument(
         "--forwarded-allow-ips",
         default=None,
         help="trust X-Forwarded-* from these proxy IPs (uvicorn's option)",
@@ -41,16 +51,27 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    settings = Settings.from_env()
-    if not settings.database_url:
-        print("error: set AI_AGENTS_DATABASE_URL (or DATABASE_URL) first", file=sys.stderr)
-        return 2
+    from ai_agents.observability.logs import json_requested, use_json_logs, uvicorn_log_config
+    from ai_agents.observability.metrics import multiprocess_directory
+    from ai_agents.observability.tracing import require_if_enabled
+
+    require_if_enabled()  # each worker sets tracing up; a missing extra fails here first
+    json_logs = json_requested(args.log_json)
+    if json_logs:
+        use_json_logs()
+
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
     from api.config import ApiConfig
 
     ApiConfig.from_env()  # fail now, with a clear message, on a malformed AI_AGENTS_API_* value
+    settings = command_settings()
+    # The app factory runs in each server process and reads the environment: give it the
+    # URLs found here (the embedded servers' when none was configured).
+    os.environ["AI_AGENTS_DATABASE_URL"] = str(settings.database_url)
+    if settings.redis_url:
+        os.environ["AI_AGENTS_REDIS_URL"] = settings.redis_url
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -62,7 +83,11 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if args.forwarded_allow_ips:
         options["forwarded_allow_ips"] = args.forwarded_allow_ips
-    uvicorn.run("api.app:create_app_from_env", **options)
+    if json_logs:
+        options["log_config"] = uvicorn_log_config(args.log_level)
+    # Several workers share their metrics through files (a scrape of any one counts all).
+    with multiprocess_directory(args.workers):
+        uvicorn.run("api.app:create_app_from_env", **options)
     return 0
 
 
@@ -90,11 +115,8 @@ async def _keys(args: argparse.Namespace) -> int:
     from api.config import ApiConfig
     from api.keys import KeyStore
 
-    settings = Settings.from_env()
-    if not settings.database_url:
-        print("error: set AI_AGENTS_DATABASE_URL (or DATABASE_URL) first", file=sys.stderr)
-        return 2
     config = ApiConfig.from_env()
+    settings = await asyncio.to_thread(command_settings)
     async with AgentStore(settings=settings) as store:
         keys = KeyStore(store, pepper=config.key_pepper, cache_ttl=0)
         if args.keys_command == "create":

@@ -1,21 +1,34 @@
-"""The OpenAPI document: Bearer security, the one error schema on every operation.
+"""The OpenAPI document: Bearer security, readable operation ids, each operation's errors.
 
 Litestar generates the operations from the handlers; :func:`finalize` then documents
-what the handlers cannot say themselves: every error status an operation may answer
-(all with the same ``Error`` schema, 429 with its ``Retry-After`` header, 415 on
-operations with a body), that request bodies reject unknown fields. Operations that may answer a run as Server-Sent Events
-declare it themselves with ``operation_class=StreamedRunOperation``. The schemathesis
-test checks the live API against this document.
+what the handlers cannot say themselves: the error statuses an operation may answer (all
+with the same ``Error`` schema, 429 with its ``Retry-After`` header), that request bodies
+reject unknown fields. Which errors an operation documents (:func:`operation_errors`):
+
+- every operation that needs a key: 400 (malformed request, unknown query parameter),
+  401, 429 and 503;
+- with a request body: 413 (body too large) and 415 (not JSON);
+- with a path parameter: 404;
+- and what its handler declares with ``opt=errors(...)`` (403, 404 for an object named
+  in the body or query, 409, 413 for a size limit, 422, 502).
+
+Operation ids are the handlers' names in camelCase (``create_run`` -> ``createRun``).
+Operations that may answer a run as Server-Sent Events declare it themselves with
+``operation_class=StreamedRunOperation`` (:mod:`api.sse_docs`). The page at
+:data:`DOCS_PATH` is Swagger UI served from this server (:mod:`api.docs_ui`). The
+schemathesis test checks the live API against this document.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
     OpenAPIHeader,
@@ -29,28 +42,51 @@ from litestar.openapi.spec import (
     SecurityScheme,
     Tag,
 )
+from litestar.routes import HTTPRoute
 
-from api import schemas
+from api import schemas, sse_docs
+from api.docs_ui import LocalSwaggerUI
 
 DOCS_PATH = "/api/v1/docs"
 SECURITY_SCHEME = "BearerAuth"
 
 _ERRORS: dict[int, str] = {
-    400: "Malformed request (wrong types, unknown fields, bad JSON).",
+    400: "Malformed request (wrong types, unknown fields or query parameters, bad JSON).",
     401: "Missing, invalid or revoked API key.",
     403: "The key lacks the scope this needs (admin).",
     404: "No such object (or it belongs to another tenant).",
-    409: "Conflict: the thread is busy with another run (`on_busy: reject`), or the run's "
-    "status does not allow this (e.g. tool outputs for a run not in `requires_action`).",
+    409: "Conflict: the thread is busy with another run (`on_busy: reject`), or the "
+    "object's state does not allow this (e.g. tool outputs for a run not in "
+    "`requires_action`, a name already taken).",
     413: "Request body, thread, user or tenant size limit exceeded.",
     415: "The request body is not JSON (`Content-Type: application/json`).",
     422: "The request is well-formed but invalid (the message says which field).",
     429: "Rate limit of the API key exceeded, or too many failed authentications from "
     "this address; retry after `Retry-After` seconds.",
-    502: "The model provider rejected the request.",
+    502: "The model provider rejected the request or sent an unreadable answer.",
     503: "The model provider, PostgreSQL or Redis is unavailable; retry later.",
 }
+#: What any operation needing a key may answer.
+_AUTHENTICATED = (400, 401, 429, 503)
+_WITH_BODY = (413, 415)
+_WITH_PATH_PARAMETER = (404,)
 _PUBLIC_ERRORS = (503,)
+_OPT_KEY = "errors"
+
+
+def errors(*statuses: int) -> dict[str, Any]:
+    """A handler's ``opt`` declaring the errors its own logic may answer, beyond those
+    of its shape (see the module docstring): ``@get(..., opt=errors(403, 422))``."""
+    unknown = sorted(set(statuses) - set(_ERRORS))
+    if unknown:
+        raise ValueError(f"no documented error status {unknown}: use one of {sorted(_ERRORS)}")
+    return {_OPT_KEY: tuple(statuses)}
+
+
+def operation_id(handler: HTTPRouteHandler, *_: Any) -> str:
+    """The handler's name in camelCase: ``list_run_steps`` -> ``listRunSteps``."""
+    first, *rest = handler.handler_name.strip("_").split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 def config() -> OpenAPIConfig:
@@ -63,7 +99,9 @@ def config() -> OpenAPIConfig:
             "Authenticate with `Authorization: Bearer <API key>`."
         ),
         path=DOCS_PATH,
-        render_plugins=[SwaggerRenderPlugin()],
+        render_plugins=[LocalSwaggerUI(DOCS_PATH)],
+        operation_id_creator=operation_id,
+        create_examples=False,
         security=[{SECURITY_SCHEME: []}],
         components=Components(
             security_schemes={
@@ -84,6 +122,7 @@ def config() -> OpenAPIConfig:
             Tag(name="usage"),
             Tag(name="models"),
             Tag(name="keys", description="Admin scope only."),
+            Tag(name="mcp servers"),
             Tag(name="system"),
         ],
         use_handler_docstrings=True,
@@ -139,8 +178,35 @@ def _operations(app: Litestar) -> list[tuple[str, str, Operation]]:
     return found
 
 
+def _declared_errors(app: Litestar) -> dict[str, tuple[int, ...]]:
+    """Operation id -> the errors its handler declares with :func:`errors`."""
+    declared: dict[str, tuple[int, ...]] = {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if not handler.resolve_include_in_schema():
+                continue  # e.g. /v1, documented by OpenAI's own document
+            name = handler.operation_id if isinstance(handler.operation_id, str) else None
+            declared[name or operation_id(handler)] = tuple(handler.opt.get(_OPT_KEY, ()))
+    return declared
+
+
+def operation_errors(op: Operation, declared: Iterable[int], *, public: bool) -> list[int]:
+    """The error statuses *op* documents (see the module docstring)."""
+    if public:
+        return list(_PUBLIC_ERRORS)
+    found = set(_AUTHENTICATED) | set(declared)
+    if op.request_body is not None:
+        found.update(_WITH_BODY)
+    if any(isinstance(p, Parameter) and p.param_in == "path" for p in op.parameters or ()):
+        found.update(_WITH_PATH_PARAMETER)
+    return sorted(found)
+
+
 def finalize(app: Litestar, *, public_paths: tuple[str, ...] = ()) -> None:
-    """Add the error responses, the Error schema and the strictness of request bodies.
+    """Add each operation's error responses, the Error and event schemas and the
+    strictness of request bodies.
 
     Operations on *public_paths* need no API key: their security is emptied and they
     document only 503 (with their own body when they declare one).
@@ -150,12 +216,14 @@ def finalize(app: Litestar, *, public_paths: tuple[str, ...] = ()) -> None:
     if components.schemas is None:
         components.schemas = {}
     components.schemas["Error"] = _error_schema()
+    components.schemas.update(sse_docs.event_schemas())
 
     for name in _strict_schema_names():
         schema = components.schemas.get(name)
         if isinstance(schema, Schema):
             schema.additional_properties = False
 
+    declared = _declared_errors(app)
     for path, _method, op in _operations(app):
         for param in op.parameters or ():
             if isinstance(param, Parameter) and isinstance(param.schema, Schema):
@@ -164,11 +232,8 @@ def finalize(app: Litestar, *, public_paths: tuple[str, ...] = ()) -> None:
         public = path in public_paths
         if public:
             op.security = []
-        for status in _ERRORS:
-            if public and status not in _PUBLIC_ERRORS:
-                continue
-            if status == 415 and op.request_body is None:
-                continue  # only operations with a body check its media type
+        own = declared.get(op.operation_id or "", ())
+        for status in operation_errors(op, own, public=public):
             if public and str(status) in responses:
                 continue  # e.g. /health documents its own 503 body
             responses[str(status)] = _error_response(status)
@@ -182,13 +247,7 @@ class StreamedRunOperation(Operation):
     def __post_init__(self) -> None:
         ok = (self.responses or {}).get("200")
         if isinstance(ok, OpenAPIResponse) and ok.content is not None:
-            ok.content["text/event-stream"] = OpenAPIMediaType(
-                schema=Schema(
-                    type=OpenAPIType.STRING,
-                    description="`stream: true`: events run_started, text_delta, tool_call, "
-                    "tool_result, done (the run), error (the Error schema).",
-                )
-            )
+            ok.content["text/event-stream"] = sse_docs.event_stream_media()
 
 
 def _without_null(schema: Schema) -> Schema:

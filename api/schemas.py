@@ -95,6 +95,90 @@ class RetrySettings(In):
     jitter: Annotated[float, _doc("0 to 1")] | UnsetType = UNSET
 
 
+class RoutingTarget(In):
+    """One ``(provider, model)`` a routed run may call (``provider`` is not ``auto``)."""
+
+    provider: Name
+    model: Name
+
+
+class RoutingSettings(In):
+    """``settings.routing``: which target answers a run (docs/providers.md, "Routing").
+    Needs a ``local`` or a ``cloud`` target (an agent's own concrete provider fills its
+    slot); the bounds are checked when the agent is saved (422 naming the field)."""
+
+    local: RoutingTarget | None | UnsetType = UNSET
+    cloud: RoutingTarget | None | UnsetType = UNSET
+    #: Runs above ``token_budget`` or ``complexity_threshold`` (default: ``cloud``).
+    strong: RoutingTarget | None | UnsetType = UNSET
+    prefer: (
+        Annotated[
+            Literal["local", "cloud", "strong"],
+            _doc("The default target. Default: local when configured, else cloud."),
+        ]
+        | None
+        | UnsetType
+    ) = UNSET
+    privacy_patterns: (
+        Annotated[
+            list[str] | dict[str, str],
+            _doc(
+                "RE2 regexes (a list, or {name: regex}); a run whose input or history "
+                "matches one goes to local providers only. Default: built-in patterns "
+                "(passwords, secrets, API keys, card numbers...); [] turns them off."
+            ),
+        ]
+        | None
+        | UnsetType
+    ) = UNSET
+    allow_xml_tools: (
+        Annotated[bool, _doc("Give tools to a local model without native tool calls by XML.")]
+        | UnsetType
+    ) = UNSET
+    token_budget: (
+        Annotated[int, _doc("Estimated input tokens above which the strong target answers.")]
+        | None
+        | UnsetType
+    ) = UNSET
+    complexity_threshold: (
+        Annotated[float, _doc("0 to 1: input complexity above which the strong target answers.")]
+        | None
+        | UnsetType
+    ) = UNSET
+    force_provider: (
+        Annotated[str, _doc("Always this target: local, cloud, strong or one's provider.")]
+        | None
+        | UnsetType
+    ) = UNSET
+
+
+class MemoryConfig(In):
+    """``memory_config``: the memory strategy's options. Which keys apply depends on
+    ``memory_strategy`` (another key is a 422 naming the allowed ones): last_messages
+    takes max_messages; first_last max_messages and preserve_first; summarize
+    max_messages, summarize_batch, summary_provider and summary_model."""
+
+    max_messages: (
+        Annotated[int, _doc("Latest messages sent to the model (default 50; summarize: 20).")]
+        | UnsetType
+    ) = UNSET
+    preserve_first: (
+        Annotated[int, _doc("first_last: first messages kept (default 3).")] | UnsetType
+    ) = UNSET
+    summarize_batch: (
+        Annotated[int, _doc("summarize: older messages folded into the summary at once (10).")]
+        | UnsetType
+    ) = UNSET
+    summary_provider: (
+        Annotated[Name, _doc("summarize: provider writing the summary (default: the agent's).")]
+        | UnsetType
+    ) = UNSET
+    summary_model: (
+        Annotated[Name, _doc("summarize: model writing the summary (default: the agent's).")]
+        | UnsetType
+    ) = UNSET
+
+
 class AgentSettings(In):
     """What the runner reads of an agent (``ai_agents/agent_settings.py``). A wrong JSON
     type or an unknown key is a 400; a value out of its bounds (including the deployment's
@@ -183,18 +267,8 @@ class AgentSettings(In):
         Annotated[int, _doc("Tokens per minute per user of this agent (>= 1).")] | None | UnsetType
     ) = UNSET
     retry: RetrySettings | None | UnsetType = UNSET
-    routing: (
-        Annotated[
-            Json,
-            _doc(
-                "Routing policy (docs/providers.md): local, cloud, strong ({provider, model}), "
-                "prefer, privacy_patterns, allow_xml_tools, token_budget, "
-                "complexity_threshold, force_provider."
-            ),
-        ]
-        | None
-        | UnsetType
-    ) = UNSET
+    #: Routing policy (docs/providers.md); set for ``provider: "auto"``.
+    routing: RoutingSettings | None | UnsetType = UNSET
 
 
 #: An agent's verbatim system prompt (the store's ``MAX_AGENT_INSTRUCTIONS``).
@@ -216,7 +290,7 @@ class AgentCreate(In):
     instructions: Instructions | None = None
     fallbacks: list[Fallback] = msgspec.field(default_factory=list)
     memory_strategy: Name = "last_messages"
-    memory_config: Json = msgspec.field(default_factory=dict)
+    memory_config: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
     metadata: Json = msgspec.field(default_factory=dict)
     #: Admin keys only: the tenant that owns the new agent (default: the key's tenant).
@@ -240,7 +314,7 @@ class AgentUpdate(In):
     instructions: Instructions | None | UnsetType = UNSET
     fallbacks: list[Fallback] | UnsetType = UNSET
     memory_strategy: Name | UnsetType = UNSET
-    memory_config: Json | UnsetType = UNSET
+    memory_config: MemoryConfig | UnsetType = UNSET
     #: Replaces the whole settings mapping.
     settings: AgentSettings | UnsetType = UNSET
     metadata: Json | UnsetType = UNSET

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import importlib
 import inspect
-import json
 import logging
 import os
 import signal
@@ -24,14 +23,24 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import start_http_server
+
 from ai_agents.cli import command
-from ai_agents.config import Settings
+from ai_agents.commands._shared import command_settings
 from ai_agents.errors import ConfigurationError
 from ai_agents.jobs.queue import QueueConfig, RedisJobQueue
+from ai_agents.observability import tracing
+from ai_agents.observability.logs import ENV as LOG_FORMAT_ENV
+from ai_agents.observability.logs import json_requested, use_json_logs
+from ai_agents.observability.metrics import Metrics
 from ai_agents.store import AgentStore
 from workers.pool import WorkerConfig, WorkerPool
 
 SETUP_ENV = "AI_AGENTS_WORKER_SETUP"
+METRICS_PORT_ENV = "AI_AGENTS_WORKER_METRICS_PORT"
+SERVICE_NAME = "ai-agents-worker"
+
+log = logging.getLogger("workers")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -58,15 +67,44 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--burst", action="store_true", help="drain the queue, then exit")
     parser.add_argument("--name", help="worker name (default host:pid:random)")
     parser.add_argument(
-        "--log-json", action="store_true", help="log one JSON object per line, with job fields"
+        "--log-json",
+        action="store_true",
+        help=f"log one JSON object per line, with job fields (or {LOG_FORMAT_ENV}=json)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help=f"serve Prometheus metrics on this port (default {METRICS_PORT_ENV} or none)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="interface of the metrics port (default 127.0.0.1; 0.0.0.0 for every one)",
+    )
+
+
+def _env_port() -> int | None:
+    value = os.environ.get(METRICS_PORT_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigurationError(f"{METRICS_PORT_ENV} must be a port number, got {value!r}")
+    return int(value)
 
 
 @command("worker", "run background jobs (agent runs queued with enqueue_run)", configure)
 def worker_command(args: argparse.Namespace) -> int:
-    if args.log_json:
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(JsonFormatter())
+    if json_requested(args.log_json):
+        use_json_logs()
+    tracing.configure_from_env(SERVICE_NAME)
+    metrics = None
+    port = args.metrics_port if args.metrics_port is not None else _env_port()
+    if port is not None:
+        # The worker's own values (not those of a PROMETHEUS_MULTIPROC_DIR it may share).
+        metrics = Metrics()
+        start_http_server(port, args.metrics_host, registry=metrics.registry)
+        log.info("worker metrics on http://%s:%d/metrics", args.metrics_host, port)
     config = WorkerConfig(
         concurrency=args.concurrency,
         grace_period=args.grace_period,
@@ -74,22 +112,21 @@ def worker_command(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         name=args.name,
     )
-    return int(asyncio.run(serve(config, visibility_timeout=args.visibility_timeout)))
+    return int(
+        asyncio.run(serve(config, visibility_timeout=args.visibility_timeout, metrics=metrics))
+    )
 
 
-async def serve(config: WorkerConfig, *, visibility_timeout: float | None = None) -> int:
+async def serve(
+    config: WorkerConfig, *, visibility_timeout: float | None = None, metrics: Metrics | None = None
+) -> int:
     """Run one worker pool until SIGTERM/SIGINT (or drained, in burst mode)."""
-    settings = Settings.from_env()
-    if not settings.database_url or not settings.redis_url:
-        raise ConfigurationError(
-            "a worker needs AI_AGENTS_DATABASE_URL (or DATABASE_URL) and AI_AGENTS_REDIS_URL "
-            "(or REDIS_URL)"
-        )
+    settings = await asyncio.to_thread(command_settings)
     async with AgentStore(settings=settings) as store:
         await run_setup(store)
         queue = RedisJobQueue(store, QueueConfig.from_env(visibility_timeout=visibility_timeout))
         store.use_job_queue(queue)
-        pool = WorkerPool(store, config, queue=queue)
+        pool = WorkerPool(store, config, queue=queue, metrics=metrics)
         loop = asyncio.get_running_loop()
         signals = 0
 
@@ -130,24 +167,6 @@ async def run_setup(store: AgentStore) -> None:
         result = load_setup(spec)(store)
         if inspect.isawaitable(result):
             await result
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the job fields."""
-
-    _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        data.update({k: v for k, v in record.__dict__.items() if k not in self._STANDARD})
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
 
 
 def main(argv: list[str] | None = None) -> int:

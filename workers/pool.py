@@ -44,6 +44,8 @@ from ai_agents.jobs.transport import (
     weighted_preferences,
 )
 from ai_agents.memory.extraction import ExtractionResult, is_extraction, run_extraction
+from ai_agents.observability.logs import log_fields
+from ai_agents.observability.metrics import Metrics
 from ai_agents.response import AgentResponse
 from ai_agents.runner import RunOptions
 from ai_agents.warmup import start_warm_up
@@ -108,8 +110,11 @@ class WorkerPool:
         config: WorkerConfig | None = None,
         *,
         queue: RedisJobQueue | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        #: Job and run counters (``ai-agents worker --metrics-port``), if any.
+        self.metrics = metrics
         self.config = config or WorkerConfig()
         self.queue = queue or job_queue(store)
         self.name = self.config.name or (
@@ -238,6 +243,10 @@ class WorkerPool:
     # --- one job ------------------------------------------------------------------------
 
     async def _process(self, delivery: Delivery) -> None:
+        with log_fields(job_id=str(delivery.job_id), worker=self.name):
+            await self._attempt(delivery)
+
+    async def _attempt(self, delivery: Delivery) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -273,6 +282,27 @@ class WorkerPool:
             self._running.pop(claim.job.id, None)
         error = outcome if isinstance(outcome, BaseException) else None
         self._log_job(settled.outcome, settled.job or running.job, started, error, settled.retry_in)
+        self._count_run(outcome, settled.outcome, loop.time() - started)
+
+    def _count_run(
+        self, outcome: AgentResponse | ExtractionResult | Exception, settled: str, seconds: float
+    ) -> None:
+        if self.metrics is None:
+            return
+        if isinstance(outcome, Exception):
+            self.metrics.run_failed(mode="job", code=getattr(outcome, "code", "internal_error"))
+        elif isinstance(outcome, AgentResponse) and settled == "succeeded":
+            if outcome.status == "requires_action":
+                return  # counted when its outputs complete it
+            self.metrics.run_finished(
+                mode="job",
+                provider=outcome.provider,
+                model=outcome.model,
+                seconds=seconds,
+                input_tokens=outcome.usage.input_tokens,
+                output_tokens=outcome.usage.output_tokens,
+                cost=outcome.cost,
+            )
 
     async def _execute(self, running: _Running) -> AgentResponse | ExtractionResult | Exception:
         job = running.job
@@ -331,6 +361,12 @@ class WorkerPool:
         retry_in: float | None = None,
     ) -> None:
         self.stats.outcomes[outcome] += 1
+        seconds = asyncio.get_running_loop().time() - started
+        if self.metrics is not None:
+            kind = "extraction" if is_extraction(job) else "run"
+            self.metrics.job_finished(
+                outcome=outcome, kind=kind, priority=job.priority, seconds=seconds
+            )
         fields: dict[str, Any] = {
             "job_id": str(job.id),
             "thread_id": str(job.thread_id),
@@ -338,7 +374,7 @@ class WorkerPool:
             "priority": job.priority,
             "attempt": job.attempts,
             "max_attempts": job.max_attempts,
-            "duration_ms": round((asyncio.get_running_loop().time() - started) * 1000, 1),
+            "duration_ms": round(seconds * 1000, 1),
             "outcome": outcome,
             "worker": self.name,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -12,6 +12,9 @@ from ai_agents.config import Settings
 
 if TYPE_CHECKING:
     from ai_agents.store import AgentStore
+
+#: Says which servers a command uses (one line each, at start).
+log = logging.getLogger("ai_agents.commands")
 
 
 def quiet_logs() -> None:
@@ -21,8 +24,9 @@ def quiet_logs() -> None:
     logging.getLogger("ai_agents.embedded").setLevel(logging.INFO)
 
 
-def resolve_settings() -> tuple[Settings, bool]:
-    """Settings from the environment, embedded servers filling missing URLs.
+def resolve_settings(*, redis: bool = True) -> tuple[Settings, bool]:
+    """Settings from the environment, embedded servers filling missing URLs (not Redis's
+    when the command needs no Redis: *redis* false).
 
     Returns ``(settings, embedded_db)``; the embedded database is always migrated by the
     caller (it is ours), a configured one only by ``migrate`` and ``demo``.
@@ -31,8 +35,35 @@ def resolve_settings() -> tuple[Settings, bool]:
 
     settings = Settings.from_env()
     configured_db = bool(settings.database_url)
-    settings, _infos = with_embedded_defaults(settings)
+    settings, _infos = with_embedded_defaults(settings, redis=redis)
     return settings, not configured_db
+
+
+def command_settings(
+    *, redis: bool = True, announce: Callable[[str], None] | None = None
+) -> Settings:
+    """What a server-side command (``serve``, ``keys``, ``migrate``, ``worker``,
+    ``ingest``) runs on: the configured URLs, embedded servers filling the missing ones
+    (Redis only when the command uses it: *redis*), the embedded database migrated (it is
+    ours). Says which server it uses, one line each: logged by default (so a worker's
+    ``--log-json`` keeps every line JSON), or given to *announce*."""
+    configured_redis = bool(Settings.from_env().redis_url)
+    settings, embedded_db = resolve_settings(redis=redis)
+    if embedded_db:
+        from ai_agents.db import migrate
+
+        assert settings.database_url is not None
+        migrate.upgrade(settings.database_url, prepared_statements=settings.prepared_statements)
+    servers = [("database", settings.database_url, embedded_db)]
+    if redis:
+        servers.append(("redis", settings.redis_url, not configured_redis))
+    for name, url, embedded in servers:
+        line = f"{name}: {mask_url(url)} ({'embedded' if embedded else 'configured'})"
+        if announce is None:
+            log.info("%s", line)
+        else:
+            announce(line)
+    return settings
 
 
 async def open_store(*, migrate: bool = False) -> AgentStore:

@@ -5,8 +5,9 @@ Pieces (each behind a small interface):
 
 - embedders (:mod:`.embedders`): MiniLM (offline), Ollama, OpenAI; the
   :class:`~ai_agents.embeddings.Embedder` Protocol is shared with vector memory;
-- ingestion (:mod:`.chunking`, :mod:`.ingest`): text, Markdown, HTML, PDF -> token-sized
-  chunks with source and position, idempotent by content hash;
+- ingestion (:mod:`.chunking`, :mod:`.ingest`): text, Markdown, HTML, PDF, and DOCX, PPTX,
+  XLSX (:mod:`.office`) -> token-sized chunks with source and position, idempotent by
+  content hash; :mod:`.progress` is what ``ai-agents ingest`` shows;
 - indexes (:mod:`.index` Protocol): PostgreSQL (:mod:`.pg_index`, the default) and
   OpenSearch (:mod:`.opensearch_index`), both hybrid (full text + vectors);
 - reranking (:mod:`.rerank`): MMR by default, or a local cross-encoder;

@@ -1,12 +1,14 @@
-"""Text extraction (text, Markdown, HTML, PDF) and token-sized chunking.
+"""Text extraction (text, Markdown, HTML, PDF, DOCX, PPTX, XLSX) and token-sized chunking.
 
 Extraction turns a file into :class:`Block` s: paragraphs, list items and headings, each
-with the section heading it belongs to, its page (PDF) and its character offset in the
-extracted text. Chunking packs whole blocks into chunks of at most ``chunk_size`` tokens;
-a chunk never straddles two sections, and consecutive chunks share up to ``overlap``
-tokens of whole trailing blocks (or sentences), so a passage cut at a chunk boundary is
-still found whole in one of the two. Only a block larger than a chunk is split, at
-sentence ends first and at token boundaries last.
+with the section heading it belongs to, its page (PDF page, PPTX slide) and its character
+offset in the extracted text. Office files are read as Markdown made by markitdown (the
+``documents`` extra, :mod:`ai_agents.rag.office`). Chunking packs whole blocks into
+chunks of at most ``chunk_size`` tokens; a chunk never straddles two sections, and
+consecutive chunks share up to ``overlap`` tokens of whole trailing blocks (or
+sentences), so a passage cut at a chunk boundary is still found whole in one of the two.
+Only a block larger than a chunk is split, at sentence ends first and at token boundaries
+last.
 
 Tokens are counted with tiktoken's ``cl100k_base`` (shipped offline with the library);
 that is close to the MiniLM word-piece count, so a 200-token chunk stays inside MiniLM's
@@ -26,6 +28,13 @@ from typing import Any, Protocol
 
 from ai_agents.errors import ValidationError
 from ai_agents.rag.errors import UnsupportedDocument
+from ai_agents.rag.office import (
+    OFFICE_SUFFIXES,
+    markitdown_available,
+    readable_markdown,
+    slides,
+    to_markdown,
+)
 
 #: File suffixes :func:`extract` understands.
 SUPPORTED_SUFFIXES = {
@@ -36,10 +45,19 @@ SUPPORTED_SUFFIXES = {
     ".html": "html",
     ".htm": "html",
     ".pdf": "pdf",
+    **OFFICE_SUFFIXES,
 }
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _BLANK_LINES = re.compile(r"\n\s*\n")
+
+
+def ingestible_suffixes() -> frozenset[str]:
+    """The suffixes this installation can read: :data:`SUPPORTED_SUFFIXES` less the
+    office ones when markitdown (the ``documents`` extra) is not installed."""
+    if markitdown_available():
+        return frozenset(SUPPORTED_SUFFIXES)
+    return frozenset(s for s in SUPPORTED_SUFFIXES if s not in OFFICE_SUFFIXES)
 
 
 class Tokenizer(Protocol):
@@ -115,6 +133,8 @@ def extract(data: bytes, *, name: str, kind: str | None = None) -> ExtractedDocu
         )
     if kind == "pdf":
         return _extract_pdf(data, name)
+    if kind in OFFICE_SUFFIXES.values():
+        return _extract_office(data, name, kind)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -194,6 +214,12 @@ def _md_inline(text: str) -> str:
 
 
 def _extract_markdown(text: str, name: str) -> ExtractedDocument:
+    title, blocks = _markdown_blocks(text)
+    return ExtractedDocument(title or _stem_title(name), _with_offsets(blocks), "markdown")
+
+
+def _markdown_blocks(text: str) -> tuple[str | None, list[Block]]:
+    """The first level-1 heading (if any) and the blocks of a Markdown text."""
     title: str | None = None
     section: str | None = None
     blocks: list[Block] = []
@@ -229,7 +255,7 @@ def _extract_markdown(text: str, name: str) -> ExtractedDocument:
             flush()  # every list item is its own block
         current.append(_md_inline(line.strip()))
     flush()
-    return ExtractedDocument(title or _stem_title(name), _with_offsets(blocks), "markdown")
+    return title, blocks
 
 
 class _HtmlText(HTMLParser):
@@ -330,6 +356,21 @@ def _extract_pdf(data: bytes, name: str) -> ExtractedDocument:
     return ExtractedDocument(
         title or _stem_title(name), _with_offsets(blocks), "pdf", {"pages": len(pages)}
     )
+
+
+def _extract_office(data: bytes, name: str, kind: str) -> ExtractedDocument:
+    """DOCX, PPTX, XLSX: markitdown's Markdown read as Markdown; a slide is a page."""
+    markdown = to_markdown(data, name=name, kind=kind)
+    title: str | None = None
+    blocks: list[Block] = []
+    numbers: set[int | None] = set()
+    for number, part in slides(markdown):
+        heading, part_blocks = _markdown_blocks(readable_markdown(part))
+        title = title or heading
+        blocks.extend(Block(b.text, b.section, number, heading=b.heading) for b in part_blocks)
+        numbers.add(number)
+    metadata = {"slides": len(numbers - {None})} if kind == "pptx" else {}
+    return ExtractedDocument(title or _stem_title(name), _with_offsets(blocks), kind, metadata)
 
 
 def _page_text(page: Any) -> str:

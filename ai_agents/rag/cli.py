@@ -1,25 +1,26 @@
 """``ai-agents ingest PATH...``: ingest files and directories into the document index.
 
-Directories are walked for supported files (.txt, .md, .html, .pdf). Files are ingested
-batched (:meth:`~ai_agents.rag.ingest.Ingestor.ingest_documents`): several files in
-flight, their chunks embedded together. The progress bar (tqdm, on stderr) counts chunks:
-its total grows as files are chunked (which starts while the embedding model loads, said
-by a "loading model" line) and it advances as chunks are embedded or found already
-stored; ``--no-progress`` turns it off. A file that cannot be read is reported (a
-``failed`` line) and the others are ingested; the exit status is then 1. Re-running the
-command on the same files does nothing for the files already indexed. Heavy imports happen
-inside the handler, so the CLI works without the ``rag`` extra until this command is used.
+Directories are walked for supported files (.txt, .md, .html, .pdf, and .docx, .pptx,
+.xlsx with the ``documents`` extra). Files are ingested batched
+(:meth:`~ai_agents.rag.ingest.Ingestor.ingest_documents`): several files in flight, their
+chunks embedded together. What is shown (:class:`~ai_agents.rag.progress.IngestProgress`):
+a "loading model" step while the embedding model loads (files are chunked meanwhile), a
+progress bar on stderr counting chunks (``--no-progress`` turns it off), one line per file
+on stdout. A file that cannot be read is reported (a ``failed`` line) and skipped, the
+others are ingested, the failures are listed again at the end with their errors, and the
+exit status is 1 (0 when every file was ingested). Re-running the command on the same
+files does nothing for the files already indexed. Heavy imports happen inside the handler,
+so the CLI works without the ``rag`` extra until this command is used.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import logging
 import os
 import sys
 import time
-from typing import Any
 
 from ai_agents.cli import command, run_async
 
@@ -59,27 +60,31 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 @command(
-    "ingest", "ingest documents (text, Markdown, HTML, PDF) for the document tools", _configure
+    "ingest",
+    "ingest documents (text, Markdown, HTML, PDF, DOCX, PPTX, XLSX) for the document tools",
+    _configure,
 )
 def ingest_command(args: argparse.Namespace) -> int:
     return int(run_async(_ingest(args)))
 
 
 async def _ingest(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ai_agents.config import Settings
     from ai_agents.errors import ConfigurationError
-    from ai_agents.rag.chunking import Chunker
+    from ai_agents.rag.chunking import SUPPORTED_SUFFIXES, Chunker
     from ai_agents.rag.embedders import embedder_from_spec
     from ai_agents.rag.index import DocumentIndex
-    from ai_agents.rag.ingest import Document, Ingestor, IngestOutcome, IngestResult, discover
+    from ai_agents.rag.ingest import Document, Ingestor, IngestOutcome, discover
+    from ai_agents.rag.progress import IngestProgress
 
     settings = Settings.from_env()
     tenant = args.tenant or settings.default_tenant
     files = discover(args.paths)
     if not files:
-        print("no supported files found (.txt, .md, .html, .pdf)", file=sys.stderr)
+        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        print(f"no supported files found ({supported})", file=sys.stderr)
         return 1
     embedder = embedder_from_spec(args.embedder)
     index: DocumentIndex
@@ -94,10 +99,16 @@ async def _ingest(args: argparse.Namespace) -> int:
             url=args.opensearch_url, index=args.index_name, dimensions=embedder.dimensions
         )
     else:
+        from ai_agents.commands._shared import command_settings
         from ai_agents.rag.pg_index import PgDocumentIndex
 
-        if not settings.database_url:
-            raise ConfigurationError("set AI_AGENTS_DATABASE_URL (or DATABASE_URL) first")
+        # The configured database, else this user's embedded one (as every command).
+        settings = await asyncio.to_thread(
+            lambda: command_settings(
+                redis=False, announce=lambda line: print(line, file=sys.stderr)
+            )
+        )
+        assert settings.database_url is not None
         index = PgDocumentIndex.from_url(settings.database_url, settings)
     ingestor = Ingestor(
         index,
@@ -106,76 +117,58 @@ async def _ingest(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         window=args.window,
     )
-    bar: Any = tqdm(
-        total=0,
-        unit="chunk",
-        desc="chunks",
-        disable=args.no_progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
+    _quiet_libraries(verbose=getattr(args, "verbose", False))
+    report = IngestProgress(
+        len(files),
+        err=sys.stderr,
+        out=sys.stdout,
+        bar=not args.no_progress,
+        json_lines=args.json,
     )
-    files_done = 0
-
-    def found(n: int) -> None:
-        bar.total += n
-        bar.refresh()
-
-    def progress(n: int) -> None:
-        bar.update(n)
-
-    def done(outcome: IngestOutcome) -> None:
-        nonlocal files_done
-        files_done += 1
-        bar.set_postfix(files=f"{files_done}/{len(files)}", refresh=True)
-        if args.json:
-            line = json.dumps(outcome.to_json())
-        elif isinstance(outcome, IngestResult):
-            line = f"{outcome.status:9} {outcome.chunks:5} chunks  {outcome.file_hash}  {outcome.source}"
-        else:
-            line = f"{'failed':9} {0:5} chunks  {'-':32}  {outcome.source}: {outcome.error}"
-        bar.write(line, file=sys.stdout)
-
-    loading: asyncio.Task[None] | None = None
-    load = getattr(embedder, "load", None)
-    if callable(load):
-        bar.write(f"loading model {embedder.name} ...", file=sys.stderr)
-        started = time.perf_counter()
-
-        def load_model() -> None:
-            load()
-            bar.write(
-                f"model {embedder.name} loaded in {time.perf_counter() - started:.1f} s",
-                file=sys.stderr,
-            )
-
-        loading = asyncio.create_task(asyncio.to_thread(load_model))  # chunking goes on
-        loading.add_done_callback(lambda task: task.cancelled() or task.exception())
     outcomes: list[IngestOutcome] = []
-    try:
-        await index.setup()
-        outcomes = await ingestor.ingest_documents(
-            (Document.from_path(f, source=_source(str(f), args.paths)) for f in files),
-            tenant_id=tenant,
-            entity_id=args.entity,
-            progress=progress,
-            on_total=found,
-            on_result=done,
-        )
-        if loading is not None:
-            await loading
-    finally:
-        bar.close()
-        await index.aclose()
-        closer = getattr(embedder, "aclose", None)
-        if closer is not None:
-            await closer()
-    results = [o for o in outcomes if isinstance(o, IngestResult)]
-    failed = len(outcomes) - len(results)
-    total = sum(r.chunks for r in results)
-    changed = sum(1 for r in results if r.status in ("indexed", "replaced"))
-    summary = f"{len(outcomes)} files, {changed} (re)indexed, {total} chunks"
-    print(summary + (f", {failed} failed" if failed else ""), file=sys.stderr)
-    return 1 if failed else 0
+    with logging_redirect_tqdm():  # log records go above the bar, not through it
+        loading: asyncio.Task[None] | None = None
+        load = getattr(embedder, "load", None)
+        if callable(load):
+            report.loading_model(embedder.name)
+            started = time.perf_counter()
+
+            def loaded(task: asyncio.Task[None]) -> None:
+                if not task.cancelled() and task.exception() is None:
+                    report.model_loaded(embedder.name, time.perf_counter() - started)
+
+            loading = asyncio.create_task(asyncio.to_thread(load))  # chunking goes on
+            loading.add_done_callback(loaded)
+        try:
+            await index.setup()
+            outcomes = await ingestor.ingest_documents(
+                (Document.from_path(f, source=_source(str(f), args.paths)) for f in files),
+                tenant_id=tenant,
+                entity_id=args.entity,
+                progress=report.advanced,
+                on_total=report.found,
+                on_result=report.done,
+            )
+            if loading is not None:
+                await loading
+        finally:
+            report.close()
+            if loading is not None and not loading.done():
+                loading.cancel()
+            await index.aclose()
+            closer = getattr(embedder, "aclose", None)
+            if closer is not None:
+                await closer()
+    return report.finish(outcomes)
+
+
+def _quiet_libraries(*, verbose: bool) -> None:
+    """Without ``-v``: no INFO lines from the model loader, and no pypdf warnings about
+    damaged PDFs (a PDF that cannot be read is reported as a failed file anyway)."""
+    if verbose:
+        return
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 def _source(file: str, paths: list[str]) -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ai_agents.embeddings import Embedder
-from ai_agents.errors import ValidationError
+from ai_agents.errors import AgentsError, ValidationError
 from ai_agents.rag.chunking import SUPPORTED_SUFFIXES, Chunker, extract, file_hash
 from ai_agents.rag.index import Chunk, DocumentIndex, check_scope
 
@@ -399,7 +399,7 @@ class _BatchRun:
     def fail(self, position: int, source: str, exc: Exception) -> None:
         if self.raise_errors:
             raise exc
-        self.done(position, IngestFailure(source, str(exc) or type(exc).__name__, exc))
+        self.done(position, IngestFailure(source, describe_error(exc), exc))
 
     async def add(self, doc: _Prepared) -> None:
         ingestor = self.ingestor
@@ -500,6 +500,17 @@ class _BatchRun:
                 _release(self.sources, doc.source)
                 _release(self.digests, doc.digest)
                 doc.vectors = []
+
+
+def describe_error(exc: BaseException) -> str:
+    """Why a document failed, in one line: the library's own errors say it themselves; a
+    file system error names the file and the reason; anything else shows its type too."""
+    if isinstance(exc, AgentsError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot read {exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _hold(counts: dict[str, int], key: str) -> None:

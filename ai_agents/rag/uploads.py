@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ai_agents.errors import UsageError
-from ai_agents.rag.chunking import SUPPORTED_SUFFIXES
+from ai_agents.rag.chunking import ingestible_suffixes
 from ai_agents.rag.errors import UploadRejected
 
 PathLike = str | os.PathLike[str]
@@ -92,8 +92,9 @@ def _resolve_inside(roots: Sequence[Path], file_path: str) -> tuple[Path, str]:
         except (OSError, RuntimeError):  # missing, or a symlink loop
             continue
         if real.is_relative_to(root) and real.is_file():
-            if real.suffix.lower() not in SUPPORTED_SUFFIXES:
-                supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+            readable = ingestible_suffixes()
+            if real.suffix.lower() not in readable:
+                supported = ", ".join(sorted(readable))
                 raise UploadRejected(f"unsupported file type; supported: {supported}")
             return real, real.relative_to(root).as_posix()
     raise _not_inside(file_path)

@@ -23,6 +23,7 @@ from typing import Any
 
 from ai_agents.errors import ConfigurationError, ValidationError
 from ai_agents.messages import Message
+from ai_agents.observability import genai
 from ai_agents.providers.base import (
     Provider,
     ProviderRequest,
@@ -223,7 +224,7 @@ class ModelGateway:
         async for event in self.dispatcher.dispatch(
             route,
             request,
-            call=lambda p, r: _call(p, r, stream),
+            call=lambda p, r: genai.model_call(p.name, r, _call(p, r, stream)),
             admit=admit,
             release=_release,
             retry=retry,

@@ -43,6 +43,7 @@ from ai_agents.memory import MemoryInput, get_strategy
 from ai_agents.memory.base import LoadPlan, MemoryServices, MemoryStrategy
 from ai_agents.messages import Message, ToolCall
 from ai_agents.nul import NUL, nul_path, without_nul
+from ai_agents.observability import genai
 from ai_agents.providers.base import (
     Provider,
     ProviderRequest,
@@ -676,7 +677,10 @@ class TurnLoop:
                     f"{call.arguments['_raw']!r}",
                     is_error=True,
                 )
-            outcome = await tool.invoke(call.arguments, context, time_limit=plan.tool_timeout)
+            with genai.tool_call(call.name, call.id, tool.description) as span:
+                outcome = await tool.invoke(call.arguments, context, time_limit=plan.tool_timeout)
+                if outcome.is_error:
+                    genai.tool_failed(span, outcome.content)
             if NUL in outcome.content:  # a tool's text is saved as the tool message
                 outcome = ToolOutcome(without_nul(outcome.content), is_error=outcome.is_error)
             return outcome

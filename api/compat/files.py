@@ -2,11 +2,12 @@
 
 A file is kept with its bytes in PostgreSQL (``openai_files``), per tenant, for vector
 stores (:mod:`api.compat.vector_stores`) to index. Only what the RAG chunker reads is
-accepted (``.txt``, ``.md``, ``.html``, ``.pdf``...): a file that could never be searched
-is refused at upload rather than failing later in a vector store. Purposes: ``assistants``
-and ``user_data``, and ``vision`` for images (png, jpeg, gif, webp, checked by their
-bytes) that messages show as ``image_file`` parts; the others (fine-tuning, batch)
-belong to features this server does not have.
+accepted (``.txt``, ``.md``, ``.html``, ``.pdf``, and ``.docx``, ``.pptx``, ``.xlsx`` when
+the ``documents`` extra is installed: :func:`~ai_agents.rag.chunking.ingestible_suffixes`):
+a file that could never be searched is refused at upload rather than failing later in a
+vector store. Purposes: ``assistants`` and ``user_data``, and ``vision`` for images (png,
+jpeg, gif, webp, checked by their bytes) that messages show as ``image_file`` parts; the
+others (fine-tuning, batch) belong to features this server does not have.
 
 The file object leaves out ``expires_at`` and ``status_details``: files here never expire
 and ``status_details`` is deprecated, and OpenAI's schema types both as non-nullable
@@ -31,7 +32,7 @@ from litestar.params import Parameter
 
 from ai_agents.errors import NotFoundError
 from ai_agents.files import ingestion, queries
-from ai_agents.rag.chunking import SUPPORTED_SUFFIXES
+from ai_agents.rag.chunking import ingestible_suffixes
 from api.auth import Principal
 from api.compat import ids
 from api.compat.errors import invalid
@@ -84,7 +85,7 @@ def _filename(upload: UploadFile, purpose: str) -> str:
     if not name or "\x00" in name or len(name) > MAX_FILENAME:
         raise invalid(f"file must have a name of 1 to {MAX_FILENAME} characters", "file")
     suffix = PurePosixPath(name).suffix.lower()
-    allowed = IMAGE_SUFFIXES if purpose == "vision" else SUPPORTED_SUFFIXES
+    allowed = IMAGE_SUFFIXES if purpose == "vision" else ingestible_suffixes()
     if suffix not in allowed:
         supported = ", ".join(sorted(allowed))
         shown = suffix or "(no extension)"

@@ -9,13 +9,14 @@ from litestar import delete, get, patch, post
 
 from ai_agents.definition import AgentDefinition
 from api.auth import Principal
+from api.openapi import errors
 from api.routes._params import Cursor, Limit, checked_cursor
 from api.schemas import AgentCreate, AgentOut, AgentPage, AgentUpdate, agent_out
 
 TAGS = ["agents"]
 
 
-@post("/agents", tags=TAGS, summary="Create an agent")
+@post("/agents", tags=TAGS, summary="Create an agent", opt=errors(403, 422))
 async def create_agent(data: AgentCreate, principal: Principal) -> AgentOut:
     """Create an agent in the caller's tenant (admin keys may name another ``tenant_id``)."""
     store = principal.store
@@ -35,7 +36,7 @@ async def create_agent(data: AgentCreate, principal: Principal) -> AgentOut:
         provider=data.provider,
         model=data.model,
         memory_strategy=data.memory_strategy,
-        memory_config=data.memory_config,
+        memory_config=msgspec.to_builtins(data.memory_config),
         fallbacks=[msgspec.to_builtins(f) for f in data.fallbacks],
         client_tools=[msgspec.to_builtins(t) for t in data.client_tools],
         instructions=data.instructions,
@@ -47,7 +48,7 @@ async def create_agent(data: AgentCreate, principal: Principal) -> AgentOut:
     return agent_out(await store.get_agent(agent_id))
 
 
-@get("/agents", tags=TAGS, summary="List agents")
+@get("/agents", tags=TAGS, summary="List agents", opt=errors(422))
 async def list_agents(
     principal: Principal,
     limit: Limit = 50,
@@ -70,7 +71,7 @@ async def get_agent(agent_id: UUID, principal: Principal) -> AgentOut:
     return agent_out(await principal.store.get_agent(agent_id))
 
 
-@patch("/agents/{agent_id:uuid}", tags=TAGS, summary="Change an agent")
+@patch("/agents/{agent_id:uuid}", tags=TAGS, summary="Change an agent", opt=errors(422))
 async def update_agent(agent_id: UUID, data: AgentUpdate, principal: Principal) -> AgentOut:
     """Change any definition or configuration field; ``is_active: false`` deactivates."""
     return agent_out(await principal.store.update_agent(agent_id, **data.changes()))

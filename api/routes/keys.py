@@ -11,12 +11,13 @@ from litestar.params import Parameter
 
 from api.auth import Principal
 from api.keys import KeyStore
+from api.openapi import errors
 from api.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, key_out
 
 TAGS = ["keys"]
 
 
-@post("/keys", tags=TAGS, summary="Create an API key (admin)")
+@post("/keys", tags=TAGS, summary="Create an API key (admin)", opt=errors(403, 422))
 async def create_key(data: KeyCreate, principal: Principal, state: State) -> KeyCreated:
     """The answer holds the secret ``key``: it is shown this once (only a hash is stored)."""
     principal.require_admin()
@@ -31,7 +32,7 @@ async def create_key(data: KeyCreate, principal: Principal, state: State) -> Key
     return KeyCreated(**{f: getattr(out, f) for f in out.__struct_fields__}, key=created.secret)
 
 
-@get("/keys", tags=TAGS, summary="List API keys (admin)")
+@get("/keys", tags=TAGS, summary="List API keys (admin)", opt=errors(403, 422))
 async def list_keys(
     principal: Principal,
     state: State,
@@ -44,14 +45,20 @@ async def list_keys(
     return KeyList(data=[key_out(k) for k in found])
 
 
-@get("/keys/{key_id:uuid}", tags=TAGS, summary="Get an API key (admin)")
+@get("/keys/{key_id:uuid}", tags=TAGS, summary="Get an API key (admin)", opt=errors(403))
 async def get_key(key_id: UUID, principal: Principal, state: State) -> KeyOut:
     principal.require_admin()
     keys: KeyStore = state.key_store
     return key_out(await keys.get(key_id))
 
 
-@delete("/keys/{key_id:uuid}", tags=TAGS, summary="Revoke an API key (admin)", status_code=200)
+@delete(
+    "/keys/{key_id:uuid}",
+    tags=TAGS,
+    summary="Revoke an API key (admin)",
+    status_code=200,
+    opt=errors(403),
+)
 async def revoke_key(key_id: UUID, principal: Principal, state: State) -> KeyOut:
     """The key stops working at once in every API process (the revocation is announced
     on Redis; should that fail, other processes drop it within the key cache TTL)."""

@@ -12,13 +12,16 @@ from uuid import UUID
 from litestar import delete, get, post
 
 from api.auth import Principal
+from api.openapi import errors
 from api.schemas import McpServerCreate, McpServerList, McpServerOut, mcp_server_out
 
 TAGS = ["mcp servers"]
 PATH = "/agents/{agent_id:uuid}/mcp_servers"
 
 
-@post(PATH, tags=TAGS, summary="Add an MCP server to an agent", status_code=201)
+@post(
+    PATH, tags=TAGS, summary="Add an MCP server to an agent", status_code=201, opt=errors(409, 422)
+)
 async def add_mcp_server(
     agent_id: UUID, data: McpServerCreate, principal: Principal
 ) -> McpServerOut:

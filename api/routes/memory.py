@@ -15,6 +15,7 @@ from litestar.params import Parameter
 from ai_agents.errors import NotFoundError
 from ai_agents.store import AgentStore
 from api.auth import Principal
+from api.openapi import errors
 from api.schemas import DeletedOut, MemoryEntryOut, MemoryOut, MemoryPut, MemoryValue
 
 TAGS = ["memory"]
@@ -36,7 +37,7 @@ def _store(principal: Principal, tenant_id: str | None) -> AgentStore:
     return principal.store_for_tenant(tenant_id)
 
 
-@get(PATH, tags=TAGS, summary="Get a user's memory")
+@get(PATH, tags=TAGS, summary="Get a user's memory", opt=errors(403, 422))
 async def get_memory(
     user_id: UserId, principal: Principal, agent_id: AgentId = None, tenant_id: TenantId = None
 ) -> MemoryOut:
@@ -44,7 +45,7 @@ async def get_memory(
     return MemoryOut(user_id=user_id, agent_id=agent_id, values=values)
 
 
-@put(PATH, tags=TAGS, summary="Set memory keys")
+@put(PATH, tags=TAGS, summary="Set memory keys", opt=errors(403, 422))
 async def put_memory(
     user_id: UserId,
     data: MemoryPut,
@@ -60,7 +61,7 @@ async def put_memory(
     return MemoryOut(user_id=user_id, agent_id=agent_id, values=values)
 
 
-@delete(PATH, tags=TAGS, summary="Forget a user's memory", status_code=200)
+@delete(PATH, tags=TAGS, summary="Forget a user's memory", status_code=200, opt=errors(403, 422))
 async def delete_memory(
     user_id: UserId, principal: Principal, agent_id: AgentId = None, tenant_id: TenantId = None
 ) -> DeletedOut:
@@ -69,7 +70,7 @@ async def delete_memory(
     return DeletedOut(deleted=deleted)
 
 
-@get(PATH + "/{key:str}", tags=TAGS, summary="Get one memory key")
+@get(PATH + "/{key:str}", tags=TAGS, summary="Get one memory key", opt=errors(403, 422))
 async def get_memory_key(
     user_id: UserId,
     key: Key,
@@ -83,7 +84,7 @@ async def get_memory_key(
     return MemoryEntryOut(user_id=user_id, agent_id=agent_id, key=key, value=value)
 
 
-@put(PATH + "/{key:str}", tags=TAGS, summary="Set one memory key")
+@put(PATH + "/{key:str}", tags=TAGS, summary="Set one memory key", opt=errors(403, 422))
 async def put_memory_key(
     user_id: UserId,
     key: Key,
@@ -96,7 +97,7 @@ async def put_memory_key(
     return MemoryEntryOut(user_id=user_id, agent_id=agent_id, key=key, value=data.value)
 
 
-@delete(PATH + "/{key:str}", tags=TAGS, summary="Forget one memory key")
+@delete(PATH + "/{key:str}", tags=TAGS, summary="Forget one memory key", opt=errors(403, 422))
 async def delete_memory_key(
     user_id: UserId,
     key: Key,

@@ -9,6 +9,7 @@ from litestar import get, post
 
 from ai_agents.messages import ToolCall
 from api.auth import Principal
+from api.openapi import errors
 from api.routes._params import Limit, Seq
 from api.schemas import MessageCreate, MessageOut, MessagePage, message_out
 
@@ -39,7 +40,7 @@ async def list_messages(
     )
 
 
-@post("/threads/{thread_id:uuid}/messages", tags=TAGS, summary="Add a message")
+@post("/threads/{thread_id:uuid}/messages", tags=TAGS, summary="Add a message", opt=errors(422))
 async def add_message(thread_id: UUID, data: MessageCreate, principal: Principal) -> MessageOut:
     """Append one message without running the agent (e.g. importing a conversation)."""
     message = await principal.store.add_message(

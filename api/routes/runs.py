@@ -22,7 +22,7 @@ from ai_agents.errors import AgentsError, ValidationError
 from ai_agents.response import AgentResponse, RunEvent
 from api.auth import Principal
 from api.metrics import Metrics
-from api.openapi import StreamedRunOperation
+from api.openapi import StreamedRunOperation, errors
 from api.routes._params import Cursor, Limit, checked_cursor
 from api.schemas import (
     JobOut,
@@ -107,13 +107,19 @@ async def _sync(run: Callable[[], Awaitable[AgentResponse]], state: State) -> Re
     summary="Run the agent on a thread",
     status_code=200,
     operation_class=StreamedRunOperation,
+    opt=errors(409, 422, 502),
     responses={
         200: ResponseSpec(
             data_container=RunOut,
+            generate_examples=False,
             description="The saved turn, or the run waiting in `requires_action` (with "
             f"`stream: true`: Server-Sent Events {_SSE_EVENTS}).",
         ),
-        202: ResponseSpec(data_container=JobOut, description="`background: true`: the queued job."),
+        202: ResponseSpec(
+            data_container=JobOut,
+            generate_examples=False,
+            description="`background: true`: the queued job.",
+        ),
     },
 )
 async def create_run(
@@ -195,7 +201,7 @@ async def _background(
     )
 
 
-@get("/threads/{thread_id:uuid}/runs", tags=TAGS, summary="List a thread's runs")
+@get("/threads/{thread_id:uuid}/runs", tags=TAGS, summary="List a thread's runs", opt=errors(422))
 async def list_runs(
     thread_id: UUID,
     principal: Principal,
@@ -247,9 +253,11 @@ async def cancel_run(run_id: UUID, principal: Principal) -> RunRecordOut:
     summary="Submit client tool outputs",
     status_code=200,
     operation_class=StreamedRunOperation,
+    opt=errors(409, 422, 502),
     responses={
         200: ResponseSpec(
             data_container=RunOut,
+            generate_examples=False,
             description="The run's next answer: completed, or `requires_action` again "
             f"(with `stream: true`: Server-Sent Events {_SSE_EVENTS}).",
         )

@@ -19,6 +19,7 @@ from ai_agents.providers.registry import get_registry
 from ai_agents.store import AgentStore
 from api.auth import Principal, provide_principal
 from api.metrics import Metrics, redis_gauges
+from api.openapi import errors
 from api.schemas import HealthCheck, HealthOut, ModelList, ModelOut, UsageOut, usage_out
 
 log = logging.getLogger("api.health")
@@ -26,7 +27,7 @@ log = logging.getLogger("api.health")
 HEALTH_TIMEOUT = 3.0
 
 
-@get("/usage", tags=["usage"], summary="Token and cost totals")
+@get("/usage", tags=["usage"], summary="Token and cost totals", opt=errors(403, 404, 422))
 async def get_usage(
     principal: Principal,
     thread_id: UUID | None = None,
@@ -78,7 +79,12 @@ async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> HealthCheck:
     "/health",
     tags=["system"],
     summary="Liveness and dependencies",
-    responses={503: ResponseSpec(data_container=HealthOut, description="A dependency is down.")},
+    operation_id="getHealth",
+    responses={
+        503: ResponseSpec(
+            data_container=HealthOut, generate_examples=False, description="A dependency is down."
+        )
+    },
 )
 async def health(state: State) -> Response[HealthOut]:
     """Checks PostgreSQL (``SELECT 1``) and Redis (``PING``) for real; 503 if either fails."""
@@ -101,8 +107,12 @@ async def health(state: State) -> Response[HealthOut]:
     "/metrics",
     tags=["system"],
     summary="Prometheus metrics",
+    operation_id="getMetrics",
     media_type=MediaType.TEXT,
-    responses={200: ResponseSpec(data_container=str, media_type=MediaType.TEXT)},
+    opt=errors(403),
+    responses={
+        200: ResponseSpec(data_container=str, media_type=MediaType.TEXT, generate_examples=False)
+    },
 )
 async def metrics(request: Request[Any, Any, Any], state: State) -> Response[str]:
     """Prometheus text format: runs, tokens, cost, latency, HTTP requests, queue depth,

@@ -10,13 +10,14 @@ from litestar.params import Parameter
 from msgspec import UNSET
 
 from api.auth import Principal
+from api.openapi import errors
 from api.routes._params import Cursor, Limit, checked_cursor
 from api.schemas import ThreadCreate, ThreadFork, ThreadOut, ThreadPage, ThreadUpdate, thread_out
 
 TAGS = ["threads"]
 
 
-@post("/threads", tags=TAGS, summary="Create a thread")
+@post("/threads", tags=TAGS, summary="Create a thread", opt=errors(404, 422))
 async def create_thread(data: ThreadCreate, principal: Principal) -> ThreadOut:
     """A new conversation with an agent (in the agent's tenant)."""
     store = principal.store
@@ -26,7 +27,7 @@ async def create_thread(data: ThreadCreate, principal: Principal) -> ThreadOut:
     return thread_out(await store.get_thread(thread_id))
 
 
-@get("/threads", tags=TAGS, summary="List threads")
+@get("/threads", tags=TAGS, summary="List threads", opt=errors(422))
 async def list_threads(
     principal: Principal,
     agent_id: UUID | None = None,
@@ -58,7 +59,7 @@ async def get_thread(thread_id: UUID, principal: Principal) -> ThreadOut:
     return thread_out(await principal.store.get_thread(thread_id))
 
 
-@patch("/threads/{thread_id:uuid}", tags=TAGS, summary="Change a thread")
+@patch("/threads/{thread_id:uuid}", tags=TAGS, summary="Change a thread", opt=errors(422))
 async def update_thread(thread_id: UUID, data: ThreadUpdate, principal: Principal) -> ThreadOut:
     """Change the title or metadata, or archive/unarchive with ``archived``."""
     store = principal.store
@@ -80,7 +81,13 @@ async def delete_thread(thread_id: UUID, principal: Principal) -> None:
     await principal.store.delete_thread(thread_id)
 
 
-@post("/threads/{thread_id:uuid}/fork", tags=TAGS, summary="Fork a thread", status_code=201)
+@post(
+    "/threads/{thread_id:uuid}/fork",
+    tags=TAGS,
+    summary="Fork a thread",
+    status_code=201,
+    opt=errors(413, 422),
+)
 async def fork_thread(
     thread_id: UUID, principal: Principal, data: ThreadFork | None = None
 ) -> ThreadOut:

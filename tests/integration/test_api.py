@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
 from api.config import ApiConfig
 from api.testing import RunningApi, free_port, running_api
+from tests.prometheus_text import sample
 from tests.waiting import wait_until
 
 JSON = dict[str, Any]
@@ -591,16 +591,12 @@ async def test_metrics_after_runs(api: RunningApi, client: httpx.AsyncClient) ->
     r = await client.get("/metrics", headers=bearer(admin))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
-    assert re.search(r'ai_agents_runs_total\{mode="sync",provider="\w+",model="any"\} 2\n', text)
-    assert re.search(
-        r'ai_agents_tokens_total\{provider="\w+",model="any",direction="input"\} [1-9]', text
-    )
-    assert 'ai_agents_run_duration_seconds_count{mode="sync"} 2' in text
-    assert (
-        'ai_agents_http_requests_total{method="POST",route="/api/v1/threads/{thread_id}/runs",'
-        'status="200"} 2' in text
-    )
-    assert 'ai_agents_queue_depth{priority="normal"}' in text
+    assert sample(text, "ai_agents_runs_total", mode="sync", model="any") == 2
+    assert (sample(text, "ai_agents_tokens_total", model="any", direction="input") or 0) >= 1
+    assert sample(text, "ai_agents_run_duration_seconds_count", mode="sync") == 2
+    route = "/api/v1/threads/{thread_id}/runs"
+    assert sample(text, "ai_agents_http_requests_total", method="POST", route=route) == 2
+    assert sample(text, "ai_agents_queue_depth", priority="normal") is not None
 
 
 # --- keys -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +83,11 @@ def cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Complete
     return proc
 
 
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """``--json`` output: one object a line (nothing else on stdout)."""
+    return [json.loads(line) for line in text.splitlines()]
+
+
 def create_agent(env: dict[str, str], *extra: str) -> str:
     proc = cli(
         env,
@@ -113,7 +119,7 @@ async def test_agents_create_and_list(cli_env: dict[str, str], store: AgentStore
     row = next(line for line in listing.stdout.splitlines() if line.startswith(agent_id))
     assert f"ollama/{MODEL}" in row and row.endswith("Concierge")
 
-    as_json = json.loads(cli(cli_env, "agents", "list", "--json").stdout)
+    as_json = json_lines(cli(cli_env, "agents", "list", "--json").stdout)
     assert [a["id"] for a in as_json] == [agent_id]
     assert as_json[0]["tools"] == ["room_temperature"]
 
@@ -180,7 +186,7 @@ async def test_chat_streams_answers_shows_tool_calls_and_persists(
     assert "echo: One more question" in again.stdout
     assert again.stdout.rstrip().endswith(f"== bye (thread {thread_id})")
     assert (await store.get_thread(thread_id)).message_count == 8
-    as_json = json.loads(cli(cli_env, "threads", "list", "--json").stdout)
+    as_json = json_lines(cli(cli_env, "threads", "list", "--json").stdout)
     assert [(t["id"], t["message_count"]) for t in as_json] == [(thread_id, 8)]
 
 

@@ -26,6 +26,7 @@ from api.testing import RunningApi, running_api
 from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.script import Reply, ScriptedError, call
 from tests.fakes.server import serve
+from tests.prometheus_text import sample
 
 pytestmark = pytest.mark.integration
 
@@ -205,10 +206,8 @@ def test_completion(client: openai.OpenAI, fake: OpenAIFake, api: RunningApi) ->
     # Accounted: the user's usage totals and the Prometheus counters.
     assert usage_of(api, "user-1") == (usage.prompt_tokens, usage.completion_tokens)
     metrics = api.app.state.metrics.render()
-    assert (
-        'ai_agents_chat_completions_total{provider="openai",model="gpt-5.4",stream="false"} 1'
-        in metrics
-    )
+    labels = {"provider": "openai", "model": "gpt-5.4", "stream": "false"}
+    assert sample(metrics, "ai_agents_chat_completions_total", **labels) == 1
 
 
 def test_stream(client: openai.OpenAI, fake: OpenAIFake, api: RunningApi) -> None:
@@ -235,7 +234,8 @@ def test_stream(client: openai.OpenAI, fake: OpenAIFake, api: RunningApi) -> Non
     assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
     assert {c.model for c in chunks} == {MODEL}
     assert usage_of(api, "user-2") == (last.usage.prompt_tokens, last.usage.completion_tokens)
-    assert 'stream="true"} 1' in api.app.state.metrics.render()
+    metrics = api.app.state.metrics.render()
+    assert sample(metrics, "ai_agents_chat_completions_total", stream="true") == 1
 
 
 def test_stream_wire_format(client: openai.OpenAI, fake: OpenAIFake, api: RunningApi) -> None:

@@ -23,12 +23,21 @@ from openai.types.vector_stores import (
 
 from ai_agents.config import Settings
 from ai_agents.embeddings import HashingEmbedder
+from ai_agents.rag import chunking
 from ai_agents.rag.service import DocumentService
 from ai_agents.rag.setup import enable_documents
 from ai_agents.tools.registry import ToolRegistry
 from api.compat import files as files_api
 from api.config import ApiConfig
 from api.testing import RunningApi, running_api
+from tests.office_documents import (
+    BUILDING_PPTX,
+    CONTACTS_XLSX,
+    LAUNDRY_DOCX,
+    make_docx,
+    make_pptx,
+    make_xlsx,
+)
 from tests.openai_shapes import conforms
 
 HANDBOOK = Path(__file__).resolve().parents[1] / "data" / "handbook"
@@ -151,6 +160,30 @@ def test_upload_refuses_purpose_type_and_size(
     assert "1001 bytes" in str(size.value) and "limit is 1000 bytes" in str(size.value)
     assert upload(client, "ok.txt", b"x" * 1000)["bytes"] == 1000
     assert len(client.files.list().data) == 1
+
+
+def test_office_files_are_uploaded_and_indexed_when_the_documents_extra_is_installed(
+    api: RunningApi, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("markitdown")
+    docx = upload(client, "laundry-room.docx", make_docx(LAUNDRY_DOCX))
+    xlsx = upload(client, "contacts.xlsx", make_xlsx(CONTACTS_XLSX))
+    pptx = upload(client, "building.pptx", make_pptx(BUILDING_PPTX))
+    store = client.vector_stores.create(
+        name="office", file_ids=[docx["id"], xlsx["id"], pptx["id"]]
+    )
+    assert (store.file_counts.completed, store.file_counts.failed) == (3, 0)
+    entity = f"vs_{store.id[3:]}"
+    (hit,) = api.call(docs(api).search("acme", "Olga Berg caretaker", entity_id=entity, top_k=1))
+    assert hit.chunk.source == xlsx["id"] and hit.chunk.title == "contacts.xlsx"
+    assert "Name: Olga Berg" in hit.chunk.content
+
+    # Without markitdown an office file could never be searched: refused at upload.
+    monkeypatch.setattr(chunking, "markitdown_available", lambda: False)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.files.create(file=("notes.docx", make_docx(LAUNDRY_DOCX)), purpose="assistants")
+    assert "file type .docx of 'notes.docx' is not supported" in str(refused.value)
+    assert ".pdf" in str(refused.value) and ".xlsx" not in str(refused.value)
 
 
 def test_a_body_over_the_route_limit_is_refused_unread(client: openai.OpenAI) -> None:

@@ -19,6 +19,15 @@ from sqlalchemy import text as sql
 from ai_agents.embeddings import HashingEmbedder
 from ai_agents.rag.ingest import Document, IngestFailure, Ingestor, IngestResult, discover
 from ai_agents.rag.pg_index import PgDocumentIndex
+from ai_agents.rag.service import DocumentService
+from tests.office_documents import (
+    BUILDING_PPTX,
+    CONTACTS_XLSX,
+    LAUNDRY_DOCX,
+    make_docx,
+    make_pptx,
+    make_xlsx,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDBOOK = ROOT / "tests" / "data" / "handbook"
@@ -148,6 +157,51 @@ async def test_failing_document_is_reported_and_the_others_are_stored(
     assert [e.source for e in errors] == ["broken.pdf"]
     with pytest.raises(Exception, match="broken.pdf"):
         await ingestor.ingest_paths([good_a, broken, good_b], tenant_id="v", root=tmp_path)
+
+
+async def test_office_documents_are_searchable_and_unreadable_files_are_skipped(
+    index: PgDocumentIndex, tmp_path: Path
+) -> None:
+    pytest.importorskip("markitdown")
+    files = {
+        "laundry-room.docx": make_docx(LAUNDRY_DOCX),
+        "building.pptx": make_pptx(BUILDING_PPTX),
+        "contacts.xlsx": make_xlsx(CONTACTS_XLSX),
+        "broken.pdf": b"%PDF-1.4 this is not a PDF at all",
+        "cut.pptx": make_pptx(BUILDING_PPTX)[:200],  # a truncated upload
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "folder.md").mkdir()  # a path that cannot be read as a file
+    names = [*files, "folder.md"]
+    ingestor = Ingestor(index, HashingEmbedder())
+    outcomes = await ingestor.ingest_documents(
+        [Document.from_path(tmp_path / n, source=n) for n in names], tenant_id="t"
+    )
+    assert [o.status for o in outcomes] == [
+        "indexed",
+        "indexed",
+        "indexed",
+        "failed",
+        "failed",
+        "failed",
+    ]
+    errors = {o.source: o.error for o in outcomes if isinstance(o, IngestFailure)}
+    assert errors["broken.pdf"].startswith("cannot read PDF 'broken.pdf'")
+    assert errors["cut.pptx"].startswith("cannot read PPTX 'cut.pptx'")
+    assert errors["folder.md"] == f"cannot read {tmp_path / 'folder.md'}: Is a directory"
+    stored = {d.source: d for d in await index.list_documents("t")}
+    assert set(stored) == {"laundry-room.docx", "building.pptx", "contacts.xlsx"}
+    assert stored["laundry-room.docx"].title == "Laundry Room Guide"
+
+    service = DocumentService(index, HashingEmbedder())
+    (fees,) = await service.search("t", "how much does a wash cost in euros", top_k=1)
+    assert fees.chunk.source == "laundry-room.docx" and fees.chunk.section == "Fees"
+    (bikes,) = await service.search("t", "where are bicycles kept basement", top_k=1)
+    assert (bikes.chunk.source, bikes.chunk.page) == ("building.pptx", 2)
+    (locker,) = await service.search("t", "storage locker monthly fee", top_k=1)
+    assert locker.chunk.source == "contacts.xlsx"
+    assert "Item: Storage locker; Monthly fee: 12" in locker.chunk.content
 
 
 async def test_progress_counts_chunks_and_sums_to_the_total(
