@@ -981,6 +981,11 @@ class ModelOut(Out):
     cost_per_1m_input: float
     cost_per_1m_output: float
     deprecated: bool
+    #: Prompt-cache reads/writes are billed at these multiples of the input price.
+    cache_read_multiplier: float
+    cache_write_multiplier: float
+    #: The figures are our guess, not published by the vendor: override them.
+    estimated: bool
 
 
 class ModelList(Out):

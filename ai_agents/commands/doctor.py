@@ -35,12 +35,13 @@ class Check:
 
 _HTTP_TIMEOUT = 3.0
 
-#: Keyed vendors: provider name -> API key variable.
-_KEYED = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY",
-    "groq": "GROQ_API_KEY",
+#: Keyed vendors: provider name -> API key variables (any one of them).
+_KEYED: dict[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "deepseek": ("DEEPSEEK_API_KEY",),
+    "groq": ("GROQ_API_KEY",),
+    "google": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
 }
 #: Self-hosted OpenAI-compatible presets: provider name -> base URL variable.
 _HOSTED = {
@@ -309,13 +310,17 @@ async def _check_providers(checks: list[Check]) -> dict[str, bool]:
     from ai_agents.providers.ollama import DEFAULT_OLLAMA_HOST, ollama_base_url
 
     usable: dict[str, bool] = {}
-    for name, var in _KEYED.items():
-        if os.environ.get(var):
+    for name, variables in _KEYED.items():
+        var = next((v for v in variables if os.environ.get(v)), None)
+        if var:
             usable[name] = True
             checks.append(Check(f"provider {name}", "ok", f"{var} is set"))
         else:
             usable[name] = False
-            checks.append(Check(f"provider {name}", "info", f"not configured ({var} is not set)"))
+            wanted = " or ".join(variables)
+            checks.append(
+                Check(f"provider {name}", "info", f"not configured ({wanted} is not set)")
+            )
     base = os.environ.get("OPENAI_BASE_URL")
     if base and usable["openai"]:
         problem = await _probe_http(base.rstrip("/") + "/models")
@@ -459,8 +464,8 @@ def _check_agents(
                 Check(
                     "agents",
                     "FAIL",
-                    f"{what} but {_KEYED[provider]} is not set",
-                    f"set {_KEYED[provider]}",
+                    f"{what} but {' or '.join(_KEYED[provider])} is not set",
+                    f"set {' or '.join(_KEYED[provider])}",
                 )
             )
         elif provider in _HOSTED:

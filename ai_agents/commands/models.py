@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ai_agents.cli import command
 from ai_agents.commands._output import add_json_flag, json_lines, table
+
+if TYPE_CHECKING:
+    from ai_agents.providers.registry import ModelLimits
+
+
+def _note(limits: ModelLimits) -> str:
+    """``deprecated`` and/or ``estimated`` (guessed figures: override them)."""
+    flags = (("deprecated", limits.deprecated), ("estimated", limits.estimated))
+    return ", ".join(name for name, on in flags if on)
 
 
 def _configure_models(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +57,7 @@ def _models_command(args: argparse.Namespace) -> int:
                 e.limits.supports_vision,
                 f"{e.limits.cost_per_1m_input:g}",
                 f"{e.limits.cost_per_1m_output:g}",
-                "deprecated" if e.limits.deprecated else "",
+                _note(e.limits),
             ]
             for e in entries
         ),

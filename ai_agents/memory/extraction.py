@@ -220,7 +220,17 @@ async def run_extraction(store: AgentStore, job: JobRecord) -> ExtractionResult:
     )
     response, used = await _call_within_limits(store, agent, thread, provider, model, request)
     limits = get_registry().find(used.provider, used.model)
-    cost = limits.cost(response.usage.input_tokens, response.usage.output_tokens) if limits else 0.0
+    usage = response.usage
+    cost = (
+        limits.cost(
+            usage.input_tokens,
+            usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        )
+        if limits
+        else 0.0
+    )
     result = ExtractionResult(
         run_id=run_id,
         status="nothing",

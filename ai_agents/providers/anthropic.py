@@ -34,7 +34,8 @@ or named ``tool_choice`` offers no output tool: that call must use a real tool. 
 output tool's input comes back as the response's ``content`` (JSON text; text blocks
 beside it are dropped), never as a tool call, with finish reason ``stop``.
 
-Usage: ``input_tokens`` includes cache-read and cache-creation input tokens.
+Usage: ``input_tokens`` includes cache-read and cache-creation input tokens; they are also
+reported apart (``cache_read_tokens``, ``cache_write_tokens``) to be priced as such.
 
 A 200 we cannot read (not JSON, the wrong shape, an unknown ``stop_reason``, a stream out
 of order or ending before ``message_stop``) is :class:`ProviderBadResponse` (retryable),
@@ -45,7 +46,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import anthropic
@@ -529,7 +530,7 @@ class EventReader:
         self.answer_json: list[str] | None = None
         self.calls: list[ToolCall] = []
         self.blocks: dict[int, dict[str, Any]] = {}  # index -> tool_use being received
-        self.input_tokens = 0
+        self.input = Usage()  # input tokens (with cache reads/writes) of message_start
         self.output_tokens = 0
         self.stop_reason: str | None = None
         self.raw_id: str | None = None
@@ -579,7 +580,7 @@ class EventReader:
                     content="".join(self.answer_json or []) if answered else "".join(self.text),
                     tool_calls=self.calls,
                     finish_reason=_finish_reason(self.stop_reason, bool(self.calls), answered),
-                    usage=Usage(self.input_tokens, self.output_tokens),
+                    usage=replace(self.input, output_tokens=self.output_tokens),
                     provider=self.provider,
                     model=self.model,
                     raw_id=self.raw_id,
@@ -595,7 +596,7 @@ class EventReader:
         self.raw_id = check.opt(message.get("id"), str, "message.id")
         self.model = check.opt(message.get("model"), str, "message.model") or self.model
         usage = _read_usage(message.get("usage"), check)
-        self.input_tokens, self.output_tokens = usage.input_tokens, usage.output_tokens
+        self.input, self.output_tokens = usage, usage.output_tokens
 
     def _open(self, event: dict[str, Any]) -> int:
         index = self.check.index(event)
@@ -679,7 +680,7 @@ class EventReader:
             check.count(usage.get("output_tokens"), "usage.output_tokens") or self.output_tokens
         )
         if usage.get("input_tokens") is not None:
-            self.input_tokens = _read_usage(usage, check).input_tokens
+            self.input = _read_usage(usage, check)
 
     # --- text -----------------------------------------------------------------------
 
@@ -704,16 +705,22 @@ class EventReader:
 
 
 def _read_usage(value: object, check: _Check) -> Usage:
-    """Usage, input including cache reads and writes (none reported: estimated zeros)."""
+    """Usage, input including cache reads and writes, which are also counted apart (they are
+    billed at other prices); none reported: estimated zeros."""
     usage = check.opt(value, dict, "'usage'")
     if usage is None:
         return Usage(estimated=True)
-    inputs = (
-        check.count(usage.get("input_tokens"), "usage.input_tokens")
-        + check.count(usage.get("cache_read_input_tokens"), "usage.cache_read_input_tokens")
-        + check.count(usage.get("cache_creation_input_tokens"), "usage.cache_creation_input_tokens")
+    read = check.count(usage.get("cache_read_input_tokens"), "usage.cache_read_input_tokens")
+    write = check.count(
+        usage.get("cache_creation_input_tokens"), "usage.cache_creation_input_tokens"
     )
-    return Usage(inputs, check.count(usage.get("output_tokens"), "usage.output_tokens"))
+    inputs = check.count(usage.get("input_tokens"), "usage.input_tokens") + read + write
+    return Usage(
+        inputs,
+        check.count(usage.get("output_tokens"), "usage.output_tokens"),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+    )
 
 
 # --- conversion helpers ---------------------------------------------------------------

@@ -89,10 +89,20 @@ class ProviderRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one call (or a sum of calls).
+
+    ``input_tokens`` is every input token, cached or not; ``cache_read_tokens`` (served
+    from the vendor's prompt cache) and ``cache_write_tokens`` (written to it) are the
+    parts of it the vendor bills at other prices (:meth:`ModelLimits.cost
+    <ai_agents.providers.registry.ModelLimits.cost>`).
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
     # True when the vendor did not report usage and we counted ourselves.
     estimated: bool = False
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -103,6 +113,8 @@ class Usage:
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.estimated or other.estimated,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
         )
 
 

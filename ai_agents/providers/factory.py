@@ -1,10 +1,11 @@
 """Provider instances by name, one per name for the life of the store (pooled clients).
 
 Built-in names: ``openai``, ``anthropic``, ``ollama``, ``local`` (in-process llama.cpp),
-and the OpenAI-compatible presets ``deepseek``, ``groq``, ``vllm``, ``llamacpp``,
-``openai_compatible``. More are configuration: ``AI_AGENTS_PROVIDERS`` holds JSON like
-``{"lmstudio": {"adapter": "openai", "base_url": "http://127.0.0.1:1234/v1",
-"api_key_env": "LMSTUDIO_KEY"}}``; ``"base_urls": [...]`` instead of ``base_url`` builds
+and the OpenAI-compatible presets ``deepseek``, ``groq``, ``google`` (Gemini through its
+OpenAI-compatible endpoint; key ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``, URL override
+``GEMINI_BASE_URL``), ``vllm``, ``llamacpp``, ``openai_compatible``. More are
+configuration: ``AI_AGENTS_PROVIDERS`` holds JSON like ``{"lmstudio": {"adapter":
+"openai", "base_url": "http://127.0.0.1:1234/v1", "api_key_env": "LMSTUDIO_KEY"}}``; ``"base_urls": [...]`` instead of ``base_url`` builds
 a :class:`~ai_agents.providers.pool.NodePool` (health-checked, least-busy, failover).
 Instances can also be registered directly
 (``store.register_provider(name, provider)``), which is how tests plug in
@@ -38,21 +39,47 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ai_agents.config import Settings
 from ai_agents.errors import ConfigurationError, ValidationError
 from ai_agents.providers.base import Provider, ProviderSettings
 
-__all__ = ["OPENAI_COMPATIBLE", "ProviderFactory", "ProviderNotAllowed"]
+__all__ = ["OPENAI_COMPATIBLE", "Preset", "ProviderFactory", "ProviderNotAllowed"]
 
-#: OpenAI-compatible presets: name -> (base URL or its env var, API key env var).
-OPENAI_COMPATIBLE: dict[str, tuple[str | None, str | None]] = {
-    "deepseek": ("https://api.deepseek.com", "DEEPSEEK_API_KEY"),
-    "groq": ("https://api.groq.com/openai/v1", "GROQ_API_KEY"),
-    "vllm": ("env:VLLM_BASE_URL", "VLLM_API_KEY"),
-    "llamacpp": ("env:LLAMACPP_BASE_URL", None),
-    "openai_compatible": ("env:OPENAI_COMPATIBLE_BASE_URL", "OPENAI_COMPATIBLE_API_KEY"),
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """A vendor or server reached through the OpenAI-compatible adapter."""
+
+    #: The vendor's URL; ``None``: ``url_env`` must be set.
+    base_url: str | None
+    #: Variable that overrides (or, without ``base_url``, gives) the base URL.
+    url_env: str | None = None
+    #: Variables holding the API key; the first one set is used.
+    key_envs: tuple[str, ...] = ()
+
+    def resolve_base_url(self) -> str | None:
+        return (os.environ.get(self.url_env) if self.url_env else None) or self.base_url
+
+    def api_key(self) -> str | None:
+        return next((os.environ[v] for v in self.key_envs if os.environ.get(v)), None)
+
+
+#: OpenAI-compatible presets by provider name.
+OPENAI_COMPATIBLE: dict[str, Preset] = {
+    "deepseek": Preset("https://api.deepseek.com", key_envs=("DEEPSEEK_API_KEY",)),
+    "groq": Preset("https://api.groq.com/openai/v1", key_envs=("GROQ_API_KEY",)),
+    # Gemini's OpenAI-compatible endpoint (https://ai.google.dev/gemini-api/docs/openai).
+    "google": Preset(
+        "https://generativelanguage.googleapis.com/v1beta/openai/",
+        "GEMINI_BASE_URL",
+        ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    ),
+    "vllm": Preset(None, "VLLM_BASE_URL", ("VLLM_API_KEY",)),
+    "llamacpp": Preset(None, "LLAMACPP_BASE_URL"),
+    "openai_compatible": Preset(None, "OPENAI_COMPATIBLE_BASE_URL", ("OPENAI_COMPATIBLE_API_KEY",)),
 }
 
 
@@ -71,6 +98,9 @@ _CONFIGURED_VARS = (
     "ANTHROPIC_API_KEY",
     "DEEPSEEK_API_KEY",
     "GROQ_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GEMINI_BASE_URL",
     "OLLAMA_HOST",
     "VLLM_BASE_URL",
     "LLAMACPP_BASE_URL",
@@ -323,13 +353,13 @@ class ProviderFactory:
                 cfg["model_dirs"] = self._model_dirs(cfg)
             return _adapter(kind)(settings, **cfg)
         if name in OPENAI_COMPATIBLE:
-            base, key_env = OPENAI_COMPATIBLE[name]
-            base_url = _env_value(base)
+            preset = OPENAI_COMPATIBLE[name]
+            base_url = preset.resolve_base_url()
             if not base_url:
                 raise ConfigurationError(
-                    f"provider {name!r} needs a base URL: set {base[4:] if base else 'it'}"
+                    f"provider {name!r} needs a base URL: set {preset.url_env or 'it'}"
                 )
-            api_key = os.environ.get(key_env) if key_env else None
+            api_key = preset.api_key()
             return _adapter("openai")(
                 ProviderSettings(base_url=base_url, api_key=api_key or "not-needed", name=name)
             )

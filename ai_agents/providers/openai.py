@@ -501,9 +501,12 @@ def _read_usage(value: object, check: _Check) -> Usage | None:
     usage = check.opt(value, dict, "'usage'")
     if usage is None:
         return None
+    details = check.opt(usage.get("prompt_tokens_details"), dict, "usage.prompt_tokens_details")
+    cached = (details or {}).get("cached_tokens")
     return Usage(
         check.count(usage.get("prompt_tokens"), "usage.prompt_tokens"),
         check.count(usage.get("completion_tokens"), "usage.completion_tokens"),
+        cache_read_tokens=check.count(cached, "usage.prompt_tokens_details.cached_tokens"),
     )
 
 

@@ -47,7 +47,10 @@ model names that contain dots or colons::
 The built-in figures are list prices per 1M tokens in USD and tier-1 rate limits (the
 lowest paid tier) as documented by each vendor; entries marked ``GUESS`` are models named
 by the installed SDKs whose figures were not published when this table was written: they
-use conservative values (see the comments) and should be overridden with real figures.
+use conservative values (see the comments), are marked ``estimated=True`` (shown by
+``GET /models`` and ``ai-agents models``) and should be overridden with real figures.
+Prompt-cache tokens are priced with ``cache_read_multiplier``/``cache_write_multiplier``
+(multiples of the input price; built-in values in :func:`_cache_multipliers`).
 ``deprecated=True`` marks models the vendor has retired or scheduled for shutdown (they
 stay resolvable so old agents keep loading; the vendor decides whether calls still work).
 """
@@ -62,7 +65,7 @@ import re
 import threading
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -96,13 +99,25 @@ DEFAULT_LOCAL_PROVIDERS: frozenset[str] = frozenset(
 )
 
 _INT_FIELDS = ("context_window", "max_output", "rpm", "tpm")
-_BOOL_FIELDS = ("supports_tools", "supports_vision", "deprecated")
-_FLOAT_FIELDS = ("cost_per_1m_input", "cost_per_1m_output")
+_BOOL_FIELDS = ("supports_tools", "supports_vision", "deprecated", "estimated")
+_FLOAT_FIELDS = (
+    "cost_per_1m_input",
+    "cost_per_1m_output",
+    "cache_read_multiplier",
+    "cache_write_multiplier",
+)
 
 
 @dataclass(frozen=True)
 class ModelLimits:
-    """What one model allows and costs. Prices are USD per 1M tokens."""
+    """What one model allows and costs. Prices are USD per 1M tokens.
+
+    Prompt-cache tokens are priced as a multiple of ``cost_per_1m_input``:
+    ``cache_read_multiplier`` for tokens read from the cache (Anthropic 0.1; OpenAI 0.1
+    to 0.5 by model; Gemini 0.25) and ``cache_write_multiplier`` for tokens written to it
+    (Anthropic's 5-minute cache: 1.25). The default 1.0 bills them as plain input.
+    ``estimated`` marks figures we guessed (not published by the vendor when written).
+    """
 
     context_window: int
     max_output: int
@@ -113,6 +128,9 @@ class ModelLimits:
     cost_per_1m_input: float
     cost_per_1m_output: float
     deprecated: bool = False
+    cache_read_multiplier: float = 1.0
+    cache_write_multiplier: float = 1.0
+    estimated: bool = False
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
@@ -142,15 +160,34 @@ class ModelLimits:
                     details={"field": name},
                 )
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        """Price in USD of a call that used these many input and output tokens."""
-        if input_tokens < 0 or output_tokens < 0:
+    def cost(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> float:
+        """Price in USD of a call that used these many input and output tokens.
+
+        *cache_read_tokens* and *cache_write_tokens* are parts of *input_tokens* (as the
+        vendor reported them), billed at the cache multipliers instead of the input price.
+        """
+        counts = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+        if min(counts) < 0:
             raise ValidationError(
-                f"token counts must be >= 0, got {input_tokens} in / {output_tokens} out"
+                f"token counts must be >= 0, got {input_tokens} in / {output_tokens} out / "
+                f"{cache_read_tokens} cache read / {cache_write_tokens} cache write"
             )
-        return (
-            input_tokens * self.cost_per_1m_input + output_tokens * self.cost_per_1m_output
-        ) / 1_000_000
+        uncached = max(input_tokens - cache_read_tokens - cache_write_tokens, 0)
+        inputs = (
+            uncached
+            + cache_read_tokens * self.cache_read_multiplier
+            + cache_write_tokens * self.cache_write_multiplier
+        )
+        return (inputs * self.cost_per_1m_input + output_tokens * self.cost_per_1m_output) / (
+            1_000_000
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready field dict (for ``GET /models``)."""
@@ -180,7 +217,7 @@ LOCAL_DEFAULT_LIMITS = ModelLimits(
 )
 
 _LIMIT_FIELDS = tuple(f.name for f in fields(ModelLimits))
-_REQUIRED_FIELDS = tuple(f for f in _LIMIT_FIELDS if f != "deprecated")
+_REQUIRED_FIELDS = tuple(f.name for f in fields(ModelLimits) if f.default is MISSING)
 
 
 # --- built-in table ---------------------------------------------------------------
@@ -199,8 +236,16 @@ def _m(
     cost_out: float,
     *,
     deprecated: bool = False,
+    estimated: bool = False,
 ) -> ModelLimits:
-    return ModelLimits(ctx, out, rpm, tpm, tools, vision, cost_in, cost_out, deprecated)
+    return ModelLimits(
+        ctx, out, rpm, tpm, tools, vision, cost_in, cost_out, deprecated, estimated=estimated
+    )
+
+
+def _guess(limits: ModelLimits) -> ModelLimits:
+    """*limits* marked as guessed figures (``estimated``: shown by ``/models``)."""
+    return replace(limits, estimated=True)
 
 
 _DEP: dict[str, bool] = {"deprecated": True}
@@ -221,9 +266,13 @@ def _openai() -> list[_Row]:
         cost_out: float,
         *,
         deprecated: bool = False,
+        estimated: bool = False,
         aliases: tuple[str, ...] = (),
     ) -> None:
-        limits = _m(ctx, out, 500, 30_000, tools, vision, cost_in, cost_out, deprecated=deprecated)
+        limits = _m(
+            ctx, out, 500, 30_000, tools, vision, cost_in, cost_out,
+            deprecated=deprecated, estimated=estimated,
+        )  # fmt: skip
         rows.append(("openai", name, limits, aliases))
 
     # GUESS figures for models listed by the installed `openai` SDK (ChatModel) whose
@@ -245,12 +294,12 @@ def _openai() -> list[_Row]:
         "gpt-6.1-terra", "gpt-6-luna", "gpt-5.6-sol", "gpt-5.6-terra", "gpt-5.6-luna",
         "gpt-5.5", "gpt-5.4",
     ):  # fmt: skip
-        add(name, *big)  # GUESS
-    add("gpt-5.4-mini", *mini)  # GUESS
+        add(name, *big, estimated=True)  # GUESS
+    add("gpt-5.4-mini", *mini, estimated=True)  # GUESS
     add("gpt-5.2", 400_000, 128_000, True, True, 1.75, 14.00)
     add("gpt-5.2-pro", 400_000, 128_000, True, True, 21.00, 168.00)
     # --- shutdown announced (dates from the SDK's ChatModel docstring) ---
-    add("gpt-5.4-nano", *nano, deprecated=True)  # GUESS; 2027-04-01
+    add("gpt-5.4-nano", *nano, deprecated=True, estimated=True)  # GUESS; 2027-04-01
     add("gpt-5.1", 400_000, 128_000, True, True, 1.25, 10.00, deprecated=True)  # 2027-04-01
     add("gpt-5", 400_000, 128_000, True, True, 1.25, 10.00, deprecated=True)  # 2026-12-11
     add("gpt-5-mini", 400_000, 128_000, True, True, 0.25, 2.00, deprecated=True)  # 2026-12-11
@@ -260,7 +309,8 @@ def _openai() -> list[_Row]:
     add("gpt-audio-mini", 128_000, 16_000, True, False, 0.60, 2.40, deprecated=True)  # 2027-01-20
     # --- retired (shutdown date passed) ---
     # GUESS price
-    add("gpt-5.3-chat-latest", 128_000, 16_000, True, True, 1.75, 14.00, deprecated=True)
+    add("gpt-5.3-chat-latest", 128_000, 16_000, True, True, 1.75, 14.00, deprecated=True,
+        estimated=True)  # fmt: skip
     # 2026-08-10
     add("gpt-5.2-chat-latest", 128_000, 16_000, True, True, 1.75, 14.00, deprecated=True)
     # 2026-07-23
@@ -325,27 +375,27 @@ def _anthropic() -> list[_Row]:
          _m(200_000, 4_000, R, 40_000, True, True, 0.25, 1.25, deprecated=True),
          ("claude-3-haiku",)),
         # --- current ---
-        (a, "claude-opus-5-5", opus, ()),  # GUESS
-        (a, "claude-opus-5", opus, ()),  # GUESS
-        (a, "claude-sonnet-5-5", sonnet, ()),  # GUESS
-        (a, "claude-sonnet-5", sonnet, ()),  # GUESS
-        (a, "claude-haiku-5-5", haiku, ()),  # GUESS
-        (a, "claude-fable-5-2", unknown_line, ()),  # GUESS
-        (a, "claude-fable-5-1", unknown_line, ()),  # GUESS
-        (a, "claude-fable-5", unknown_line, ()),  # GUESS
-        (a, "claude-mythos-5-2", unknown_line, ()),  # GUESS
-        (a, "claude-mythos-5-1", unknown_line, ()),  # GUESS
-        (a, "claude-mythos-5", unknown_line, ()),  # GUESS
-        (a, "claude-opus-4-8", opus, ()),  # GUESS
-        (a, "claude-opus-4-7", opus, ()),  # GUESS
-        (a, "claude-opus-4-6", opus, ()),  # GUESS (output conservatively 64k)
-        (a, "claude-sonnet-4-6", sonnet, ()),  # GUESS
+        (a, "claude-opus-5-5", _guess(opus), ()),  # GUESS
+        (a, "claude-opus-5", _guess(opus), ()),  # GUESS
+        (a, "claude-sonnet-5-5", _guess(sonnet), ()),  # GUESS
+        (a, "claude-sonnet-5", _guess(sonnet), ()),  # GUESS
+        (a, "claude-haiku-5-5", _guess(haiku), ()),  # GUESS
+        (a, "claude-fable-5-2", _guess(unknown_line), ()),  # GUESS
+        (a, "claude-fable-5-1", _guess(unknown_line), ()),  # GUESS
+        (a, "claude-fable-5", _guess(unknown_line), ()),  # GUESS
+        (a, "claude-mythos-5-2", _guess(unknown_line), ()),  # GUESS
+        (a, "claude-mythos-5-1", _guess(unknown_line), ()),  # GUESS
+        (a, "claude-mythos-5", _guess(unknown_line), ()),  # GUESS
+        (a, "claude-opus-4-8", _guess(opus), ()),  # GUESS
+        (a, "claude-opus-4-7", _guess(opus), ()),  # GUESS
+        (a, "claude-opus-4-6", _guess(opus), ()),  # GUESS (output conservatively 64k)
+        (a, "claude-sonnet-4-6", _guess(sonnet), ()),  # GUESS
         # snapshot claude-opus-4-5-20251101; retired 2027-01-22 (anthropic SDK 2.14)
         (a, "claude-opus-4-5", replace(opus, deprecated=True), ()),
         (a, "claude-haiku-4-5", haiku, ()),  # snapshot claude-haiku-4-5-20251001
         # --- deprecated / retired ---
         (a, "claude-sonnet-4-5", replace(sonnet, deprecated=True), ()),  # EOL 2026-11-30
-        (a, "claude-mythos-preview", replace(unknown_line, deprecated=True), ()),  # GUESS
+        (a, "claude-mythos-preview", _guess(replace(unknown_line, deprecated=True)), ()),  # GUESS
         (a, "claude-opus-4-1-20250805",  # no longer in the SDK's model list
          _m(200_000, 32_000, R, 30_000, True, True, 15.00, 75.00, deprecated=True),
          ("claude-opus-4-1",)),
@@ -450,9 +500,41 @@ def _local() -> list[_Row]:
     ]
 
 
+# Prompt-cache prices as multiples of the input price (vendors' price pages):
+# OpenAI's cached input is 0.5x for the gpt-4o/o1 generation, 0.25x for gpt-4.1/o3/o4,
+# 0.1x for GPT-5 and later (not for -pro models: no cached price); OpenAI charges no cache
+# writes. Anthropic: reads 0.1x, 5-minute cache writes 1.25x. Gemini: reads 0.25x
+# (gemini-3: 0.1x), implicit caching has no write charge. Others: 1.0 (plain input).
+_OPENAI_CACHE_READ = {
+    **dict.fromkeys(("gpt-4o", "gpt-4o-mini", "o1", "o1-mini", "o1-preview", "o3-mini"), 0.5),
+    **dict.fromkeys(
+        ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o3", "o4-mini", "codex-mini-latest"), 0.25
+    ),
+}
+
+
+def _cache_multipliers(provider: str, model: str) -> tuple[float, float]:
+    """(cache read, cache write) multipliers of a built-in model's input price."""
+    if provider == "anthropic":
+        return 0.1, 1.25
+    if provider == "openai":
+        if model.startswith(("gpt-5", "gpt-6")) and not model.endswith("-pro"):
+            return 0.1, 1.0
+        return _OPENAI_CACHE_READ.get(model, 1.0), 1.0
+    if provider == "google":
+        return (0.1 if model.startswith("gemini-3") else 0.25), 1.0
+    return 1.0, 1.0
+
+
 def builtin_models() -> list[tuple[str, str, ModelLimits, tuple[str, ...]]]:
     """The built-in table as ``(provider, model, limits, aliases)`` rows."""
-    return [*_openai(), *_anthropic(), *_google(), *_deepseek(), *_ollama(), *_local()]
+    rows = [*_openai(), *_anthropic(), *_google(), *_deepseek(), *_ollama(), *_local()]
+    priced = []
+    for provider, model, limits, aliases in rows:
+        read, write = _cache_multipliers(provider, model)
+        limits = replace(limits, cache_read_multiplier=read, cache_write_multiplier=write)
+        priced.append((provider, model, limits, aliases))
+    return priced
 
 
 # --- name normalization -----------------------------------------------------------

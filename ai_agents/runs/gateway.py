@@ -249,7 +249,12 @@ class ModelGateway:
             provider=target.provider,
             model=response.model or target.model,
             record=dispatched.record,
-            cost=admission.limits.cost(response.usage.input_tokens, response.usage.output_tokens),
+            cost=admission.limits.cost(
+                response.usage.input_tokens,
+                response.usage.output_tokens,
+                cache_read_tokens=response.usage.cache_read_tokens,
+                cache_write_tokens=response.usage.cache_write_tokens,
+            ),
             waited=admission.reservation.waited,
             admitted_at=admission.reservation.admitted_at,
             recorded=recorded,

@@ -547,8 +547,8 @@ class AnthropicFake:
             "usage": {
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": reply.cache_write,
+                "cache_read_input_tokens": reply.cache_read,
             },
         }
 

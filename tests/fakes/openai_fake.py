@@ -643,7 +643,7 @@ class OpenAIFake:
 
     def _answer(
         self, body: dict[str, Any], reply: Reply
-    ) -> tuple[str, list[dict[str, Any]], str, dict[str, int]]:
+    ) -> tuple[str, list[dict[str, Any]], str, dict[str, Any]]:
         content = reply.content
         finish = "tool_calls" if reply.calls else "stop"
         stop = body.get("stop")
@@ -672,6 +672,7 @@ class OpenAIFake:
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": reply.cache_read, "audio_tokens": 0},
         }
         return content, calls, finish, usage
 

@@ -92,6 +92,10 @@ class Reply:
     finish_reason: str | None = None
     # Override usage (input, output); default: computed from request and reply sizes.
     usage: tuple[int, int] | None = None
+    # Prompt-cache tokens to report: read from the cache (OpenAI: part of prompt_tokens;
+    # Anthropic: beside input_tokens) and written to it (Anthropic only).
+    cache_read: int = 0
+    cache_write: int = 0
     # Malformed replies (see :meth:`malformed`): this body, verbatim, with status 200.
     body: str | None = None
     content_type: str | None = None
