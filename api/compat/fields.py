@@ -24,7 +24,8 @@ def reject_unknown(body: dict[str, Any], known: Collection[str]) -> None:
 
 
 def metadata(value: Any, param: str = "metadata") -> dict[str, str]:
-    """At most 16 pairs; keys up to 64 characters, values strings up to 512."""
+    """At most 16 pairs; keys up to 64 characters, values strings up to 512; no NUL
+    character (PostgreSQL cannot store it)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -34,6 +35,8 @@ def metadata(value: Any, param: str = "metadata") -> dict[str, str]:
             f"{param} may have at most {MAX_METADATA_PAIRS} pairs, got {len(value)}", param
         )
     for key, item in value.items():
+        if "\x00" in key or (isinstance(item, str) and "\x00" in item):
+            raise invalid(f"{param} must not contain NUL characters", param)
         if len(key) > MAX_METADATA_KEY:
             raise invalid(
                 f"{param} keys may be at most {MAX_METADATA_KEY} characters: {key[:80]!r}", param

@@ -49,6 +49,8 @@ def _name(value: Any) -> str | None:
 @post("/vector_stores", tags=TAGS, summary="Create a vector store", status_code=200)
 async def create_store(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
     fields.reject_unknown(data, _CREATE)
+    if "expires_after" in data and data["expires_after"] is None:  # not nullable on create
+        raise invalid("expires_after must be an object", "expires_after")
     refuse_expiry(data.get("expires_after"))
     check_chunking(data.get("chunking_strategy"))
     if data.get("description") is not None:

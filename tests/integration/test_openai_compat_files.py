@@ -342,6 +342,12 @@ def test_vector_store_modify_list_delete_and_refusals(
     assert chunking.value.body["param"] == "chunking_strategy"  # type: ignore[index]
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.create(file_ids=["file-" + "0" * 32])
+    with pytest.raises(openai.BadRequestError) as nul:  # PostgreSQL cannot store it
+        client.vector_stores.update(first.id, metadata={"k": "a\x00b"})
+    assert nul.value.body["param"] == "metadata"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as null_expiry:  # not nullable on create
+        client.vector_stores.create(extra_body={"expires_after": None})
+    assert null_expiry.value.body["param"] == "expires_after"  # type: ignore[index]
     assert len(client.vector_stores.list().data) == 2  # nothing made by the refusals
 
     deleted = client.vector_stores.with_raw_response.delete(first.id).http_response.json()
