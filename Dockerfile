@@ -19,8 +19,6 @@ WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY alembic ./alembic
 COPY ai_agents ./ai_agents
-COPY api ./api
-COPY workers ./workers
 
 # Extras: openai, anthropic, api (server), rag (OpenSearch + embeddings, large), local.
 ARG EXTRAS=openai,anthropic,api

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := openai,anthropic,api,rag,local,documents,otel,dev
+EXTRAS := embedded,openai,anthropic,api,rag,local,documents,otel,dev
 # sentence-transformers needs torch: this pinned CPU build is on the machines' disk
 # (any other version would download gigabytes), so it is installed first.
 TORCH := torch==2.13.0

@@ -17,7 +17,14 @@ from ai_agents.errors import AgentsError, StorageError
 
 Handler = Callable[[argparse.Namespace], int]
 #: Modules that add subcommands with :func:`command` (each optional: a missing extra skips it).
-PLUGIN_MODULES = ("ai_agents.commands", "workers.cli", "api.cli", "ai_agents.rag.cli")
+PLUGIN_MODULES = (
+    "ai_agents.commands",
+    "ai_agents.workers.cli",
+    "ai_agents.api.cli",
+    "ai_agents.rag.cli",
+)
+#: The name on the package index (``ai-agents`` there is another project).
+DISTRIBUTION = "ai-agents-platform"
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
 
 
@@ -59,7 +66,7 @@ def version() -> str:
     from importlib import metadata
 
     try:
-        return metadata.version("ai-agents")
+        return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
         import ai_agents
 

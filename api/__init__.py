@@ -1,20 +1,6 @@
-"""The REST API (Litestar): agents, threads, messages, runs, jobs, memory, keys.
+"""Entry point kept at the repository's top level: the REST API lives in ``ai_agents.api``.
 
-    from api.app import create_app
-    app = create_app(store)        # or: ai-agents serve --host 0.0.0.0 --port 8000
-
-See ``docs/api.md`` for the endpoints, authentication and settings.
+The wheel does not install this folder (a top-level ``api`` package would clash with
+users' own); it serves ``uvicorn --factory api.app:create_app_from_env`` run from a
+checkout. Installed code imports :mod:`ai_agents.api`.
 """
-
-from __future__ import annotations
-
-__all__ = ["create_app"]
-
-
-def __getattr__(name: str) -> object:
-    # Lazy, so ``import api.cli`` (loaded by every ``ai-agents`` command) stays cheap.
-    if name == "create_app":
-        from api.app import create_app
-
-        return create_app
-    raise AttributeError(name)

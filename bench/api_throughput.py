@@ -304,12 +304,12 @@ def main() -> None:
     from _common import REDIS_URL, bench_database
     from litestar import Litestar, get
 
+    from ai_agents.api.app import create_app
+    from ai_agents.api.config import ApiConfig
+    from ai_agents.api.testing import serve_api
     from ai_agents.config import Settings
     from ai_agents.store import AgentStore
     from ai_agents.testing import FunctionProvider
-    from api.app import create_app
-    from api.config import ApiConfig
-    from api.testing import serve_api
 
     @get("/const", sync_to_thread=False)
     def const() -> dict[str, str]:

@@ -70,8 +70,8 @@ sys.path.insert(0, str(ROOT))
 from _common import REDIS_URL, bench_database  # noqa: E402
 
 from ai_agents import AgentStore, Settings  # noqa: E402
+from ai_agents.api.keys import KeyStore  # noqa: E402
 from ai_agents.redis_client import connect  # noqa: E402
-from api.keys import KeyStore  # noqa: E402
 
 TENANT = "load"
 PROVIDER = "loadvendor"

@@ -355,7 +355,7 @@ async def bench_ours(url: str, processes: int) -> Figures:
             "AI_AGENTS_REDIS_PREFIX": prefix,
             "AI_AGENTS_WORKER_SETUP": "queue_throughput:worker_setup",
         }
-        argv = [sys.executable, "-m", "workers", "--concurrency", str(CONCURRENCY)]
+        argv = [sys.executable, "-m", "ai_agents.workers", "--concurrency", str(CONCURRENCY)]
         workers = [_Process(argv, env, "worker warmed up") for _ in range(processes)]
         try:
             await _start(workers)

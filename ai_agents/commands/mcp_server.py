@@ -40,8 +40,8 @@ async def _key_resolver(store: AgentStore, secret: str) -> tuple[str, TenantReso
     """The key's tenant, and a resolver that refuses once the key is revoked."""
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from api.config import ApiConfig
-    from api.keys import KeyStore
+    from ai_agents.api.config import ApiConfig
+    from ai_agents.api.keys import KeyStore
 
     config = ApiConfig.from_env()
     keys = KeyStore(store, pepper=config.key_pepper, cache_ttl=config.key_cache_ttl)

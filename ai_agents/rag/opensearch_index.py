@@ -224,7 +224,7 @@ class OpenSearchDocumentIndex:
             except ImportError as exc:
                 raise ConfigurationError(
                     "the OpenSearch backend needs opensearch-py[async]: "
-                    "pip install 'ai-agents[rag]'"
+                    "pip install 'ai-agents-platform[rag]'"
                 ) from exc
             client = AsyncOpenSearch(hosts=[url], timeout=timeout)
             self._owns_client = True

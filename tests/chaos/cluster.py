@@ -249,7 +249,15 @@ class ApiServer(Service):
 
 class Worker(Service):
     def start(self, env: Mapping[str, str]) -> None:
-        argv = [sys.executable, "-m", "workers", "--name", self.name, "--concurrency", "8"]
+        argv = [
+            sys.executable,
+            "-m",
+            "ai_agents.workers",
+            "--name",
+            self.name,
+            "--concurrency",
+            "8",
+        ]
         self.spawn([*argv, "--poll-interval", "0.2"], env)
         wait_until(self._started, timeout=60, what=self.name)
 

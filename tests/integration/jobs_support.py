@@ -78,7 +78,7 @@ class WorkerProcess:
         self.name = name
         self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workers", "--name", name, *args],
+            [sys.executable, "-m", "ai_agents.workers", "--name", name, *args],
             cwd=str(ROOT),
             env={
                 **os.environ,

@@ -22,14 +22,14 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, free_port, running_api
 from ai_agents.config import Settings
 from ai_agents.providers.base import ProviderRequest, ResponseDone, StreamEvent, TextDelta
 from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.testing import FunctionProvider, call
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
-from api.config import ApiConfig
-from api.testing import RunningApi, free_port, running_api
 from tests.prometheus_text import sample
 from tests.waiting import wait_until
 

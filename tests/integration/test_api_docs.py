@@ -17,11 +17,11 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.sse_docs import EVENTS, EXAMPLE_STREAM
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.testing import FunctionProvider
-from api.config import ApiConfig
-from api.sse_docs import EVENTS, EXAMPLE_STREAM
-from api.testing import RunningApi, running_api
 
 JSON = dict[str, Any]
 METHODS = ("get", "put", "post", "delete", "patch")

@@ -15,6 +15,8 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, free_port, running_api
 from ai_agents.config import Settings
 from ai_agents.errors import (
     ProviderAuthError,
@@ -24,8 +26,6 @@ from ai_agents.errors import (
 from ai_agents.testing import ScriptedProvider, call
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
-from api.config import ApiConfig
-from api.testing import RunningApi, free_port, running_api
 
 JSON = dict[str, Any]
 ERROR_FIELDS = {"code", "message", "details", "retry_after"}

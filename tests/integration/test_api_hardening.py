@@ -30,6 +30,9 @@ from httpx_sse import aconnect_sse
 from litestar.routes import HTTPRoute
 from sqlalchemy import event
 
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.keys import KeyStore
+from ai_agents.api.testing import RunningApi, free_port, running_api
 from ai_agents.config import Settings
 from ai_agents.errors import ConfigurationError, ProviderConnectionError
 from ai_agents.redis_client import connect, subscribers
@@ -37,9 +40,6 @@ from ai_agents.redis_client import pubsub as redis_pubsub
 from ai_agents.testing import ScriptedProvider, call
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
-from api.config import ApiConfig
-from api.keys import KeyStore
-from api.testing import RunningApi, free_port, running_api
 from tests.waiting import wait_until
 
 JSON = dict[str, Any]

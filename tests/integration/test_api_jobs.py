@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.providers.base import ProviderRequest
 from ai_agents.store import AgentStore
 from ai_agents.testing import FunctionProvider
-from api.testing import RunningApi, running_api
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON = dict[str, Any]
@@ -40,7 +40,7 @@ def worker_setup(store: AgentStore) -> None:
 def run_worker(settings: Settings) -> subprocess.CompletedProcess[str]:
     """One worker in burst mode: drains the queue, then exits."""
     return subprocess.run(
-        [sys.executable, "-m", "workers", "--burst", "--name", "api-test-worker"],
+        [sys.executable, "-m", "ai_agents.workers", "--burst", "--name", "api-test-worker"],
         cwd=str(ROOT),
         env={
             **os.environ,

@@ -20,6 +20,9 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.schemas import RunOverridesIn
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.definition import AgentDefinition
 from ai_agents.providers.base import ProviderRequest
@@ -28,9 +31,6 @@ from ai_agents.store import AgentStore
 from ai_agents.testing import FunctionProvider, call
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
-from api.config import ApiConfig
-from api.schemas import RunOverridesIn
-from api.testing import RunningApi, running_api
 from tests.waiting import wait_until
 
 JSON = dict[str, Any]

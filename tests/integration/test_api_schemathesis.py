@@ -32,10 +32,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.testing import FunctionProvider
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
 
 EXAMPLES = int(os.environ.get("API_SCHEMATHESIS_EXAMPLES", "12"))
 MIN_REQUESTS = int(os.environ.get("API_SCHEMATHESIS_MIN_REQUESTS", "1000"))

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.testing import FunctionProvider
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
 
 JSON = dict[str, Any]
 

@@ -39,13 +39,13 @@ from playwright.sync_api import (
     Error as PlaywrightError,
 )
 
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.providers.base import ProviderRequest
 from ai_agents.testing import FunctionProvider, call, calls
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
 from tests.openai_compat import register_roomy
 
 CHROMIUM = os.environ.get("AI_AGENTS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

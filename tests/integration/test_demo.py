@@ -118,7 +118,7 @@ def test_model_choice_order(monkeypatch: pytest.MonkeyPatch) -> None:
     if importlib.util.find_spec("llama_cpp") is None:
         assert fallback.provider == "demo"
         assert "local model is not available" in fallback.description
-        assert "pip install 'ai-agents[local]'" in fallback.description
+        assert "pip install 'ai-agents-platform[local]'" in fallback.description
     else:
         assert fallback.provider == "local"
 
@@ -221,7 +221,9 @@ def test_demo_on_a_fresh_machine(fresh_home: Path, tmp_path: Path) -> None:
         )
         assert shown and PROPERTY_FACTS[shown.group(1)] == shown.group(2), out
     else:
-        assert "== model: demo/demo-model" in out and "pip install 'ai-agents[local]'" in out
+        assert (
+            "== model: demo/demo-model" in out and "pip install 'ai-agents-platform[local]'" in out
+        )
     assert "guest> Hi! What time is check-out?" in out
     assert "== persisted history (from PostgreSQL)" in out
     history = out.split("== persisted history (from PostgreSQL)")[1].split("== usage")[0]

@@ -14,6 +14,7 @@ import openai
 import pytest
 from openai.types.beta.threads import Message as MessageObject
 
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.errors import ProviderBadRequest
 from ai_agents.messages import IMAGES_KEY, ImageInput, Message
@@ -22,7 +23,6 @@ from ai_agents.providers.base import ProviderRequest, ProviderSettings
 from ai_agents.providers.ollama import OllamaProvider
 from ai_agents.providers.openai import OpenAIChatProvider
 from ai_agents.testing import FunctionProvider
-from api.testing import RunningApi, running_api
 from tests.fakes.anthropic_fake import AnthropicFake
 from tests.fakes.ollama_fake import FakeOllama
 from tests.fakes.openai_fake import OpenAIFake

@@ -28,8 +28,8 @@ from ai_agents.messages import Message
 from ai_agents.providers.base import ProviderRequest
 from ai_agents.runner import RunOptions
 from ai_agents.testing import FunctionProvider
+from ai_agents.workers import WorkerConfig, WorkerPool
 from tests.integration.jobs_support import answer_for, make_threads
-from workers import WorkerConfig, WorkerPool
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from ai_agents.jobs.records import JobTimeout
 from ai_agents.providers.base import ProviderRequest
 from ai_agents.runner import RunOptions
 from ai_agents.testing import FunctionProvider
+from ai_agents.workers import WorkerConfig, WorkerPool, WorkerStats
 from tests.integration.jobs_support import answer_for, echo_provider, flush_prefix, make_threads
-from workers import WorkerConfig, WorkerPool, WorkerStats
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from ai_agents.tools.registry import ToolRegistry
 
 requires_llama = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
-    reason="llama-cpp-python is not installed (pip install 'ai-agents[local]')",
+    reason="llama-cpp-python is not installed (pip install 'ai-agents-platform[local]')",
 )
 
 SETTINGS = {"temperature": 0.0, "max_output_tokens": 40}
@@ -69,7 +69,7 @@ async def make_agent(store: AgentStore, tools: list[str] | None = None) -> str:
 def test_status_says_what_is_there() -> None:
     ok, detail = local_model_status()
     if importlib.util.find_spec("llama_cpp") is None:
-        assert not ok and "pip install 'ai-agents[local]'" in detail
+        assert not ok and "pip install 'ai-agents-platform[local]'" in detail
     else:
         assert ok, detail
         assert detail.startswith(f"{DEFAULT_MODEL} (") and "MB) via llama-cpp-python" in detail
@@ -81,7 +81,7 @@ def test_missing_llama_cpp_is_a_clear_configuration_error(
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if not installed
     with pytest.raises(ConfigurationError) as err:
         LocalLlamaProvider()
-    assert "pip install 'ai-agents[local]'" in err.value.message
+    assert "pip install 'ai-agents-platform[local]'" in err.value.message
     assert "OPENAI_API_KEY" in err.value.message
     ok, detail = local_model_status()
     assert not ok and "llama-cpp-python is not installed" in detail

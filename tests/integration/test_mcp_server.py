@@ -26,6 +26,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from ai_agents import AgentStore, Settings
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.keys import KeyStore
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.definition import AgentDefinition
 from ai_agents.mcp.server import create_server
 from ai_agents.rag.embedders import embedder_from_spec
@@ -33,9 +36,6 @@ from ai_agents.rag.setup import enable_documents
 from ai_agents.testing import FunctionProvider
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
-from api.config import ApiConfig
-from api.keys import KeyStore
-from api.testing import RunningApi, running_api
 from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.script import Reply, call
 from tests.fakes.server import serve

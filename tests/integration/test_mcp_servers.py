@@ -15,6 +15,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from ai_agents import AgentDefinition, AgentStore
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.errors import (
     ConfigurationError,
@@ -26,8 +28,6 @@ from ai_agents.errors import (
 from ai_agents.mcp import storage as mcp_storage
 from ai_agents.mcp.source import McpToolSource
 from ai_agents.testing import FunctionProvider
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
 
 DEFINITION = AgentDefinition(name="Helper", role="You help.")
 PUBLIC_IP = "93.184.215.14"

@@ -24,7 +24,7 @@ from ai_agents.memory.extraction import EXTRACTION_PROMPT, parse_facts
 from ai_agents.providers.base import Usage
 from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.testing import ScriptedProvider, call, calls
-from workers import WorkerConfig, WorkerPool
+from ai_agents.workers import WorkerConfig, WorkerPool
 
 ROOMY = ModelLimits(100_000, 1000, 100_000, 100_000_000, True, False, 3.0, 15.0)
 CHEAP = ModelLimits(100_000, 1000, 100_000, 100_000_000, True, False, 1.0, 2.0)

@@ -17,8 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ai_agents import AgentStore, Settings
+from ai_agents.api.testing import free_port
 from ai_agents.jobs.queue import job_queue
-from api.testing import free_port
 from tests.integration.jobs_support import WorkerProcess, make_threads, started
 from tests.prometheus_text import sample
 from tests.waiting import wait_until

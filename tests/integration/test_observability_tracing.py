@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from ai_agents import AgentDefinition, AgentStore
+from ai_agents.api.testing import running_api
 from ai_agents.config import Settings
 from ai_agents.errors import ProviderError
 from ai_agents.observability import tracing
@@ -29,7 +30,6 @@ from ai_agents.response import DoneEvent
 from ai_agents.testing import FunctionProvider, ScriptedProvider, call, calls
 from ai_agents.tools.decorator import tool
 from ai_agents.tools.registry import ToolRegistry
-from api.testing import running_api
 
 MODEL = "traced"
 USAGE = Usage(11, 7)

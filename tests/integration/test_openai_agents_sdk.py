@@ -15,10 +15,10 @@ import openai
 import pytest
 from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
 
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.providers.base import ProviderSettings
 from ai_agents.providers.openai import OpenAIChatProvider
-from api.testing import RunningApi, running_api
 from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.script import Reply, call
 from tests.fakes.server import serve

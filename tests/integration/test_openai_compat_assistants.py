@@ -12,12 +12,12 @@ import openai
 import pytest
 from openai.types.beta import Assistant, AssistantDeleted
 
+from ai_agents.api.compat import ids
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.responses_agent import responses_agent
 from ai_agents.testing import FunctionProvider
-from api.compat import ids
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
 from tests.openai_compat import sdk
 from tests.openai_shapes import conforms
 

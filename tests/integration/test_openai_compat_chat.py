@@ -18,11 +18,11 @@ import pytest
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.providers.base import ProviderRequest, ProviderSettings
 from ai_agents.providers.openai import OpenAIChatProvider
 from ai_agents.testing import FunctionProvider
-from api.testing import RunningApi, running_api
 from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.script import Reply, ScriptedError, call
 from tests.fakes.server import serve

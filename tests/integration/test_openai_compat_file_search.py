@@ -20,6 +20,7 @@ from openai.types.beta import Assistant, Thread
 from openai.types.beta.threads import Message, Run
 from openai.types.beta.threads.runs import RunStep, ToolCall
 
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.embeddings import HashingEmbedder
 from ai_agents.files.search import citation_ref
@@ -28,7 +29,6 @@ from ai_agents.providers.openai import OpenAIChatProvider
 from ai_agents.rag.service import DocumentService
 from ai_agents.rag.setup import enable_documents
 from ai_agents.tools.registry import ToolRegistry
-from api.testing import RunningApi, running_api
 from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.script import Reply, call
 from tests.fakes.server import serve

@@ -21,15 +21,15 @@ from openai.types.vector_stores import (
     VectorStoreFileDeleted,
 )
 
+from ai_agents.api.compat import files as files_api
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.embeddings import HashingEmbedder
 from ai_agents.rag import chunking
 from ai_agents.rag.service import DocumentService
 from ai_agents.rag.setup import enable_documents
 from ai_agents.tools.registry import ToolRegistry
-from api.compat import files as files_api
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
 from tests.office_documents import (
     BUILDING_PPTX,
     CONTACTS_XLSX,

@@ -19,11 +19,11 @@ from openai.types.conversations import Conversation, ConversationDeletedResource
 from openai.types.conversations.conversation_item_list import ConversationItemList
 from openai.types.responses import Response, ResponseItemList
 
+from ai_agents.api.compat import ids
+from ai_agents.api.testing import RunningApi
 from ai_agents.config import Settings
 from ai_agents.providers.base import ProviderRequest
 from ai_agents.testing import FunctionProvider, call, calls
-from api.compat import ids
-from api.testing import RunningApi
 from tests.openai_compat import sdk, serve_compat
 from tests.openai_shapes import conforms
 

@@ -16,12 +16,12 @@ import pytest
 from openai.types.beta.threads import Run
 from openai.types.beta.threads.runs import RunStep
 
+from ai_agents.api.compat import ids
+from ai_agents.api.testing import RunningApi
 from ai_agents.config import Settings
 from ai_agents.messages import Message
 from ai_agents.providers.base import ProviderRequest, ProviderResponse, Usage
 from ai_agents.testing import FunctionProvider, call, calls
-from api.compat import ids
-from api.testing import RunningApi
 from tests.openai_compat import Gate, sdk, serve_compat
 from tests.openai_shapes import conforms
 

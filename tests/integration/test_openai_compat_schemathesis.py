@@ -34,14 +34,14 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.embeddings import HashingEmbedder
 from ai_agents.providers.registry import ModelLimits, get_registry
 from ai_agents.rag.setup import enable_documents
 from ai_agents.testing import FunctionProvider
 from ai_agents.tools.registry import ToolRegistry
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
 from tests.openai_spec import SERVED, load
 
 EXAMPLES = int(os.environ.get("API_SCHEMATHESIS_EXAMPLES", "10"))

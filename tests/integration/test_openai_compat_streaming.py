@@ -22,12 +22,12 @@ from openai.types.beta.threads.runs import ToolCall
 from pydantic import BaseModel
 from typing_extensions import override
 
+from ai_agents.api.compat import ids
+from ai_agents.api.testing import RunningApi
 from ai_agents.config import Settings
 from ai_agents.messages import Message as StoredMessage
 from ai_agents.providers.base import ProviderRequest
 from ai_agents.testing import FunctionProvider, call, calls
-from api.compat import ids
-from api.testing import RunningApi
 from tests.openai_compat import Gate, serve_compat
 from tests.openai_shapes import conforms
 

@@ -18,11 +18,11 @@ from openai.types.beta import Thread, ThreadDeleted
 from openai.types.beta.threads import Message, MessageDeleted
 from sqlalchemy import select
 
+from ai_agents.api.testing import RunningApi
 from ai_agents.config import Settings
 from ai_agents.db.tables import user_usage
 from ai_agents.store import AgentStore
 from ai_agents.testing import ScriptedProvider, call, calls
-from api.testing import RunningApi
 from tests.openai_compat import sdk, serve_compat
 from tests.openai_shapes import conforms
 

@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from ai_agents import AgentDefinition, AgentStore
+from ai_agents.api.testing import running_api
 from ai_agents.config import Settings
 from ai_agents.providers.anthropic import AnthropicProvider
 from ai_agents.providers.base import ProviderSettings
 from ai_agents.providers.openai import OpenAIChatProvider
 from ai_agents.response import AgentResponse, DoneEvent
-from api.testing import running_api
 from tests.fakes.anthropic_fake import AnthropicFake
 from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.script import Reply

@@ -583,7 +583,7 @@ async def test_idempotent_run_replays_the_saved_turn(ai: AgentStore) -> None:
 
 async def test_background_job_runs_its_queued_run(ai: AgentStore) -> None:
     from ai_agents.jobs.queue import job_queue
-    from workers import WorkerConfig, WorkerPool
+    from ai_agents.workers import WorkerConfig, WorkerPool
 
     thread = await _thread(ai, ScriptedProvider(["from the worker"]))
     job_id = await ai.enqueue_run(thread, "later")

@@ -24,6 +24,8 @@ import httpx
 import pytest
 
 from ai_agents import AgentDefinition, AgentStore
+from ai_agents.api.config import ApiConfig
+from ai_agents.api.testing import RunningApi, running_api
 from ai_agents.config import Settings
 from ai_agents.embeddings import HashingEmbedder
 from ai_agents.errors import NotFoundError, ThreadBusyError
@@ -35,8 +37,6 @@ from ai_agents.rag.setup import enable_documents
 from ai_agents.testing import FunctionProvider
 from ai_agents.tools.decorator import ToolContext, ToolOutcome
 from ai_agents.tools.registry import ToolRegistry
-from api.config import ApiConfig
-from api.testing import RunningApi, running_api
 from tests import pg
 from tests.waiting import wait_until
 

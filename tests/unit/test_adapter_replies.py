@@ -103,7 +103,7 @@ def _outcome(result: object) -> None:
 
 
 def test_the_error_is_short_retryable_and_a_502() -> None:
-    from api.errors import status_of
+    from ai_agents.api.errors import status_of
 
     error = ProviderBadResponse.of("openai", "the body is not JSON", got="<html>" + "x" * 10_000)
     assert error.retryable and is_retryable(error)

@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("litestar", reason="the api extra")
 
-from api.auth import FailedAuthThrottle  # noqa: E402
-from api.errors import ApiError  # noqa: E402
-from api.lru import LruCache  # noqa: E402
-from api.request import json_depth_exceeds  # noqa: E402
+from ai_agents.api.auth import FailedAuthThrottle  # noqa: E402
+from ai_agents.api.errors import ApiError  # noqa: E402
+from ai_agents.api.lru import LruCache  # noqa: E402
+from ai_agents.api.request import json_depth_exceeds  # noqa: E402
 
 
 def test_lru_evicts_the_least_recently_used_entry_one_at_a_time() -> None:

@@ -23,7 +23,7 @@ def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"ai-agents {metadata.version('ai-agents')}"
+    assert capsys.readouterr().out.strip() == f"ai-agents {metadata.version('ai-agents-platform')}"
 
 
 def complete(script: str, line: str) -> list[str]:
@@ -96,7 +96,7 @@ def test_a_missing_extra_is_one_install_line(
     assert main(["serve"]) == 1
     err = capsys.readouterr().err
     assert err == (
-        "error: this needs the optional dependency 'uvicorn': pip install 'ai-agents[api]'\n"
+        "error: this needs the optional dependency 'uvicorn': pip install 'ai-agents-platform[api]'\n"
     )
 
 
@@ -129,8 +129,10 @@ def test_optional_modules_match_the_extras_of_pyproject() -> None:
         assert extra in extras, f"{module}: no extra named {extra!r}"
         dists = {_normalized(d) for d in dists_of_module.get(module, [])}
         required = {_normalized(re.split(r"[<>=\[; ]", r)[0]) for r in extras[extra]}
-        assert dists & required, f"{module} is not installed by ai-agents[{extra}]"
+        assert dists & required, f"{module} is not installed by ai-agents-platform[{extra}]"
         covered.setdefault(extra, set()).update(dists & required)
     for extra in set(extras) - {"dev"}:
         required = {_normalized(re.split(r"[<>=\[; ]", r)[0]) for r in extras[extra]}
-        assert covered.get(extra) == required, f"ai-agents[{extra}]: a module is not mapped"
+        assert covered.get(extra) == required, (
+            f"ai-agents-platform[{extra}]: a module is not mapped"
+        )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ai_agents.api.compat.catalog import public_model_name, resolve_model
 from ai_agents.errors import ValidationError
 from ai_agents.providers.registry import get_registry
-from api.compat.catalog import public_model_name, resolve_model
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ import uuid
 import pytest
 from litestar import Response
 
+from ai_agents.api.compat import ids
+from ai_agents.api.compat.errors import reshape, under_v1
+from ai_agents.api.compat.lists import envelope, list_query
 from ai_agents.errors import NotFoundError, ValidationError
-from api.compat import ids
-from api.compat.errors import reshape, under_v1
-from api.compat.lists import envelope, list_query
 
 
 def test_ids_round_trip_and_refuse_other_kinds() -> None:

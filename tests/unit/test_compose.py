@@ -247,6 +247,6 @@ def test_dockerfile_runs_the_cli() -> None:
     assert 'ENTRYPOINT ["ai-agents"]' in text
     assert "AI_AGENTS_EMBEDDED=0" in text
     assert "USER app" in text  # not root
-    for path in ("pyproject.toml", "alembic", "ai_agents", "api", "workers"):
+    for path in ("pyproject.toml", "alembic", "ai_agents"):
         assert path in text
         assert (ROOT / path).exists()

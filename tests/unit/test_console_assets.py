@@ -11,7 +11,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from api import console
+from ai_agents.api import console
 
 ASSETS = console.load_assets()
 #: An XML namespace names no host the browser contacts.

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from ai_agents.api.observability import request_id
 from ai_agents.errors import ConfigurationError
 from ai_agents.observability.logs import JsonFormatter, json_requested, log_fields
 from ai_agents.observability.metrics import MULTIPROC_ENV, Metrics, multiprocess_directory
-from api.observability import request_id
 from tests.prometheus_text import sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,8 +39,8 @@ _WITHOUT_EXTRA = textwrap.dedent(
     from ai_agents.errors import ConfigurationError
     from ai_agents.observability import tracing
     from ai_agents.store import AgentStore
-    from api.app import create_app
-    import workers.cli
+    from ai_agents.api.app import create_app
+    import ai_agents.workers.cli
 
     settings = Settings(database_url="postgresql://u@127.0.0.1:1/x",
                         redis_url="redis://127.0.0.1:1/0")

@@ -9,7 +9,8 @@ from typing import get_args
 import msgspec
 import pytest
 
-import api.metrics
+import ai_agents.api.metrics
+from ai_agents.api.schemas import RunCreate
 from ai_agents.errors import (
     AgentsError,
     ConfigurationError,
@@ -33,7 +34,6 @@ from ai_agents.jobs.worker import JobConsumer
 from ai_agents.providers.pool import NodePool
 from ai_agents.providers.retry import RetryPolicy, backoff, is_retryable
 from ai_agents.testing import ScriptedProvider
-from api.schemas import RunCreate
 
 # --- is_retryable ----------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ def test_pool_node_waits_the_shared_backoff_without_jitter() -> None:
 
 def test_priorities_have_one_definition() -> None:
     assert PRIORITIES == ("high", "normal", "low") == get_args(Priority)
-    assert api.metrics.PRIORITIES is PRIORITIES
+    assert ai_agents.api.metrics.PRIORITIES is PRIORITIES
     check = next(c for c in jobs.constraints if c.name == "ck_jobs_priority")
     assert str(check.sqltext) == "priority IN ('high', 'normal', 'low')"  # type: ignore[attr-defined]
     assert JobRecord.__annotations__["priority"] == "Priority"
