@@ -14,7 +14,15 @@ returns a view on another tenant sharing the same pools.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -832,6 +840,28 @@ class AgentStore:
             if not values:
                 return await thread_rows.get_thread(conn, self._scope, ident)
             return await thread_rows.update_thread(conn, self._scope, ident, values)
+
+    async def change_thread_metadata(
+        self,
+        thread_id: UUID | str,
+        change: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]],
+    ) -> ThreadRecord:
+        """Read, change and write a thread's metadata with its row locked throughout.
+
+        *change* gets the current metadata and returns the new one (``None``: no change).
+        Concurrent callers on one thread run one after the other, each seeing what the one
+        before wrote, so none overwrites another's change (``update_thread`` replaces the
+        metadata it is given, whatever was written in between).
+        """
+        ident = parse_uuid(thread_id, "thread")
+        async with self._tx("change_thread_metadata") as conn:
+            thread = await thread_rows.get_thread(conn, self._scope, ident, for_update=True)
+            changed = await change(dict(thread.metadata))
+            if changed is None:
+                return thread
+            if not isinstance(changed, dict):
+                raise ValidationError("metadata must be a mapping", details={"field": "metadata"})
+            return await thread_rows.update_thread(conn, self._scope, ident, {"metadata": changed})
 
     async def archive_thread(self, thread_id: UUID | str) -> ThreadRecord:
         return await self._set_archived(thread_id, True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -460,6 +461,31 @@ def test_attachments_go_to_the_threads_vector_store(
     assert run.status == "completed", run.last_error
     output = json.loads(tool_message(fake.requests[1])["content"])
     assert laundry in {r["file_id"] for r in output["results"]}
+
+
+def test_concurrent_attachments_share_one_store(client: openai.OpenAI) -> None:
+    """Messages attaching files to a thread without a store, all at once: one store is
+    made, the thread names it and it holds every file (none went to an orphaned store)."""
+    names = ["pets.md", "laundry.txt", "pets.md", "laundry.txt", "pets.md", "laundry.txt"]
+    files = [upload(client, name) for name in names]
+    thread = client.beta.threads.create()
+
+    def attach(file_id: str) -> None:
+        client.beta.threads.messages.create(
+            thread.id,
+            role="user",
+            content="Read this.",
+            attachments=[{"file_id": file_id, "tools": [{"type": "file_search"}]}],
+        )
+
+    with ThreadPoolExecutor(len(files)) as pool:
+        list(pool.map(attach, files))
+    resources = client.beta.threads.retrieve(thread.id).tool_resources
+    assert resources is not None and resources.file_search is not None
+    (store_id,) = resources.file_search.vector_store_ids or []
+    made = [s.id for s in client.vector_stores.list(limit=100) if s.name.startswith("files of")]
+    assert made == [store_id]
+    assert {f.id for f in client.vector_stores.files.list(store_id, limit=100)} == set(files)
 
 
 def test_bad_attachments_are_refused_before_anything_is_written(

@@ -119,23 +119,27 @@ async def index(principal: Principal, thread_id: UUID, messages: Sequence[Messag
         return
     store = principal.tenant_store
     engine, tenant = store.engine, principal.tenant_id
-    thread = await store.get_thread(thread_id)
-    resources = thread_resources(thread.metadata)
-    existing = [
-        s for s in vector_store_ids(resources) if await queries.get_store(engine, tenant, s)
-    ]
-    if existing:
-        target = existing[0]
-    else:
+    chosen: list[UUID] = []
+
+    async def with_a_store(metadata: dict[str, Any]) -> dict[str, Any] | None:
+        # Runs with the thread's row locked: two messages attaching files at once make
+        # one store, the second seeing the first's (not two, one of them orphaned).
+        resources = thread_resources(metadata)
+        for ident in vector_store_ids(resources):
+            if await queries.get_store(engine, tenant, ident):
+                chosen.append(ident)
+                return None
         name = f"files of {ids.format_id(ids.THREAD, thread_id)}"
-        target = await queries.insert_store(engine, tenant, name=name, metadata={})
+        made = await queries.insert_store(engine, tenant, name=name, metadata={})
+        chosen.append(made)
         resources = {
             **resources,
-            FILE_SEARCH: {"vector_store_ids": [ids.format_id(ids.VECTOR_STORE, target)]},
+            FILE_SEARCH: {"vector_store_ids": [ids.format_id(ids.VECTOR_STORE, made)]},
         }
-        await store.update_thread(
-            thread_id, metadata={**thread.metadata, THREAD_RESOURCES_KEY: resources}
-        )
+        return {**metadata, THREAD_RESOURCES_KEY: resources}
+
+    await store.change_thread_metadata(thread_id, with_a_store)
+    target = chosen[-1]
     attached = {r.file_id for r in await queries.store_file_ids(engine, tenant, target)}
     new = [f for f in files if f not in attached]
     if new:

@@ -33,7 +33,7 @@ from ai_agents.api.compat.response_items import (
 )
 from ai_agents.api.compat.response_request import Include, IncludeBrackets, check_include
 from ai_agents.api.compat.stamps import unix
-from ai_agents.api.compat.threads import checked_metadata, new_thread
+from ai_agents.api.compat.threads import new_thread
 from ai_agents.errors import NotFoundError, RunStateError, ThreadBusyError
 from ai_agents.messages import Message
 from ai_agents.records import ThreadRecord
@@ -93,7 +93,7 @@ def _items(value: Any, param: str = "items") -> list[Message]:
 @post("/conversations", tags=TAGS, summary="Create a conversation", status_code=200)
 async def create_conversation(principal: Principal, data: Any = None) -> dict[str, Any]:
     body = _body(data, ("items", "metadata"))
-    metadata = checked_metadata(body.get("metadata"))
+    metadata = fields.metadata(body.get("metadata"))
     messages = _items(body.get("items"))
     store = principal.tenant_store
     thread = await new_thread(store, metadata, messages)
@@ -121,7 +121,7 @@ async def update_conversation(
         raise invalid("you must provide a metadata parameter", "metadata")
     shown = public_metadata(thread.metadata)
     kept = {k: v for k, v in thread.metadata.items() if k not in shown}
-    metadata = {**kept, **checked_metadata(body["metadata"])}
+    metadata = {**kept, **fields.metadata(body["metadata"])}
     return conversation_object(await store.update_thread(thread.id, metadata=metadata))
 
 

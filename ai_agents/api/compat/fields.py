@@ -9,6 +9,7 @@ from typing import Any
 
 from ai_agents.api.compat.errors import invalid
 from ai_agents.errors import ValidationError
+from ai_agents.nul import nul_path
 from ai_agents.runs.overrides import parse_overrides
 from ai_agents.store import AgentStore
 
@@ -34,9 +35,10 @@ def metadata(value: Any, param: str = "metadata") -> dict[str, str]:
         raise invalid(
             f"{param} may have at most {MAX_METADATA_PAIRS} pairs, got {len(value)}", param
         )
+    where = nul_path(value, param)
+    if where is not None:
+        raise invalid(f"{where} must not contain NUL characters", param)
     for key, item in value.items():
-        if "\x00" in key or (isinstance(item, str) and "\x00" in item):
-            raise invalid(f"{param} must not contain NUL characters", param)
         if len(key) > MAX_METADATA_KEY:
             raise invalid(
                 f"{param} keys may be at most {MAX_METADATA_KEY} characters: {key[:80]!r}", param

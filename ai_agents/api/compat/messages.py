@@ -30,7 +30,7 @@ from ai_agents.api.compat.objects import (
     message_object,
     new_message,
 )
-from ai_agents.api.compat.threads import checked_metadata, find_thread
+from ai_agents.api.compat.threads import find_thread
 from ai_agents.db.message_edits import is_listed
 from ai_agents.errors import NotFoundError, RunStateError, ThreadBusyError
 from ai_agents.messages import Message
@@ -140,7 +140,7 @@ async def modify_message(
     fields.reject_unknown(body, _MODIFY_FIELDS)
     if "metadata" not in body:
         return await _shown(store, message, agent)
-    metadata = checked_metadata(body["metadata"])
+    metadata = fields.metadata(body["metadata"])
     try:
         updated = await store.set_message_metadata(
             message.thread_id or ids.parse_id(ids.THREAD, thread_id),

@@ -27,7 +27,6 @@ from ai_agents.api.compat.objects import (
 from ai_agents.errors import NotFoundError
 from ai_agents.files.search import THREAD_RESOURCES_KEY, thread_resources
 from ai_agents.messages import Message
-from ai_agents.nul import nul_path
 from ai_agents.records import ThreadRecord
 from ai_agents.store import AgentStore
 
@@ -43,15 +42,6 @@ async def find_thread(store: AgentStore, thread_id: str) -> ThreadRecord:
         return await store.get_thread(ident)
     except NotFoundError:
         raise NotFoundError("thread", thread_id) from None
-
-
-def checked_metadata(value: Any, param: str = "metadata") -> dict[str, str]:
-    """OpenAI's metadata rules, and no NUL character (PostgreSQL cannot store it)."""
-    pairs = fields.metadata(value, param)
-    where = nul_path(pairs, param)
-    if where is not None:
-        raise invalid(f"{where} must not contain NUL characters", param)
-    return pairs
 
 
 async def new_thread(store: AgentStore, metadata: dict[str, str], messages: list[Message]) -> UUID:
@@ -87,7 +77,7 @@ def _body(data: Any, known: tuple[str, ...]) -> dict[str, Any]:
 @post("/threads", tags=TAGS, summary="Create a thread", status_code=200)
 async def create_thread(principal: Principal, data: Any = None) -> dict[str, Any]:
     body = _body(data, _CREATE_FIELDS)
-    metadata = checked_metadata(body.get("metadata"))
+    metadata = fields.metadata(body.get("metadata"))
     messages = new_messages(body.get("messages"), "messages")
     resources = await tool_resources.checked(principal, body.get("tool_resources"))
     await load_new_messages(principal, messages)
@@ -114,7 +104,7 @@ async def modify_thread(thread_id: str, principal: Principal, data: Any = None) 
     # The pairs /v1 does not show (set through /api/v1 with other values) are kept.
     shown = public_metadata(thread.metadata)
     kept = {k: v for k, v in thread.metadata.items() if k not in shown}
-    given = checked_metadata(body["metadata"]) if "metadata" in body else shown
+    given = fields.metadata(body["metadata"]) if "metadata" in body else shown
     stored = thread_resources(thread.metadata)
     if "tool_resources" in body:
         stored = await tool_resources.stored(principal, resources)
