@@ -1,16 +1,14 @@
-"""Settings, read from environment variables (and an optional TOML file).
+"""The core settings of a store (:class:`Settings`).
 
-Every setting is documented in ``docs/configuration.md``. Precedence: explicit
-arguments > environment > the file named by ``AI_AGENTS_CONFIG`` > defaults.
+``Settings(...)`` built in code reads nothing; :meth:`Settings.from_env` takes them from
+the one settings model (:mod:`ai_agents.settings`: environment, the ``AI_AGENTS_CONFIG``
+file, defaults), which declares and validates every setting. They are documented in
+``docs/configuration.md``, generated from that model.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tomllib
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ai_agents.errors import ConfigurationError
@@ -19,51 +17,11 @@ MB = 1024 * 1024
 PREPARED_STATEMENTS_ENV = "AI_AGENTS_DB_PREPARED_STATEMENTS"
 
 
-def _env(*names: str) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
-
-
-def _env_list(name: str, sep: str) -> tuple[str, ...] | None:
-    """``a,b`` (or ``dir1:dir2``) -> ``("a", "b")``; unset -> ``None``."""
-    raw = _env(name)
-    if raw is None:
-        return None
-    return tuple(part.strip() for part in raw.split(sep) if part.strip())
-
-
-def _env_json(name: str) -> Any:
-    raw = _env(name)
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"{name} is not valid JSON: {exc}") from exc
-
-
-def _env_weights(name: str) -> dict[str, int] | None:
-    """``acme=3,beta=2`` -> ``{"acme": 3, "beta": 2}``; unset -> ``None``."""
-    raw = _env(name)
-    if raw is None:
-        return None
-    out: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in raw.split(","))):
-        key, _, value = part.rpartition("=")
-        try:
-            out[key.strip()] = int(value)
-        except ValueError as exc:
-            raise ConfigurationError(f"{name}: {part!r} is not tenant=weight") from exc
-    return out
-
-
 def prepared_statements_from_env() -> bool:
-    """``AI_AGENTS_DB_PREPARED_STATEMENTS``: on unless ``off``, ``0``, ``false`` or ``no``."""
-    raw = os.environ.get(PREPARED_STATEMENTS_ENV, "on").strip().lower()
-    return raw not in {"off", "0", "false", "no"}
+    """``AI_AGENTS_DB_PREPARED_STATEMENTS`` (env or file): on unless ``off``/``0``/``false``/``no``."""
+    from ai_agents.settings import load_settings
+
+    return load_settings().db_prepared_statements
 
 
 def normalize_database_url(url: str) -> str:
@@ -160,75 +118,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
-        values: dict[str, Any] = {}
-        config_file = _env("AI_AGENTS_CONFIG")
-        if config_file:
-            path = Path(config_file)
-            if not path.is_file():
-                raise ConfigurationError(f"AI_AGENTS_CONFIG names {path}, which does not exist")
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-            known = {f.name for f in fields(cls)}
-            unknown = set(data) - known
-            if unknown:
-                raise ConfigurationError(f"unknown settings in {path}: {sorted(unknown)}")
-            values.update(data)
-        env_map = {
-            "database_url": _env("AI_AGENTS_DATABASE_URL", "DATABASE_URL"),
-            "redis_url": _env("AI_AGENTS_REDIS_URL", "REDIS_URL"),
-            "redis_prefix": _env("AI_AGENTS_REDIS_PREFIX"),
-            "default_tenant": _env("AI_AGENTS_DEFAULT_TENANT"),
-            "max_thread_bytes": _env("AI_AGENTS_MAX_THREAD_BYTES"),
-            "max_user_bytes": _env("AI_AGENTS_MAX_USER_BYTES"),
-            "db_pool_size": _env("AI_AGENTS_DB_POOL_SIZE"),
-            "db_max_overflow": _env("AI_AGENTS_DB_MAX_OVERFLOW"),
-            "rate_limit_fail_open": _env("AI_AGENTS_RATE_LIMIT_FAIL_OPEN"),
-            "rate_limit_window": _env("AI_AGENTS_RATE_LIMIT_WINDOW"),
-            "rate_limit_max_wait": _env("AI_AGENTS_RATE_LIMIT_MAX_WAIT"),
-            "rate_limit_tenant_weights": _env_weights("AI_AGENTS_RATE_LIMIT_TENANT_WEIGHTS"),
-            "enabled_providers": _env_list("AI_AGENTS_ENABLED_PROVIDERS", ","),
-            "tenant_providers": _env_json("AI_AGENTS_TENANT_PROVIDERS"),
-            "local_model_dirs": _env_list("AI_AGENTS_LOCAL_MODEL_DIRS", os.pathsep),
-            "max_tool_iterations": _env("AI_AGENTS_MAX_TOOL_ITERATIONS"),
-            "tool_timeout": _env("AI_AGENTS_TOOL_TIMEOUT"),
-            "max_tool_iterations_ceiling": _env("AI_AGENTS_MAX_TOOL_ITERATIONS_CEILING"),
-            "max_output_tokens_ceiling": _env("AI_AGENTS_MAX_OUTPUT_TOKENS_CEILING"),
-            "run_lease_seconds": _env("AI_AGENTS_RUN_LEASE_SECONDS"),
-            "run_action_timeout": _env("AI_AGENTS_RUN_ACTION_TIMEOUT"),
-            "max_waiting_runs_per_thread": _env("AI_AGENTS_MAX_WAITING_RUNS_PER_THREAD"),
-            "max_waiting_runs_per_tenant": _env("AI_AGENTS_MAX_WAITING_RUNS_PER_TENANT"),
-            "mcp_allowed_hosts": _env_list("AI_AGENTS_MCP_ALLOWED_HOSTS", ","),
-            "mcp_allow_private_addresses": _env("AI_AGENTS_MCP_ALLOW_PRIVATE_ADDRESSES"),
-            "mcp_stdio_commands": _env_json("AI_AGENTS_MCP_STDIO_COMMANDS"),
-            "mcp_secret_key": _env("AI_AGENTS_MCP_SECRET_KEY"),
-            "mcp_tools_ttl": _env("AI_AGENTS_MCP_TOOLS_TTL"),
-            "mcp_call_timeout": _env("AI_AGENTS_MCP_CALL_TIMEOUT"),
-            "memory_extraction_model": _env("AI_AGENTS_MEMORY_EXTRACTION_MODEL"),
-        }
-        values.update({k: v for k, v in env_map.items() if v is not None})
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls()._coerced(values)
+        """The core settings of :func:`ai_agents.settings.load_settings` (every setting
+        validated): *overrides* (``None`` ones ignored) > environment > the
+        ``AI_AGENTS_CONFIG`` file > defaults."""
+        from ai_agents.settings import load_settings
 
-    def _coerced(self, values: dict[str, Any]) -> Settings:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name not in values:
-                continue
-            raw = values[f.name]
-            default = getattr(self, f.name)
-            try:
-                if isinstance(default, bool):
-                    out[f.name] = (
-                        raw
-                        if isinstance(raw, bool)
-                        else str(raw).lower() in {"1", "true", "yes", "on"}
-                    )
-                elif isinstance(default, int):
-                    out[f.name] = int(raw)
-                elif isinstance(default, float):
-                    out[f.name] = float(raw)
-                else:
-                    out[f.name] = raw
-            except ValueError as exc:
-                raise ConfigurationError(f"setting {f.name}: {raw!r} is not a number") from exc
-        return replace(self, **out)
+        model = load_settings(**overrides)
+        return cls(**{f.name: getattr(model, f.name) for f in fields(cls)})

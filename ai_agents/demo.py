@@ -5,8 +5,9 @@ conversation through ``store.stream`` (printed as it streams), then shows the pe
 history, token usage and cost, the rate-limit window, a user-memory fact recalled in a
 second thread, and a background run processed by a worker started for the demo.
 
-The model (:func:`choose_provider`) is the first configured of ``OPENAI_API_KEY``,
-``ANTHROPIC_API_KEY``, ``OLLAMA_HOST``; else the local SmolLM2-135M-Instruct run
+The model (:func:`choose_provider`) is the first configured provider of the catalog that
+has a default model (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``OLLAMA_HOST``:
+:func:`ai_agents.providers.catalog.default_choices`); else the local SmolLM2-135M-Instruct run
 in-process (the ``local`` extra); else, saying so, a deterministic built-in demo model.
 ``--model demo`` picks the deterministic model explicitly, ``--model local`` the local one.
 
@@ -22,7 +23,6 @@ platform (tools, persistence, usage, limits, memory, jobs).
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -146,14 +146,15 @@ def choose_provider(requested: str = "auto") -> ModelChoice:
         raise ValueError(f"model must be one of {', '.join(MODEL_CHOICES)}")
     if requested == "demo":
         return ModelChoice("demo", "demo-model", "built-in deterministic demo model", {})
-    override = os.environ.get("AI_AGENTS_DEMO_MODEL")
+    from ai_agents.settings import load_settings
+
+    override = load_settings().demo_model
     if requested == "auto":
-        if os.environ.get("OPENAI_API_KEY"):
-            return ModelChoice("openai", override or "gpt-5.4-mini", "OpenAI", {})
-        if os.environ.get("ANTHROPIC_API_KEY"):
-            return ModelChoice("anthropic", override or "claude-haiku-4-5", "Anthropic", {})
-        if os.environ.get("OLLAMA_HOST"):
-            return ModelChoice("ollama", override or "llama3.2", "Ollama", {})
+        from ai_agents.providers.catalog import default_choices
+
+        for spec in default_choices():  # openai, anthropic, ollama: the first configured
+            if spec.configured() and spec.default_model:
+                return ModelChoice(spec.name, override or spec.default_model, spec.label, {})
     from ai_agents.providers.local import DEFAULT_MODEL, local_model_status
 
     ok, detail = local_model_status()

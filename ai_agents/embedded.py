@@ -101,14 +101,17 @@ def user_data_home() -> Path:
 def embedded_home(path: str | os.PathLike[str] | None = None) -> Path:
     """The embedded servers' directory: *path*, else ``$AI_AGENTS_HOME``, else this user's
     data directory (:func:`user_data_home`), whatever the current directory."""
-    raw = path or os.environ.get(HOME_ENV) or user_data_home()
+    from ai_agents.settings import load_settings
+
+    raw = path or load_settings().home or user_data_home()
     return Path(raw).expanduser().resolve()
 
 
 def embedded_allowed() -> bool:
     """False when ``AI_AGENTS_EMBEDDED`` is ``0``/``false``/``no``/``off``."""
-    value = os.environ.get(EMBEDDED_ENV, "").strip().lower()
-    return value not in {"0", "false", "no", "off"}
+    from ai_agents.settings import load_settings
+
+    return load_settings().embedded
 
 
 @dataclass(frozen=True, slots=True)

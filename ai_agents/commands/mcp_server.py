@@ -11,7 +11,6 @@ the protocol: logs go to stderr.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -63,7 +62,9 @@ async def _serve(args: argparse.Namespace) -> int:
 
     store = await open_store()
     try:
-        secret = args.api_key or os.environ.get(API_KEY_ENV)
+        from ai_agents.settings import load_settings
+
+        secret = args.api_key or load_settings().api_key
         if secret:
             tenant_id, resolver = await _key_resolver(store, secret.strip())
             server = create_server(store, resolver)

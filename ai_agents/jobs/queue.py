@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, fields
@@ -78,20 +77,13 @@ class QueueConfig:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> QueueConfig:
-        """Defaults <- ``AI_AGENTS_JOB_<SETTING>`` environment variables <- *overrides*."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"AI_AGENTS_JOB_{f.name.upper()}")
-            if raw:
-                try:
-                    if f.name == "weights":
-                        values[f.name] = tuple(int(w) for w in raw.split(","))
-                    else:
-                        values[f.name] = type(getattr(cls(), f.name))(raw)
-                except ValueError as exc:
-                    raise ConfigurationError(
-                        f"AI_AGENTS_JOB_{f.name.upper()}={raw!r} is not valid"
-                    ) from exc
+        """The ``job_*`` settings of :func:`ai_agents.settings.load_settings`
+        (``AI_AGENTS_JOB_<SETTING>``, the ``[job]`` table of the settings file) <-
+        *overrides* (``None`` ones ignored)."""
+        from ai_agents.settings import load_settings
+
+        model = load_settings()
+        values: dict[str, Any] = {f.name: getattr(model, f"job_{f.name}") for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -42,12 +41,9 @@ def current_fields() -> Mapping[str, str]:
 
 def json_requested(flag: bool = False) -> bool:
     """*flag* (a ``--log-json`` option), or ``AI_AGENTS_LOG_FORMAT=json``."""
-    value = os.environ.get(ENV, "").strip().lower()
-    if value not in ("", "json", "text"):
-        from ai_agents.errors import ConfigurationError
+    from ai_agents.settings import load_settings
 
-        raise ConfigurationError(f"{ENV} must be 'json' or 'text', got {value!r}")
-    return flag or value == "json"
+    return flag or load_settings().log_format == "json"
 
 
 class JsonFormatter(logging.Formatter):

@@ -46,10 +46,13 @@ def enabled() -> bool:
     return _tracer is not None
 
 
-def env_enabled(env: Mapping[str, str] = os.environ) -> bool:
-    """``AI_AGENTS_OTEL`` is on and ``OTEL_SDK_DISABLED`` is not."""
-    on = env.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
-    return on and env.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
+def env_enabled() -> bool:
+    """The ``otel`` setting (``AI_AGENTS_OTEL`` or ``otel`` in the settings file) is on
+    and OpenTelemetry's own ``OTEL_SDK_DISABLED`` is not."""
+    from ai_agents.settings import load_settings
+
+    on = load_settings().otel
+    return on and os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
 
 
 def require_if_enabled() -> None:

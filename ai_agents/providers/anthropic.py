@@ -23,6 +23,10 @@ Conversion from the internal history (after :func:`normalize_history`):
   SDK 2.x, which no longer has the parameters) rejects ``temperature``/``top_p``/``top_k``
   with a 400.
 - ``parallel_tool_calls=False`` -> ``disable_parallel_tool_use: true`` in ``tool_choice``.
+- A model without native tools (the registry's ``supports_tools``, or the
+  ``native_tools`` option) gets them prompted (:mod:`ai_agents.providers.prompted_tools`):
+  no ``tools``, ``tool_choice``, ``tool_use`` or ``tool_result`` blocks are sent, and a
+  JSON ``response_format`` becomes a system-prompt instruction (no output tool).
 
 Structured output (a JSON ``response_format``) goes through a forced *output tool*: an
 extra tool named after the format (:func:`output_tool_name`) whose ``input_schema`` is
@@ -45,7 +49,8 @@ read by the pure :func:`read_message` / :class:`EventReader`.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -65,6 +70,7 @@ from ai_agents.errors import (
 from ai_agents.messages import ImageInput, Message, ToolCall
 from ai_agents.providers.base import (
     FinishReason,
+    NativeTools,
     Provider,
     ProviderRequest,
     ProviderResponse,
@@ -76,7 +82,9 @@ from ai_agents.providers.base import (
     ToolSpec,
     Usage,
 )
+from ai_agents.providers.catalog import PROVIDERS
 from ai_agents.providers.history import normalize_history, remap_tool_ids, to_id_safe
+from ai_agents.providers.prompted_tools import prompted_for
 from ai_agents.providers.response_format import output_tool_name
 from ai_agents.providers.retry import parse_retry_after
 
@@ -155,6 +163,8 @@ class AnthropicProvider(Provider):
     ``client``: an already-built ``AsyncAnthropic`` (tests, custom transports).
     ``max_tokens``: the default ``max_tokens`` when the request gives none (overrides
     the registry).
+    ``native_tools``: ``False`` (or a function of the model name) prompts tools instead
+    of sending them; default: the registry's ``supports_tools``, native when unknown.
     """
 
     kind = "anthropic"
@@ -165,8 +175,9 @@ class AnthropicProvider(Provider):
         *,
         max_tokens: int | None = None,
         client: anthropic.AsyncAnthropic | None = None,
+        native_tools: NativeTools | None = None,
     ) -> None:
-        super().__init__(settings)
+        super().__init__(settings, native_tools=native_tools)
         self.max_tokens = max_tokens
         self._client = client
 
@@ -176,14 +187,15 @@ class AnthropicProvider(Provider):
     def client(self) -> anthropic.AsyncAnthropic:
         """The one client of this provider (created on first use, then reused).
 
-        ``api_key``/``base_url`` fall back to the SDK's env vars (``ANTHROPIC_API_KEY``,
-        ``ANTHROPIC_BASE_URL``).
+        ``api_key``/``base_url`` fall back to the catalog's variables for ``anthropic``
+        (:mod:`ai_agents.providers.catalog`; the same ones the SDK would read).
         """
         if self._client is None:
             settings = self.settings
+            vendor = PROVIDERS["anthropic"]
             self._client = anthropic.AsyncAnthropic(
-                api_key=settings.api_key,
-                base_url=settings.base_url,
+                api_key=settings.api_key or vendor.api_key(),
+                base_url=settings.base_url or vendor.url_override(),
                 timeout=settings.timeout,
                 max_retries=0,
                 default_headers=dict(settings.headers) or None,
@@ -293,6 +305,14 @@ class AnthropicProvider(Provider):
     # SDK's lenient models would let a wrong shape through as AttributeErrors.
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        # A structured answer is an output tool here: a model without tools is asked
+        # for the JSON in the system prompt instead.
+        prompted = prompted_for(self, request, keep_response_format=False)
+        if prompted is not None:
+            return prompted.read(await self._complete(prompted.request))
+        return await self._complete(request)
+
+    async def _complete(self, request: ProviderRequest) -> ProviderResponse:
         kwargs = self.build_kwargs(request)
         try:
             raw = await self.client.messages.with_raw_response.create(**kwargs)
@@ -310,6 +330,16 @@ class AnthropicProvider(Provider):
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
+        prompted = prompted_for(self, request, keep_response_format=False)
+        if prompted is None:
+            events = self._stream(request)
+        else:
+            events = prompted.stream(self._stream(prompted.request))
+        async with aclosing(events):
+            async for event in events:
+                yield event
+
+    async def _stream(self, request: ProviderRequest) -> AsyncGenerator[StreamEvent]:
         kwargs = self.build_kwargs(request)
         reader = EventReader(self.name, request.model, _AnswerTool.of(request))
         try:
@@ -343,7 +373,8 @@ class AnthropicProvider(Provider):
     def _no_key_error(self) -> ProviderAuthError:
         """The SDK raises TypeError when it finds no credentials at request time."""
         return ProviderAuthError(
-            f"{self.name}: no API key (set ProviderSettings.api_key or ANTHROPIC_API_KEY)",
+            f"{self.name}: no API key (set ProviderSettings.api_key or "
+            f"{PROVIDERS['anthropic'].key_envs[0]})",
             provider=self.name,
         )
 

@@ -12,9 +12,9 @@ class; the *vendor settings* (key, base URL, headers, timeout) are a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from ai_agents.messages import Message, ToolCall
 
@@ -157,16 +157,44 @@ class ResponseDone:
 StreamEvent = TextDelta | ToolCallReady | ResponseDone
 
 
+class ModelLookup(Protocol):
+    """What :meth:`Provider.native_tools_for` needs of the model-limits registry."""
+
+    def resolve(self, provider: str, model: str) -> str | None: ...
+
+    def get(self, provider: str, model: str) -> Any: ...
+
+
+#: ``native_tools`` option of an adapter: for every model, or a function of the model name.
+NativeTools = bool | Callable[[str], bool]
+
+
 class Provider(ABC):
     """Base of every adapter. Subclasses set the class flags and implement two methods."""
 
     #: Adapter family name ("openai", "anthropic", "ollama", ...).
     kind: ClassVar[str]
+    #: Whether the adapter can send tools natively at all (``False``: always prompted).
     supports_native_tools: ClassVar[bool] = True
+    #: Native tools for a model the model-limits registry has no entry for.
+    native_tools_default: ClassVar[bool] = True
     supports_streaming: ClassVar[bool] = True
 
-    def __init__(self, settings: ProviderSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: ProviderSettings | None = None,
+        *,
+        native_tools: NativeTools | None = None,
+        registry: ModelLookup | None = None,
+    ) -> None:
+        """
+        :param native_tools: override the registry's ``supports_tools``: ``True``/``False``
+            for every model, or a function of the model name.
+        :param registry: model-limits registry (default: the process-wide one).
+        """
         self.settings = settings or ProviderSettings()
+        self.native_tools = native_tools
+        self._registry = registry
 
     @property
     def name(self) -> str:
@@ -174,8 +202,30 @@ class Provider(ABC):
         return self.settings.name or self.kind
 
     def native_tools_for(self, model: str) -> bool:
-        """Whether *model* gets native tool calling (adapters may consult the registry)."""
-        return self.supports_native_tools
+        """Whether *model* gets native tool calling; otherwise tools are prompted
+        (:mod:`ai_agents.providers.prompted_tools`).
+
+        The ``native_tools`` option wins; then the registry's ``supports_tools`` for a
+        model registered under this provider's name or its adapter kind (a local
+        server's default limits do not count: they describe no model); then
+        :attr:`native_tools_default`.
+        """
+        if not self.supports_native_tools:
+            return False
+        override = self.native_tools
+        if isinstance(override, bool):
+            return override
+        if override is not None:
+            return bool(override(model))
+        registry = self._registry
+        if registry is None:
+            from ai_agents.providers.registry import get_registry
+
+            registry = get_registry()
+        for provider in dict.fromkeys((self.name, self.kind)):
+            if registry.resolve(provider, model) is not None:
+                return bool(getattr(registry.get(provider, model), "supports_tools", False))
+        return self.native_tools_default
 
     @abstractmethod
     async def complete(self, request: ProviderRequest) -> ProviderResponse:

@@ -39,7 +39,6 @@ last error and times; :meth:`CircuitBreakers.reset` closes one by hand.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -53,6 +52,7 @@ from ai_agents.errors import (
     ValidationError,
 )
 from ai_agents.keys import RedisKeys
+from ai_agents.providers.catalog import PROVIDERS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -73,12 +73,6 @@ log = logging.getLogger("ai_agents.breaker")
 
 State = Literal["closed", "open", "half_open", "unknown"]
 
-#: Default base URLs of the hosted vendors (used in the breaker key when none is set).
-_DEFAULT_ENDPOINTS = {
-    "openai": ("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-    "anthropic": ("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-}
-
 
 def counts_as_failure(exc: BaseException) -> bool:
     """Errors that say the *endpoint* is unhealthy (5xx/529, timeout, unreachable, or
@@ -93,8 +87,10 @@ def endpoint_of(provider: Provider) -> str:
     """The base URL a provider instance talks to (its breaker is keyed on it)."""
     url = getattr(provider, "base_url", None) or provider.settings.base_url
     if not url:
-        env, default = _DEFAULT_ENDPOINTS.get(provider.kind, (None, None))
-        url = (os.environ.get(env) if env else None) or default or f"{provider.kind}:local"
+        # No URL of its own: the adapter talks to its catalog URL (env override, else the
+        # vendor's default), as its SDK does.
+        spec = PROVIDERS.get(provider.kind)
+        url = (spec.resolve_base_url() if spec else None) or f"{provider.kind}:local"
     return str(url).rstrip("/")
 
 
@@ -124,17 +120,13 @@ class BreakerConfig:
 
     @classmethod
     def from_sources(cls, extra: Mapping[str, Any] | None = None) -> BreakerConfig:
-        """Defaults < ``AI_AGENTS_BREAKER_<FIELD>`` env vars < *extra* (a mapping)."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"AI_AGENTS_BREAKER_{f.name.upper()}")
-            if raw:
-                try:
-                    values[f.name] = int(raw) if f.name == "failure_threshold" else float(raw)
-                except ValueError as exc:
-                    raise ValidationError(
-                        f"AI_AGENTS_BREAKER_{f.name.upper()}={raw!r} is not a number"
-                    ) from exc
+        """The ``breaker_*`` settings of :func:`ai_agents.settings.load_settings`
+        (``AI_AGENTS_BREAKER_<FIELD>``, the ``[breaker]`` table of the settings file) <
+        *extra* (a mapping, ``Settings.extra["breaker"]``)."""
+        from ai_agents.settings import load_settings
+
+        model = load_settings()
+        values: dict[str, Any] = {f.name: getattr(model, f"breaker_{f.name}") for f in fields(cls)}
         if extra:
             unknown = set(extra) - {f.name for f in fields(cls)}
             if unknown:

@@ -1,9 +1,10 @@
 """Provider instances by name, one per name for the life of the store (pooled clients).
 
-Built-in names: ``openai``, ``anthropic``, ``ollama``, ``local`` (in-process llama.cpp),
-and the OpenAI-compatible presets ``deepseek``, ``groq``, ``google`` (Gemini through its
-OpenAI-compatible endpoint; key ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``, URL override
-``GEMINI_BASE_URL``), ``vllm``, ``llamacpp``, ``openai_compatible``. More are
+Built-in names are the entries of :data:`ai_agents.providers.catalog.PROVIDERS` (their
+adapter, key and URL variables, default URL): ``openai``, ``anthropic``, ``ollama``,
+``local`` (in-process llama.cpp), and the OpenAI-compatible presets ``deepseek``,
+``groq``, ``google`` (Gemini through its OpenAI-compatible endpoint), ``vllm``,
+``llamacpp``, ``openai_compatible``. More are
 configuration: ``AI_AGENTS_PROVIDERS`` holds JSON like ``{"lmstudio": {"adapter":
 "openai", "base_url": "http://127.0.0.1:1234/v1", "api_key_env": "LMSTUDIO_KEY"}}``; ``"base_urls": [...]`` instead of ``base_url`` builds
 a :class:`~ai_agents.providers.pool.NodePool` (health-checked, least-busy, failover).
@@ -36,76 +37,34 @@ adapters are checked too: see :func:`ai_agents.providers.local.check_model`.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ai_agents.config import Settings
 from ai_agents.errors import ConfigurationError, ValidationError
 from ai_agents.providers.base import Provider, ProviderSettings
+from ai_agents.providers.catalog import PROVIDERS, ProviderSpec
 
 __all__ = ["OPENAI_COMPATIBLE", "Preset", "ProviderFactory", "ProviderNotAllowed"]
 
 
-@dataclass(frozen=True, slots=True)
-class Preset:
-    """A vendor or server reached through the OpenAI-compatible adapter."""
+#: An OpenAI-compatible preset is a catalog entry (the old name, kept for importers).
+Preset = ProviderSpec
 
-    #: The vendor's URL; ``None``: ``url_env`` must be set.
-    base_url: str | None
-    #: Variable that overrides (or, without ``base_url``, gives) the base URL.
-    url_env: str | None = None
-    #: Variables holding the API key; the first one set is used.
-    key_envs: tuple[str, ...] = ()
-
-    def resolve_base_url(self) -> str | None:
-        return (os.environ.get(self.url_env) if self.url_env else None) or self.base_url
-
-    def api_key(self) -> str | None:
-        return next((os.environ[v] for v in self.key_envs if os.environ.get(v)), None)
-
-
-#: OpenAI-compatible presets by provider name.
-OPENAI_COMPATIBLE: dict[str, Preset] = {
-    "deepseek": Preset("https://api.deepseek.com", key_envs=("DEEPSEEK_API_KEY",)),
-    "groq": Preset("https://api.groq.com/openai/v1", key_envs=("GROQ_API_KEY",)),
-    # Gemini's OpenAI-compatible endpoint (https://ai.google.dev/gemini-api/docs/openai).
-    "google": Preset(
-        "https://generativelanguage.googleapis.com/v1beta/openai/",
-        "GEMINI_BASE_URL",
-        ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-    ),
-    "vllm": Preset(None, "VLLM_BASE_URL", ("VLLM_API_KEY",)),
-    "llamacpp": Preset(None, "LLAMACPP_BASE_URL"),
-    "openai_compatible": Preset(None, "OPENAI_COMPATIBLE_BASE_URL", ("OPENAI_COMPATIBLE_API_KEY",)),
-}
-
+#: OpenAI-compatible presets by provider name (catalog entries with that adapter).
+OPENAI_COMPATIBLE: Mapping[str, ProviderSpec] = MappingProxyType(
+    {n: p for n, p in PROVIDERS.items() if p.adapter == "openai-compatible"}
+)
 
 #: Built-in providers with their own adapter.
-BUILTIN = ("openai", "anthropic", "ollama", "local")
+BUILTIN = tuple(n for n, p in PROVIDERS.items() if p.adapter != "openai-compatible")
 
 #: Built-ins that reach into the server itself when nobody configured them: ``ollama``
 #: (``127.0.0.1:11434`` by default) and ``local`` (llama.cpp loaded into this process).
 #: The others reach a public vendor or the base URL the operator set, or cannot be built.
-SERVER_SIDE = ("ollama", "local")
-
-#: Variables that mean "a provider is configured" (then ``local`` is not enabled by default).
-_CONFIGURED_VARS = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "GROQ_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GEMINI_BASE_URL",
-    "OLLAMA_HOST",
-    "VLLM_BASE_URL",
-    "LLAMACPP_BASE_URL",
-    "OPENAI_COMPATIBLE_BASE_URL",
-)
+SERVER_SIDE = tuple(n for n, p in PROVIDERS.items() if p.server_side)
 
 
 class ProviderNotAllowed(ValidationError, ConfigurationError):
@@ -182,20 +141,15 @@ class ProviderFactory:
         self.settings = settings if settings is not None else Settings.from_env()
         self._instances: dict[str, Provider] = {}
         self._registered: set[str] = set()
-        self._configured: dict[str, dict[str, Any]] = self._load_env_config()
+        # ``AI_AGENTS_PROVIDERS`` and ``AI_AGENTS_LOCAL_MODEL_PATH`` (env or settings file),
+        # validated by the settings model.
+        from ai_agents.settings import load_settings
 
-    @staticmethod
-    def _load_env_config() -> dict[str, dict[str, Any]]:
-        raw = os.environ.get("AI_AGENTS_PROVIDERS")
-        if not raw:
-            return {}
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"AI_AGENTS_PROVIDERS is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-            raise ConfigurationError("AI_AGENTS_PROVIDERS must map names to objects")
-        return data
+        model = load_settings()
+        self._configured: dict[str, dict[str, Any]] = {
+            name: dict(cfg) for name, cfg in model.providers.items()
+        }
+        self._local_model_path = model.local_model_path
 
     def register(self, name: str, provider: Provider) -> None:
         if not isinstance(provider, Provider):
@@ -243,14 +197,10 @@ class ProviderFactory:
         """The default allowlist (module docstring)."""
         yield from (n for n in (*BUILTIN, *OPENAI_COMPATIBLE) if n not in SERVER_SIDE)
         yield from self._configured
-        if os.environ.get("OLLAMA_HOST"):
-            yield "ollama"
-        explicit_local = bool(
-            os.environ.get("AI_AGENTS_LOCAL_MODEL_PATH") or self.settings.local_model_dirs
-        )
-        nothing_else = not (
-            any(os.environ.get(var) for var in _CONFIGURED_VARS) or self._configured
-        )
+        # A server-side provider is enabled once its URL variable is set (OLLAMA_HOST).
+        yield from (n for n in SERVER_SIDE if PROVIDERS[n].configured())
+        explicit_local = bool(self._local_model_path or self.settings.local_model_dirs)
+        nothing_else = not (any(p.mentioned() for p in PROVIDERS.values()) or self._configured)
         if explicit_local or nothing_else:
             yield "local"
 
@@ -360,7 +310,7 @@ class ProviderFactory:
                     f"provider {name!r} needs a base URL: set {preset.url_env or 'it'}"
                 )
             api_key = preset.api_key()
-            return _adapter("openai")(
+            return _adapter(preset.kind)(
                 ProviderSettings(base_url=base_url, api_key=api_key or "not-needed", name=name)
             )
         if name == "local":
@@ -368,10 +318,10 @@ class ProviderFactory:
                 ProviderSettings(name=name), model_dirs=self.settings.local_model_dirs
             )
         if name in BUILTIN:
-            return _adapter(name)(ProviderSettings(name=name))
+            return _adapter(PROVIDERS[name].kind)(ProviderSettings(name=name))
         raise ConfigurationError(
-            f"unknown provider {name!r}: use openai, anthropic, ollama, local, one of "
-            f"{', '.join(OPENAI_COMPATIBLE)}, or declare it in AI_AGENTS_PROVIDERS"
+            f"unknown provider {name!r}: use one of {', '.join(PROVIDERS)}, "
+            "or declare it in AI_AGENTS_PROVIDERS"
         )
 
     async def aclose(self) -> None:

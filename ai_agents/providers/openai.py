@@ -13,6 +13,12 @@ strict, description}}``); the JSON answer is the message content. The API reject
 the system prompt when none does. ``parallel_tool_calls`` is only sent with tools (the
 API rejects it without).
 
+Tools: native (``tools``/``tool_choice``), unless :meth:`~Provider.native_tools_for` says
+the model has none (the registry's ``supports_tools``, or the ``native_tools`` option:
+e.g. a vLLM server started without a tool-call parser); then they are prompted
+(:mod:`ai_agents.providers.prompted_tools`: described in the system prompt, calls parsed
+out of the answer, history as text), and no ``tools`` reach the server.
+
 The SDK's own retries are disabled (``max_retries=0``): retrying, backoff and breakers
 are done by the layer above, which relies on the mapped :mod:`ai_agents.errors`. A 200
 we cannot read (not JSON, the wrong shape, an unknown ``finish_reason``, a stream that
@@ -23,9 +29,9 @@ the pure :func:`read_completion` / :class:`ChunkReader`.
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -44,6 +50,7 @@ from ai_agents.errors import (
 from ai_agents.messages import Message, ToolCall
 from ai_agents.providers.base import (
     FinishReason,
+    NativeTools,
     Provider,
     ProviderRequest,
     ProviderResponse,
@@ -56,7 +63,9 @@ from ai_agents.providers.base import (
     ToolSpec,
     Usage,
 )
+from ai_agents.providers.catalog import PROVIDERS
 from ai_agents.providers.history import normalize_history, remap_tool_ids, to_id_safe
+from ai_agents.providers.prompted_tools import prompted_for
 from ai_agents.providers.response_format import json_instruction, mentions_json
 from ai_agents.providers.retry import parse_retry_after
 
@@ -100,6 +109,9 @@ class OpenAIChatProvider(Provider):
     ``legacy_max_tokens``: send ``max_tokens`` instead of ``max_completion_tokens`` (for
     OpenAI-compatible servers that only know the old name).
     ``client``: an already-built ``AsyncOpenAI`` (tests, custom transports).
+    ``native_tools``: ``False`` (or a function of the model name saying so) prompts tools
+    instead of sending them, for servers whose models take no ``tools``; default: the
+    registry's ``supports_tools`` for a known model, native for an unknown one.
     """
 
     kind = "openai"
@@ -110,8 +122,9 @@ class OpenAIChatProvider(Provider):
         *,
         legacy_max_tokens: bool = False,
         client: openai.AsyncOpenAI | None = None,
+        native_tools: NativeTools | None = None,
     ) -> None:
-        super().__init__(settings)
+        super().__init__(settings, native_tools=native_tools)
         self.legacy_max_tokens = legacy_max_tokens
         self._client = client
 
@@ -122,12 +135,14 @@ class OpenAIChatProvider(Provider):
         """The one client of this provider (created on first use, then reused)."""
         if self._client is None:
             settings = self.settings
-            base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL")
-            api_key = settings.api_key or os.environ.get("OPENAI_API_KEY")
+            vendor = PROVIDERS["openai"]  # its catalog variables, when settings say nothing
+            base_url = settings.base_url or vendor.url_override()
+            api_key = settings.api_key or vendor.api_key()
             if not api_key:
                 if not base_url:
                     raise ProviderAuthError(
-                        f"{self.name}: no API key (set ProviderSettings.api_key or OPENAI_API_KEY)",
+                        f"{self.name}: no API key (set ProviderSettings.api_key or "
+                        f"{vendor.key_envs[0]})",
                         provider=self.name,
                     )
                 # Local OpenAI-compatible servers (Ollama, llama.cpp) need no key, but
@@ -201,6 +216,12 @@ class OpenAIChatProvider(Provider):
     # JSON we build.
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        prompted = prompted_for(self, request)
+        if prompted is not None:
+            return prompted.read(await self._complete(prompted.request))
+        return await self._complete(request)
+
+    async def _complete(self, request: ProviderRequest) -> ProviderResponse:
         kwargs = self.build_kwargs(request)
         try:
             # ``cast_to=object``: the decoded JSON as is; :func:`read_completion` checks
@@ -218,6 +239,16 @@ class OpenAIChatProvider(Provider):
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
+        prompted = prompted_for(self, request)
+        if prompted is None:
+            events = self._stream(request)
+        else:
+            events = prompted.stream(self._stream(prompted.request))
+        async with aclosing(events):
+            async for event in events:
+                yield event
+
+    async def _stream(self, request: ProviderRequest) -> AsyncGenerator[StreamEvent]:
         kwargs = self.build_kwargs(request)
         reader = ChunkReader(self.name, request.model)
         try:

@@ -44,13 +44,18 @@ model names that contain dots or colons::
     cost_per_1m_output = 12.0
     aliases = ["ft:gpt-4o-mini-2024-07-18:acme::abc123"]
 
-The built-in figures are list prices per 1M tokens in USD and tier-1 rate limits (the
-lowest paid tier) as documented by each vendor; entries marked ``GUESS`` are models named
-by the installed SDKs whose figures were not published when this table was written: they
-use conservative values (see the comments), are marked ``estimated=True`` (shown by
-``GET /models`` and ``ai-agents models``) and should be overridden with real figures.
-Prompt-cache tokens are priced with ``cache_read_multiplier``/``cache_write_multiplier``
-(multiples of the input price; built-in values in :func:`_cache_multipliers`).
+Where the built-in figures come from: prices (USD per 1M tokens, input, output and
+prompt-cache read/write) and context windows from the maintained `genai-prices` database
+bundled with the installed package (:mod:`ai_agents.providers.prices`, offline), for every
+model it knows; the table below adds what it does not carry (output cap, tier-1 rate
+limits, i.e. the lowest paid tier, capabilities, deprecations), the figures of models it
+lacks (local models), and ``override``s where a vendor documents another figure than
+genai-prices has for that name. Rows marked ``GUESS`` are models named by the installed
+SDKs that genai-prices does not price yet: priced like a named sibling, with a
+conservative context, and marked ``estimated=True`` (shown by ``GET /models`` and
+``ai-agents models``); override them with real figures. Prompt-cache tokens are priced
+with ``cache_read_multiplier``/``cache_write_multiplier`` (multiples of the input price,
+derived from genai-prices' cache prices). The models file wins over all of this.
 ``deprecated=True`` marks models the vendor has retired or scheduled for shutdown (they
 stay resolvable so old agents keep loading; the vendor decides whether calls still work).
 """
@@ -70,6 +75,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ai_agents.errors import ConfigurationError, UnknownModelError, ValidationError
+from ai_agents.providers.catalog import PROVIDERS
+from ai_agents.providers.prices import vendor_figures
 
 __all__ = [
     "DEFAULT_LOCAL_PROVIDERS",
@@ -94,9 +101,8 @@ UNLIMITED_RPM = 999_999
 UNLIMITED_TPM = 999_999_999
 
 #: Providers whose unknown models get :data:`LOCAL_DEFAULT_LIMITS` instead of an error.
-DEFAULT_LOCAL_PROVIDERS: frozenset[str] = frozenset(
-    {"ollama", "local", "llamacpp", "vllm", "openai_compatible"}
-)
+#: (The catalog's self-hosted providers: ollama, local, vllm, llamacpp, openai_compatible.)
+DEFAULT_LOCAL_PROVIDERS: frozenset[str] = frozenset(n for n, p in PROVIDERS.items() if p.local)
 
 _INT_FIELDS = ("context_window", "max_output", "rpm", "tpm")
 _BOOL_FIELDS = ("supports_tools", "supports_vision", "deprecated", "estimated")
@@ -221,34 +227,38 @@ _REQUIRED_FIELDS = tuple(f.name for f in fields(ModelLimits) if f.default is MIS
 
 
 # --- built-in table ---------------------------------------------------------------
-
-_Row = tuple[str, str, ModelLimits, tuple[str, ...]]
-
-
-def _m(
-    ctx: int,
-    out: int,
-    rpm: int,
-    tpm: int,
-    tools: bool,
-    vision: bool,
-    cost_in: float,
-    cost_out: float,
-    *,
-    deprecated: bool = False,
-    estimated: bool = False,
-) -> ModelLimits:
-    return ModelLimits(
-        ctx, out, rpm, tpm, tools, vision, cost_in, cost_out, deprecated, estimated=estimated
-    )
+#
+# Prices (input, output, prompt-cache read/write) and context windows come from
+# genai-prices (ai_agents/providers/prices.py) for every model it knows. The rows below
+# carry what it does not: output cap, rate limits, capabilities, deprecations; figures of
+# the models it lacks (``context``/``price``); guesses (``like``); and ``override``s, each
+# a documented vendor figure that genai-prices gets wrong for that name.
 
 
-def _guess(limits: ModelLimits) -> ModelLimits:
-    """*limits* marked as guessed figures (``estimated``: shown by ``/models``)."""
-    return replace(limits, estimated=True)
+@dataclass(frozen=True)
+class _Spec:
+    """One model of the built-in table: what genai-prices does not say about it."""
+
+    max_output: int
+    rpm: int
+    tpm: int
+    supports_tools: bool
+    supports_vision: bool
+    deprecated: bool = False
+    #: Our context window, used only when genai-prices has none for the model.
+    context: int | None = None
+    #: Our ($ input, $ output) per 1M, used only when genai-prices does not price it.
+    price: tuple[float, float] | None = None
+    #: GUESS: a model genai-prices does not price yet is priced like this sibling (its
+    #: genai-prices figures) and marked ``estimated``.
+    like: str | None = None
+    #: ModelLimits fields that win over genai-prices (say why in a comment).
+    override: tuple[tuple[str, Any], ...] = ()
 
 
-_DEP: dict[str, bool] = {"deprecated": True}
+_Row = tuple[str, str, _Spec, tuple[str, ...]]
+
+_CHAT_LATEST_CONTEXT = (("context_window", 128_000),)
 
 
 def _openai() -> list[_Row]:
@@ -258,180 +268,160 @@ def _openai() -> list[_Row]:
 
     def add(
         name: str,
-        ctx: int,
         out: int,
-        tools: bool,
-        vision: bool,
-        cost_in: float,
-        cost_out: float,
+        tools: bool = True,
+        vision: bool = True,
         *,
         deprecated: bool = False,
-        estimated: bool = False,
+        context: int | None = None,
+        like: str | None = None,
+        override: tuple[tuple[str, Any], ...] = (),
         aliases: tuple[str, ...] = (),
     ) -> None:
-        limits = _m(
-            ctx, out, 500, 30_000, tools, vision, cost_in, cost_out,
-            deprecated=deprecated, estimated=estimated,
-        )  # fmt: skip
-        rows.append(("openai", name, limits, aliases))
-
-    # GUESS figures for models listed by the installed `openai` SDK (ChatModel) whose
-    # limits/prices were not published when this table was written: a 400k context and
-    # 128k output like every GPT-5.x API model, and prices rounded *up* from the newest
-    # documented model of the same tier (gpt-5.2: $1.75/$14 -> $2.50/$20; gpt-5-mini:
-    # $0.25/$2 -> $0.50/$4; gpt-5-nano: $0.05/$0.40 -> $0.10/$0.80), so budgets err high.
-    big = (400_000, 128_000, True, True, 2.50, 20.00)
-    mini = (400_000, 128_000, True, True, 0.50, 4.00)
-    nano = (400_000, 128_000, True, True, 0.10, 0.80)
+        spec = _Spec(
+            out, 500, 30_000, tools, vision, deprecated, context, like=like, override=override
+        )
+        rows.append(("openai", name, spec, aliases))
 
     # --- the design table (all three: shutdown announced for 2027-01-14) ---
-    add("gpt-4.1", 1_000_000, 32_000, True, True, 2.00, 8.00, deprecated=True)
-    add("gpt-4o", 128_000, 16_000, True, True, 2.50, 10.00, deprecated=True)
-    add("gpt-4o-mini", 128_000, 16_000, True, True, 0.15, 0.60, deprecated=True)
+    add("gpt-4.1", 32_000, deprecated=True)
+    add("gpt-4o", 16_000, deprecated=True)
+    add("gpt-4o-mini", 16_000, deprecated=True)
     # --- current (no shutdown announced in the SDK's ChatModel docstring) ---
     for name in (
-        "gpt-6-astra", "gpt-6.2-astra", "gpt-6-sol", "gpt-6.1-sol", "gpt-6.2-sol",
-        "gpt-6.1-terra", "gpt-6-luna", "gpt-5.6-sol", "gpt-5.6-terra", "gpt-5.6-luna",
-        "gpt-5.5", "gpt-5.4",
+        "gpt-6-astra", "gpt-6-sol", "gpt-6.1-sol", "gpt-6.1-terra", "gpt-6-luna",
+        "gpt-5.6-sol", "gpt-5.6-terra", "gpt-5.6-luna", "gpt-5.5", "gpt-5.4", "gpt-5.4-mini",
+        "gpt-5.2", "gpt-5.2-pro",
     ):  # fmt: skip
-        add(name, *big, estimated=True)  # GUESS
-    add("gpt-5.4-mini", *mini, estimated=True)  # GUESS
-    add("gpt-5.2", 400_000, 128_000, True, True, 1.75, 14.00)
-    add("gpt-5.2-pro", 400_000, 128_000, True, True, 21.00, 168.00)
+        add(name, 128_000)
+    # GUESS: named by the SDK, not priced by genai-prices: priced like the newest model of
+    # the same line, with the 400k context of every GPT-5.x API model (conservative).
+    add("gpt-6.2-astra", 128_000, context=400_000, like="gpt-6-astra")  # GUESS
+    add("gpt-6.2-sol", 128_000, context=400_000, like="gpt-6.1-sol")  # GUESS
     # --- shutdown announced (dates from the SDK's ChatModel docstring) ---
-    add("gpt-5.4-nano", *nano, deprecated=True, estimated=True)  # GUESS; 2027-04-01
-    add("gpt-5.1", 400_000, 128_000, True, True, 1.25, 10.00, deprecated=True)  # 2027-04-01
-    add("gpt-5", 400_000, 128_000, True, True, 1.25, 10.00, deprecated=True)  # 2026-12-11
-    add("gpt-5-mini", 400_000, 128_000, True, True, 0.25, 2.00, deprecated=True)  # 2026-12-11
-    add("gpt-5-nano", 400_000, 128_000, True, True, 0.05, 0.40, deprecated=True)  # 2026-12-11
-    add("o3", 200_000, 100_000, True, True, 2.00, 8.00, deprecated=True)  # 2026-12-11
-    add("gpt-4.1-mini", 1_000_000, 32_000, True, True, 0.40, 1.60, deprecated=True)  # 2027-01-14
-    add("gpt-audio-mini", 128_000, 16_000, True, False, 0.60, 2.40, deprecated=True)  # 2027-01-20
+    add("gpt-5.4-nano", 128_000, deprecated=True)  # 2027-04-01
+    add("gpt-5.1", 128_000, deprecated=True)  # 2027-04-01
+    add("gpt-5", 128_000, deprecated=True)  # 2026-12-11
+    add("gpt-5-mini", 128_000, deprecated=True)  # 2026-12-11
+    add("gpt-5-nano", 128_000, deprecated=True)  # 2026-12-11
+    add("o3", 100_000, deprecated=True)  # 2026-12-11
+    add("gpt-4.1-mini", 32_000, deprecated=True)  # 2027-01-14
+    add("gpt-audio-mini", 16_000, vision=False, deprecated=True)  # 2027-01-20
     # --- retired (shutdown date passed) ---
-    # GUESS price
-    add("gpt-5.3-chat-latest", 128_000, 16_000, True, True, 1.75, 14.00, deprecated=True,
-        estimated=True)  # fmt: skip
-    # 2026-08-10
-    add("gpt-5.2-chat-latest", 128_000, 16_000, True, True, 1.75, 14.00, deprecated=True)
-    # 2026-07-23
-    add("gpt-5.1-chat-latest", 128_000, 16_000, True, True, 1.25, 10.00, deprecated=True)
-    add("gpt-5.1-codex", 400_000, 128_000, True, True, 1.25, 10.00, deprecated=True)  # 2026-07-23
-    # 2026-07-23
-    add("gpt-5-chat-latest", 128_000, 16_000, False, True, 1.25, 10.00, deprecated=True)
-    add("gpt-4.1-nano", 1_000_000, 32_000, True, True, 0.10, 0.40, deprecated=True)  # 2026-10-23
-    add("o4-mini", 200_000, 100_000, True, True, 1.10, 4.40, deprecated=True)  # 2026-10-23
-    add("o3-mini", 200_000, 100_000, True, False, 1.10, 4.40, deprecated=True)  # 2026-10-23
-    add("o1", 200_000, 100_000, True, True, 15.00, 60.00, deprecated=True)  # 2026-10-23
-    add("o1-preview", 128_000, 32_000, False, False, 15.00, 60.00, deprecated=True)  # 2025-07-28
-    add("o1-mini", 128_000, 65_536, False, False, 1.10, 4.40, deprecated=True)  # 2025-10-27
-    add("gpt-4o-2024-05-13", 128_000, 4_096, True, True, 5.00, 15.00, deprecated=True)  # 2026-10-23
-    add("gpt-4o-audio-preview", 128_000, 16_000, True, False, 2.50, 10.00, deprecated=True)
-    add("gpt-4o-mini-audio-preview", 128_000, 16_000, True, False, 0.15, 0.60, deprecated=True)
-    add("gpt-4o-search-preview", 128_000, 16_000, False, False, 2.50, 10.00, deprecated=True)
-    add("gpt-4o-mini-search-preview", 128_000, 16_000, False, False, 0.15, 0.60, deprecated=True)
-    # 2026-02-17
-    add("chatgpt-4o-latest", 128_000, 16_000, False, True, 5.00, 15.00, deprecated=True)
-    # 2026-02-12
-    add("codex-mini-latest", 200_000, 100_000, True, True, 1.50, 6.00, deprecated=True)
-    add("gpt-4-turbo", 128_000, 4_096, True, True, 10.00, 30.00, deprecated=True)  # 2026-10-23
-    add("gpt-4-turbo-preview", 128_000, 4_096, True, False, 10.00, 30.00, deprecated=True,
+    add("gpt-5.3-chat-latest", 16_000, deprecated=True)
+    # OVERRIDE context: genai-prices prices the chat-latest aliases as their API model
+    # (400k); OpenAI documents 128k for ChatGPT's chat-latest models.
+    add("gpt-5.2-chat-latest", 16_000, deprecated=True, override=_CHAT_LATEST_CONTEXT)  # 2026-08-10
+    add("gpt-5.1-chat-latest", 16_000, deprecated=True, override=_CHAT_LATEST_CONTEXT)  # 2026-07-23
+    add("gpt-5.1-codex", 128_000, deprecated=True)  # 2026-07-23
+    add("gpt-5-chat-latest", 16_000, tools=False, deprecated=True,
+        override=_CHAT_LATEST_CONTEXT)  # 2026-07-23  # fmt: skip
+    add("gpt-4.1-nano", 32_000, deprecated=True)  # 2026-10-23
+    add("o4-mini", 100_000, deprecated=True)  # 2026-10-23
+    add("o3-mini", 100_000, vision=False, deprecated=True)  # 2026-10-23
+    add("o1", 100_000, deprecated=True)  # 2026-10-23
+    add("o1-preview", 32_000, False, False, deprecated=True)  # 2025-07-28
+    add("o1-mini", 65_536, False, False, deprecated=True)  # 2025-10-27
+    add("gpt-4o-2024-05-13", 4_096, deprecated=True)  # 2026-10-23
+    add("gpt-4o-audio-preview", 16_000, vision=False, deprecated=True)
+    add("gpt-4o-mini-audio-preview", 16_000, vision=False, deprecated=True)
+    add("gpt-4o-search-preview", 16_000, False, False, deprecated=True)
+    add("gpt-4o-mini-search-preview", 16_000, False, False, deprecated=True)
+    add("chatgpt-4o-latest", 16_000, tools=False, deprecated=True)  # 2026-02-17
+    add("codex-mini-latest", 100_000, deprecated=True)  # 2026-02-12
+    add("gpt-4-turbo", 4_096, deprecated=True)  # 2026-10-23
+    add("gpt-4-turbo-preview", 4_096, vision=False, deprecated=True,
         aliases=("gpt-4-0125-preview", "gpt-4-1106-preview"))  # fmt: skip
-    add("gpt-4-vision-preview", 128_000, 4_096, False, True, 10.00, 30.00, deprecated=True)
-    add("gpt-4", 8_192, 8_192, True, False, 30.00, 60.00, deprecated=True)  # gpt-4-0613/-0314 too
-    add("gpt-4-32k", 32_768, 8_192, True, False, 60.00, 120.00, deprecated=True)  # 2025-06-06
-    add("gpt-3.5-turbo", 16_385, 4_096, True, False, 0.50, 1.50, deprecated=True)  # 2026-10-23
-    add("gpt-3.5-turbo-1106", 16_385, 4_096, True, False, 1.00, 2.00, deprecated=True)
-    add("gpt-3.5-turbo-0613", 4_096, 4_096, True, False, 1.50, 2.00, deprecated=True)
-    add("gpt-3.5-turbo-0301", 4_096, 4_096, False, False, 1.50, 2.00, deprecated=True)
-    add("gpt-3.5-turbo-16k", 16_385, 4_096, True, False, 3.00, 4.00, deprecated=True)
+    add("gpt-4-vision-preview", 4_096, tools=False, deprecated=True)
+    add("gpt-4", 8_192, vision=False, deprecated=True)  # gpt-4-0613/-0314 too
+    add("gpt-4-32k", 8_192, vision=False, deprecated=True)  # 2025-06-06
+    add("gpt-3.5-turbo", 4_096, vision=False, deprecated=True)  # 2026-10-23
+    add("gpt-3.5-turbo-1106", 4_096, vision=False, deprecated=True)
+    # OVERRIDE context: genai-prices lists 16,385 (gpt-3.5-turbo-16k-0613's); 0613 has 4,096
+    add("gpt-3.5-turbo-0613", 4_096, vision=False, deprecated=True,
+        override=(("context_window", 4_096),))  # fmt: skip
+    add("gpt-3.5-turbo-0301", 4_096, False, False, deprecated=True, context=4_096)
+    add("gpt-3.5-turbo-16k", 4_096, vision=False, deprecated=True)
     return rows
 
 
 def _anthropic() -> list[_Row]:
     # Tier-1 limits: 50 RPM; 30k input TPM for Sonnet/Opus 4.x, 50k for Haiku 4.5 (the
-    # design table's 40k is kept for its own entries). Every Claude model since 2.1 has a
-    # 200k context (1M is a beta header, not the default).
+    # design table's 40k is kept for its own entries). Output caps: 64k for the Claude 4.5
+    # generation and later (a conservative figure where Anthropic documents more).
     R = 50
-    # GUESS: models listed by the installed `anthropic` SDK (anthropic.types.Model) whose
-    # figures were not published when this table was written. Context 200k; output 64k
-    # (Claude 4.5 generation); price of the newest documented model of the same line
-    # (Opus 4.5 $5/$25, Sonnet 4.5 $3/$15, Haiku 4.5 $1/$5). Lines with no documented
-    # model (fable, mythos) get the highest Claude list price ever ($15/$75, Opus 4/4.1).
-    opus = _m(200_000, 64_000, R, 30_000, True, True, 5.00, 25.00)
-    sonnet = _m(200_000, 64_000, R, 30_000, True, True, 3.00, 15.00)
-    haiku = _m(200_000, 64_000, R, 50_000, True, True, 1.00, 5.00)
-    unknown_line = _m(200_000, 64_000, R, 30_000, True, True, 15.00, 75.00)
     a = "anthropic"
+    big = _Spec(64_000, R, 30_000, True, True)
+    haiku = _Spec(64_000, R, 50_000, True, True)
+
+    def old(out: int, tpm: int, vision: bool = True) -> _Spec:
+        return _Spec(out, R, tpm, True, vision, deprecated=True)
+
+    def guess(like: str, **changes: Any) -> _Spec:
+        # GUESS: named by the SDK, not priced by genai-prices: priced like the model of the
+        # fable line with the same version (mythos-5-2 and fable-5-2 cost the same), with
+        # the 200k context of the Claude 4.x models (conservative).
+        return replace(big, context=200_000, like=like, **changes)
+
     # Deprecation dates are the SDK's DEPRECATED_MODELS (anthropic/resources/messages).
     return [
         # --- the design table ---
-        (a, "claude-sonnet-4-20250514",  # end-of-life June 15th, 2026
-         _m(200_000, 8_000, R, 40_000, True, True, 3.00, 15.00, deprecated=True),
+        (a, "claude-sonnet-4-20250514", old(8_000, 40_000),  # end-of-life June 15th, 2026
          ("claude-sonnet-4-0", "claude-sonnet-4", "claude-4-sonnet-20250514")),
-        (a, "claude-3-5-sonnet-20241022",  # retired (no longer in the SDK's model list)
-         _m(200_000, 8_000, R, 40_000, True, True, 3.00, 15.00, deprecated=True),
+        (a, "claude-3-5-sonnet-20241022", old(8_000, 40_000),  # retired
          ("claude-3-5-sonnet", "claude-3-5-sonnet-latest")),
-        (a, "claude-3-haiku-20240307",  # no longer in the SDK's model list
-         _m(200_000, 4_000, R, 40_000, True, True, 0.25, 1.25, deprecated=True),
-         ("claude-3-haiku",)),
+        (a, "claude-3-haiku-20240307", old(4_000, 40_000), ("claude-3-haiku",)),  # retired
         # --- current ---
-        (a, "claude-opus-5-5", _guess(opus), ()),  # GUESS
-        (a, "claude-opus-5", _guess(opus), ()),  # GUESS
-        (a, "claude-sonnet-5-5", _guess(sonnet), ()),  # GUESS
-        (a, "claude-sonnet-5", _guess(sonnet), ()),  # GUESS
-        (a, "claude-haiku-5-5", _guess(haiku), ()),  # GUESS
-        (a, "claude-fable-5-2", _guess(unknown_line), ()),  # GUESS
-        (a, "claude-fable-5-1", _guess(unknown_line), ()),  # GUESS
-        (a, "claude-fable-5", _guess(unknown_line), ()),  # GUESS
-        (a, "claude-mythos-5-2", _guess(unknown_line), ()),  # GUESS
-        (a, "claude-mythos-5-1", _guess(unknown_line), ()),  # GUESS
-        (a, "claude-mythos-5", _guess(unknown_line), ()),  # GUESS
-        (a, "claude-opus-4-8", _guess(opus), ()),  # GUESS
-        (a, "claude-opus-4-7", _guess(opus), ()),  # GUESS
-        (a, "claude-opus-4-6", _guess(opus), ()),  # GUESS (output conservatively 64k)
-        (a, "claude-sonnet-4-6", _guess(sonnet), ()),  # GUESS
+        (a, "claude-opus-5-5", big, ()),
+        (a, "claude-opus-5", big, ()),
+        (a, "claude-sonnet-5-5", big, ()),
+        (a, "claude-sonnet-5", big, ()),
+        (a, "claude-haiku-5-5", haiku, ()),
+        (a, "claude-fable-5-2", big, ()),
+        (a, "claude-fable-5-1", big, ()),
+        (a, "claude-fable-5", big, ()),
+        (a, "claude-mythos-5-2", big, ()),
+        (a, "claude-mythos-5-1", guess("claude-fable-5-1"), ()),  # GUESS
+        (a, "claude-mythos-5", guess("claude-fable-5"), ()),  # GUESS
+        (a, "claude-opus-4-8", big, ()),
+        (a, "claude-opus-4-7", big, ()),
+        (a, "claude-opus-4-6", big, ()),
+        (a, "claude-sonnet-4-6", big, ()),
         # snapshot claude-opus-4-5-20251101; retired 2027-01-22 (anthropic SDK 2.14)
-        (a, "claude-opus-4-5", replace(opus, deprecated=True), ()),
+        (a, "claude-opus-4-5", replace(big, deprecated=True), ()),
         (a, "claude-haiku-4-5", haiku, ()),  # snapshot claude-haiku-4-5-20251001
         # --- deprecated / retired ---
-        (a, "claude-sonnet-4-5", replace(sonnet, deprecated=True), ()),  # EOL 2026-11-30
-        (a, "claude-mythos-preview", _guess(replace(unknown_line, deprecated=True)), ()),  # GUESS
-        (a, "claude-opus-4-1-20250805",  # no longer in the SDK's model list
-         _m(200_000, 32_000, R, 30_000, True, True, 15.00, 75.00, deprecated=True),
-         ("claude-opus-4-1",)),
-        (a, "claude-opus-4-20250514",  # EOL June 15th, 2026
-         _m(200_000, 32_000, R, 30_000, True, True, 15.00, 75.00, deprecated=True),
+        (a, "claude-sonnet-4-5", replace(big, deprecated=True), ()),  # EOL 2026-11-30
+        (a, "claude-mythos-preview", guess("claude-fable-5", deprecated=True), ()),  # GUESS
+        (a, "claude-opus-4-1-20250805", old(32_000, 30_000), ("claude-opus-4-1",)),
+        (a, "claude-opus-4-20250514", old(32_000, 30_000),  # EOL June 15th, 2026
          ("claude-opus-4-0", "claude-opus-4", "claude-4-opus-20250514")),
-        (a, "claude-3-7-sonnet-20250219",  # EOL February 19th, 2026
-         _m(200_000, 64_000, R, 30_000, True, True, 3.00, 15.00, deprecated=True),
+        (a, "claude-3-7-sonnet-20250219", old(64_000, 30_000),  # EOL February 19th, 2026
          ("claude-3-7-sonnet",)),
-        (a, "claude-3-5-haiku-20241022",  # EOL February 19th, 2026
-         _m(200_000, 8_192, R, 50_000, True, False, 0.80, 4.00, deprecated=True),
+        (a, "claude-3-5-haiku-20241022", old(8_192, 50_000, vision=False),  # EOL 2026-02-19
          ("claude-3-5-haiku",)),
-        (a, "claude-3-opus-20240229",  # EOL January 5th, 2026
-         _m(200_000, 4_096, R, 20_000, True, True, 15.00, 75.00, deprecated=True),
+        (a, "claude-3-opus-20240229", old(4_096, 20_000),  # EOL January 5th, 2026
          ("claude-3-opus",)),
     ]  # fmt: skip
 
 
 def _google() -> list[_Row]:
-    # Gemini API free-tier-ish limits from the design table (60 RPM, 4M TPM).
+    # Gemini API free-tier-ish limits from the design table (60 RPM, 4M TPM). Context of
+    # the models genai-prices has none for: Google's documented 1M (1,048,576 exactly).
     R, T = 60, 4_000_000
     g = "google"
     return [
-        # --- the design table (kept as designed; note: Google lists gemini-2.5-pro output
-        # at $10/1M for prompts <= 200k tokens and gemini-2.0-flash at $0.10/$0.40;
-        # override in the models file if budgets must be exact) ---
-        (g, "gemini-2.0-flash", _m(1_000_000, 8_000, R, T, True, True, 0.075, 0.30), ()),
-        (g, "gemini-2.5-pro", _m(1_000_000, 64_000, R, T, True, True, 1.25, 5.00), ()),
-        # --- more ---
-        (g, "gemini-3-pro-preview", _m(1_000_000, 64_000, R, T, True, True, 2.00, 12.00), ()),
-        (g, "gemini-2.5-flash", _m(1_000_000, 64_000, R, T, True, True, 0.30, 2.50), ()),
-        (g, "gemini-2.5-flash-lite", _m(1_000_000, 64_000, R, T, True, True, 0.10, 0.40), ()),
-        (g, "gemini-2.0-flash-lite", _m(1_000_000, 8_000, R, T, True, True, 0.075, 0.30), ()),
+        # the design table
+        (g, "gemini-2.0-flash", _Spec(8_000, R, T, True, True), ()),
+        (g, "gemini-2.5-pro", _Spec(64_000, R, T, True, True, context=1_000_000), ()),
+        # more
+        (g, "gemini-3-pro-preview", _Spec(64_000, R, T, True, True, context=1_000_000), ()),
+        (g, "gemini-2.5-flash", _Spec(64_000, R, T, True, True), ()),
+        (g, "gemini-2.5-flash-lite", _Spec(64_000, R, T, True, True), ()),
+        (g, "gemini-2.0-flash-lite", _Spec(8_000, R, T, True, True), ()),
         # retired September 2025
-        (g, "gemini-1.5-pro", _m(2_000_000, 8_192, R, T, True, True, 1.25, 5.00, **_DEP), ()),
-        (g, "gemini-1.5-flash", _m(1_000_000, 8_192, R, T, True, True, 0.075, 0.3, **_DEP), ()),
+        (g, "gemini-1.5-pro", _Spec(8_192, R, T, True, True, deprecated=True), ()),
+        (g, "gemini-1.5-flash", _Spec(8_192, R, T, True, True, deprecated=True), ()),
     ]
 
 
@@ -439,22 +429,51 @@ def _deepseek() -> list[_Row]:
     d = "deepseek"
     return [
         # the design table
-        (d, "deepseek-chat", _m(64_000, 8_000, 60, 100_000, True, False, 0.14, 0.28), ()),
-        # R1 figures (64k context, 32k output incl. reasoning, $0.55/$2.19); native tool
-        # calling is conservatively off (it was not supported when R1 shipped).
-        (d, "deepseek-reasoner", _m(64_000, 32_000, 60, 100_000, False, False, 0.55, 2.19), ()),
+        (d, "deepseek-chat", _Spec(8_000, 60, 100_000, True, False), ()),
+        # R1: 32k output incl. reasoning; native tool calling is conservatively off (it
+        # was not supported when R1 shipped).
+        (d, "deepseek-reasoner", _Spec(32_000, 60, 100_000, False, False), ()),
     ]
+
+
+def _groq() -> list[_Row]:
+    # The chat models Groq serves that genai-prices prices (its retired ones, e.g.
+    # mixtral-8x7b-32768 or llama3-70b-8192, the audio models and the 512-token prompt-guard
+    # classifiers are left out). Rate limits: Groq's published per-model table (its free
+    # plan; paid plans are higher: put yours in the models file). Tool use and image input
+    # as Groq's model pages document them; context 131,072 where genai-prices has none.
+    q = "groq"
+    ctx = 131_072
+
+    def s(rpm: int, tpm: int, out: int, tools: bool = True, vision: bool = False) -> _Spec:
+        return _Spec(out, rpm, tpm, tools, vision, context=ctx)
+
+    return [
+        # Groq accepts 131,072 output tokens; 8,192 leaves room for the prompt
+        (q, "llama-3.1-8b-instant", s(30, 6_000, 8_192), ()),
+        (q, "llama-3.3-70b-versatile", s(30, 12_000, 32_768), ()),
+        (q, "meta-llama/llama-4-maverick-17b-128e-instruct", s(30, 6_000, 8_192, vision=True), ()),
+        (q, "meta-llama/llama-4-scout-17b-16e-instruct", s(30, 30_000, 8_192, vision=True), ()),
+        (q, "meta-llama/llama-guard-4-12b", s(30, 15_000, 1_024, tools=False), ()),
+        (q, "moonshotai/kimi-k2-instruct", s(60, 10_000, 16_384), ()),
+        (q, "openai/gpt-oss-120b", s(30, 8_000, 65_536), ()),
+        (q, "openai/gpt-oss-20b", s(30, 8_000, 65_536), ()),
+        (q, "openai/gpt-oss-safeguard-20b", s(30, 8_000, 65_536, tools=False), ()),
+        (q, "qwen/qwen3-32b", s(60, 6_000, 40_960), ()),
+        # not in Groq's published tables yet: conservative output, prompted tool calling
+        (q, "qwen/qwen3.8-27b", s(30, 6_000, 8_192, tools=False), ()),
+    ]  # fmt: skip
 
 
 def _ollama() -> list[_Row]:
     # Free and unlimited. ``supports_tools`` follows the "tools" capability of the Ollama
     # library page, except for tiny models (smollm2) whose native tool calls are not
-    # reliable. ``context_window`` is the model's trained context; note that Ollama itself
+    # reliable. ``context`` is the model's trained context; note that Ollama itself
     # runs with a smaller ``num_ctx`` unless configured (OLLAMA_CONTEXT_LENGTH).
     U, UT = UNLIMITED_RPM, UNLIMITED_TPM
 
-    def o(ctx: int, out: int, tools: bool, vision: bool = False) -> ModelLimits:
-        return _m(ctx, out, U, UT, tools, vision, 0.0, 0.0)
+    def o(ctx: int, out: int, tools: bool, vision: bool = False) -> _Spec:
+        return _Spec(out, U, UT, tools, vision, context=ctx, price=(0.0, 0.0))
 
     n = "ollama"
     return [
@@ -490,51 +509,54 @@ def _ollama() -> list[_Row]:
 
 
 def _local() -> list[_Row]:
-    return [
-        (
-            "local",
-            "smollm2-135m-instruct",
-            _m(8_192, 1_024, UNLIMITED_RPM, UNLIMITED_TPM, False, False, 0.0, 0.0),
-            (),
-        ),
-    ]
+    free = (0.0, 0.0)
+    spec = _Spec(1_024, UNLIMITED_RPM, UNLIMITED_TPM, False, False, context=8_192, price=free)
+    return [("local", "smollm2-135m-instruct", spec, ())]
 
 
-# Prompt-cache prices as multiples of the input price (vendors' price pages):
-# OpenAI's cached input is 0.5x for the gpt-4o/o1 generation, 0.25x for gpt-4.1/o3/o4,
-# 0.1x for GPT-5 and later (not for -pro models: no cached price); OpenAI charges no cache
-# writes. Anthropic: reads 0.1x, 5-minute cache writes 1.25x. Gemini: reads 0.25x
-# (gemini-3: 0.1x), implicit caching has no write charge. Others: 1.0 (plain input).
-_OPENAI_CACHE_READ = {
-    **dict.fromkeys(("gpt-4o", "gpt-4o-mini", "o1", "o1-mini", "o1-preview", "o3-mini"), 0.5),
-    **dict.fromkeys(
-        ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o3", "o4-mini", "codex-mini-latest"), 0.25
-    ),
-}
-
-
-def _cache_multipliers(provider: str, model: str) -> tuple[float, float]:
-    """(cache read, cache write) multipliers of a built-in model's input price."""
-    if provider == "anthropic":
-        return 0.1, 1.25
-    if provider == "openai":
-        if model.startswith(("gpt-5", "gpt-6")) and not model.endswith("-pro"):
-            return 0.1, 1.0
-        return _OPENAI_CACHE_READ.get(model, 1.0), 1.0
-    if provider == "google":
-        return (0.1 if model.startswith("gemini-3") else 0.25), 1.0
-    return 1.0, 1.0
+def _limits(provider: str, model: str, spec: _Spec) -> ModelLimits:
+    """*spec* completed with genai-prices' figures (or ours where it has none)."""
+    figures = vendor_figures(provider, model)
+    estimated = False
+    if figures is None and spec.like is not None:
+        figures = vendor_figures(provider, spec.like)
+        estimated = True
+    price: tuple[float, float] | None
+    if figures is not None:
+        price = (figures.cost_per_1m_input, figures.cost_per_1m_output)
+        cache = (figures.cache_read_multiplier, figures.cache_write_multiplier)
+        context = (None if estimated else figures.context_window) or spec.context
+    else:  # our own figures; cached tokens as plain input unless the row overrides it
+        price, cache, context = spec.price, (1.0, 1.0), spec.context
+    if price is None or context is None:
+        raise ConfigurationError(
+            f"built-in model {provider}/{model}: genai-prices has no "
+            f"{'price' if price is None else 'context window'} for it; add one to its row "
+            "in ai_agents/providers/registry.py"
+        )
+    limits = ModelLimits(
+        context_window=context,
+        max_output=spec.max_output,
+        rpm=spec.rpm,
+        tpm=spec.tpm,
+        supports_tools=spec.supports_tools,
+        supports_vision=spec.supports_vision,
+        cost_per_1m_input=price[0],
+        cost_per_1m_output=price[1],
+        deprecated=spec.deprecated,
+        cache_read_multiplier=cache[0],
+        cache_write_multiplier=cache[1],
+        estimated=estimated,
+    )
+    return replace(limits, **dict(spec.override))
 
 
 def builtin_models() -> list[tuple[str, str, ModelLimits, tuple[str, ...]]]:
     """The built-in table as ``(provider, model, limits, aliases)`` rows."""
-    rows = [*_openai(), *_anthropic(), *_google(), *_deepseek(), *_ollama(), *_local()]
-    priced = []
-    for provider, model, limits, aliases in rows:
-        read, write = _cache_multipliers(provider, model)
-        limits = replace(limits, cache_read_multiplier=read, cache_write_multiplier=write)
-        priced.append((provider, model, limits, aliases))
-    return priced
+    rows = [
+        *_openai(), *_anthropic(), *_google(), *_deepseek(), *_groq(), *_ollama(), *_local()
+    ]  # fmt: skip
+    return [(p, m, _limits(p, m, spec), aliases) for p, m, spec, aliases in rows]
 
 
 # --- name normalization -----------------------------------------------------------
@@ -1033,7 +1055,9 @@ def get_registry() -> ModelRegistry:
     with _default_lock:
         if _default is None:
             registry = ModelRegistry()
-            path = os.environ.get(MODELS_FILE_ENV, "").strip()
+            from ai_agents.settings import load_settings
+
+            path = (load_settings().models_file or "").strip()
             if path:
                 if not Path(path).is_file():
                     raise ConfigurationError(

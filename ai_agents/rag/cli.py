@@ -32,17 +32,19 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=("postgres", "opensearch"),
-        default=os.environ.get("AI_AGENTS_RAG_BACKEND", "postgres"),
+        default=None,
+        help="document index (default AI_AGENTS_RAG_BACKEND or postgres)",
     )
     parser.add_argument("--opensearch-url", default=os.environ.get("OPENSEARCH_URL"))
     parser.add_argument(
         "--index-name",
-        default=os.environ.get("AI_AGENTS_RAG_OPENSEARCH_INDEX", "ai_agents_documents"),
+        default=None,
+        help="OpenSearch index (default AI_AGENTS_RAG_OPENSEARCH_INDEX or ai_agents_documents)",
     )
     parser.add_argument(
         "--embedder",
-        default=os.environ.get("AI_AGENTS_RAG_EMBEDDER", "minilm"),
-        help="minilm (default), hashing, ollama:MODEL, openai:MODEL",
+        default=None,
+        help="minilm (default, or AI_AGENTS_RAG_EMBEDDER), hashing, ollama:MODEL, openai:MODEL",
     )
     parser.add_argument("--chunk-size", type=int, default=200, help="tokens per chunk")
     parser.add_argument("--overlap", type=int, default=40, help="tokens shared by neighbours")
@@ -78,8 +80,15 @@ async def _ingest(args: argparse.Namespace) -> int:
     from ai_agents.rag.index import DocumentIndex
     from ai_agents.rag.ingest import Document, Ingestor, IngestOutcome, discover
     from ai_agents.rag.progress import IngestProgress
+    from ai_agents.settings import load_settings
 
+    configured = load_settings()  # every setting checked; the options' defaults
     settings = Settings.from_env()
+    args.backend = args.backend or (
+        "postgres" if configured.rag_backend == "postgresql" else configured.rag_backend
+    )
+    args.index_name = args.index_name or configured.rag_opensearch_index
+    args.embedder = args.embedder or configured.rag_embedder
     tenant = args.tenant or settings.default_tenant
     files = discover(args.paths)
     if not files:

@@ -37,6 +37,7 @@ from ai_agents.errors import (
     ProviderRateLimited,
     ProviderTimeout,
 )
+from ai_agents.providers.catalog import PROVIDERS
 from ai_agents.rag.minilm_onnx import MINILM_DIMENSIONS, MINILM_NAME, OnnxSentenceModel
 
 _MODELS: dict[tuple[str, str], Any] = {}
@@ -107,12 +108,10 @@ MINILM_BACKENDS = ("onnx-int8", "onnx", "torch")
 def minilm_backend() -> str:
     """``AI_AGENTS_MINILM_BACKEND``, else ``onnx-int8`` when onnxruntime and onnx are
     installed (the ``rag`` extra), else ``torch``."""
-    chosen = os.environ.get("AI_AGENTS_MINILM_BACKEND", "").strip().lower()
+    from ai_agents.settings import load_settings
+
+    chosen = load_settings().minilm_backend  # one of MINILM_BACKENDS (checked there)
     if chosen:
-        if chosen not in MINILM_BACKENDS:
-            raise ConfigurationError(
-                f"AI_AGENTS_MINILM_BACKEND={chosen!r}: use one of {', '.join(MINILM_BACKENDS)}"
-            )
         return chosen
     try:
         import onnx  # noqa: F401
@@ -396,15 +395,15 @@ class OpenAIEmbedder(_HttpEmbedder):
             )
         self.dimensions = resolved
         self.name = f"openai:{model}" + (f"@{dimensions}" if dimensions else "")
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
-        self.base_url = (
-            base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        ).rstrip("/")
+        vendor = PROVIDERS["openai"]  # the chat adapter's key and URL variables
+        self.api_key = api_key or vendor.api_key()
+        self.base_url = (base_url or str(vendor.resolve_base_url())).rstrip("/")
+        self._key_env = vendor.key_envs[0]
         self.batch_size = batch_size
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not self.api_key:
-            raise ConfigurationError("OpenAIEmbedder needs an API key: set OPENAI_API_KEY")
+            raise ConfigurationError(f"OpenAIEmbedder needs an API key: set {self._key_env}")
         headers = {"Authorization": f"Bearer {self.api_key}"}
         out: list[list[float]] = []
         for batch in _batches(texts, self.batch_size):

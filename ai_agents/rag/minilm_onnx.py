@@ -26,7 +26,9 @@ MINILM_DIMENSIONS = 384
 
 def onnx_cache_dir() -> Path:
     """Where exported ONNX models are kept (``AI_AGENTS_MODEL_CACHE``, else ~/.cache)."""
-    root = os.environ.get("AI_AGENTS_MODEL_CACHE")
+    from ai_agents.settings import load_settings
+
+    root = load_settings().model_cache
     if root:
         return Path(root)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

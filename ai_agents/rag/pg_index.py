@@ -23,7 +23,6 @@ scope is read again. A warm search is one matrix-vector product (about a millise
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -109,14 +108,6 @@ def parse_real_arrays(blobs: Sequence[bytes]) -> np.ndarray[Any, Any]:
     return np.ascontiguousarray(values).view(">f4").reshape(len(blobs), dims).astype(np.float32)
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    try:
-        return int(raw) if raw else default
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from exc
-
-
 class PgDocumentIndex:
     """Documents in the ``document_chunks`` table (created by ``ai-agents migrate``).
 
@@ -141,14 +132,15 @@ class PgDocumentIndex:
         self._owns_engine = owns_engine
         self._cache: OrderedDict[tuple[str, str | None, str], _Vectors] = OrderedDict()
         self._cache_scopes = cache_scopes
-        self.ef_search = ef_search or _env_int("AI_AGENTS_RAG_HNSW_EF_SEARCH", 200)
-        self.max_scan_tuples = max_scan_tuples or _env_int(
-            "AI_AGENTS_RAG_HNSW_MAX_SCAN_TUPLES", 20_000
-        )
+        from ai_agents.settings import load_settings
+
+        configured = load_settings()
+        self.ef_search = ef_search or configured.rag_hnsw_ef_search
+        self.max_scan_tuples = max_scan_tuples or configured.rag_hnsw_max_scan_tuples
         #: pgvector path: at most this many full-text matches are ranked per search.
-        self.text_scan_limit = _env_int("AI_AGENTS_RAG_TEXT_SCAN_LIMIT", 1_000)
+        self.text_scan_limit = configured.rag_text_scan_limit
         #: pgvector path: scopes of fewer rows are searched exactly (0: always HNSW).
-        self.exact_search_below = _env_int("AI_AGENTS_RAG_EXACT_SEARCH_BELOW", 20_000)
+        self.exact_search_below = configured.rag_exact_search_below
         #: ``relaxed_order`` (iterative scans) or ``off`` (one pass: a narrow scope may
         #: get fewer than the asked-for candidates; measured in bench/rag_search.py).
         self.iterative_scan = "relaxed_order"

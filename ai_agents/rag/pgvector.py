@@ -26,7 +26,6 @@ it and the role may, add the column, move the vectors over, build the indexes.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,7 +135,10 @@ async def read_state_asyncpg(conn: Any) -> VectorState:
 
 
 def switched_off() -> bool:
-    return os.environ.get(SWITCH_ENV, "auto").strip().lower() in {"off", "0", "false", "no"}
+    """``AI_AGENTS_PGVECTOR=off`` (settings model): keep the numpy search."""
+    from ai_agents.settings import load_settings
+
+    return load_settings().pgvector == "off"
 
 
 def ensure_pgvector(conn: Connection) -> VectorState:

@@ -29,7 +29,6 @@ From the environment (API servers, workers): list ``ai_agents.rag.builtin`` in
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -81,16 +80,19 @@ def enable_documents(
 
 
 def index_from_env(embedder: Embedder, settings: Settings | None = None) -> DocumentIndex:
-    backend = os.environ.get("AI_AGENTS_RAG_BACKEND", "postgres").strip().lower()
+    from ai_agents.settings import load_settings
+
+    configured = load_settings()
+    backend = configured.rag_backend
     if backend == "opensearch":
-        from ai_agents.rag.opensearch_index import DEFAULT_INDEX, OpenSearchDocumentIndex
+        from ai_agents.rag.opensearch_index import OpenSearchDocumentIndex
 
         url = os.environ.get("OPENSEARCH_URL")
         if not url:
             raise ConfigurationError("AI_AGENTS_RAG_BACKEND=opensearch needs OPENSEARCH_URL")
         return OpenSearchDocumentIndex(
             url=url,
-            index=os.environ.get("AI_AGENTS_RAG_OPENSEARCH_INDEX", DEFAULT_INDEX),
+            index=configured.rag_opensearch_index,
             dimensions=embedder.dimensions,
         )
     if backend in ("postgres", "postgresql"):
@@ -110,33 +112,26 @@ def index_from_env(embedder: Embedder, settings: Settings | None = None) -> Docu
 
 def tenant_upload_dirs_from_env() -> dict[str, list[str]]:
     """``AI_AGENTS_RAG_TENANT_UPLOAD_DIRS``: ``{"tenant": "/dir" | ["/dir", ...]}``."""
-    raw = os.environ.get("AI_AGENTS_RAG_TENANT_UPLOAD_DIRS", "").strip()
-    if not raw:
-        return {}
-    problem = (
-        'AI_AGENTS_RAG_TENANT_UPLOAD_DIRS must be a JSON object like {"acme": "/srv/acme"} '
-        'or {"acme": ["/srv/acme", "/srv/shared-acme"]}'
-    )
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"{problem}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigurationError(problem)
-    mapping: dict[str, list[str]] = {}
-    for tenant, dirs in data.items():
-        listed = [dirs] if isinstance(dirs, str) else dirs
-        if not isinstance(listed, list) or not all(isinstance(d, str) and d for d in listed):
-            raise ConfigurationError(problem, details={"tenant": tenant})
-        mapping[tenant] = listed
+    from ai_agents.settings import load_settings
+
+    mapping = load_settings().rag_tenant_upload_dirs  # a JSON object of lists (checked there)
+    for tenant, dirs in mapping.items():
+        if not all(dirs):
+            raise ConfigurationError(
+                f"AI_AGENTS_RAG_TENANT_UPLOAD_DIRS: an empty directory name for tenant {tenant!r}",
+                details={"tenant": tenant},
+            )
     return mapping
 
 
 def register_from_env(registry: ToolRegistry) -> DocumentService:
     """Register the document tools in *registry* configured by environment variables."""
-    embedder = embedder_from_spec(os.environ.get("AI_AGENTS_RAG_EMBEDDER", "minilm"))
-    dirs = [d for d in os.environ.get("AI_AGENTS_RAG_UPLOAD_DIRS", "").split(os.pathsep) if d]
-    cross_encoder = os.environ.get("AI_AGENTS_RAG_CROSS_ENCODER")
+    from ai_agents.settings import load_settings
+
+    configured = load_settings()
+    embedder = embedder_from_spec(configured.rag_embedder)
+    dirs = list(configured.rag_upload_dirs)
+    cross_encoder = configured.rag_cross_encoder
     return register_document_tools(
         registry,
         index=index_from_env(embedder),

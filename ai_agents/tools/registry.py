@@ -11,7 +11,6 @@ every process that runs agents has them; a registered tool of the same name wins
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from collections.abc import Iterable
 
@@ -99,8 +98,9 @@ def default_registry() -> ToolRegistry:
 
 
 def _import_tool_modules() -> None:
-    modules = [m.strip() for m in os.environ.get("AI_AGENTS_TOOL_MODULES", "").split(",")]
-    for module in filter(None, modules):
+    from ai_agents.settings import load_settings
+
+    for module in load_settings().tool_modules:
         try:
             importlib.import_module(module)
         except ImportError as exc:

@@ -17,7 +17,6 @@ import asyncio
 import importlib
 import inspect
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from ai_agents.observability import tracing
 from ai_agents.observability.logs import ENV as LOG_FORMAT_ENV
 from ai_agents.observability.logs import json_requested, use_json_logs
 from ai_agents.observability.metrics import Metrics
+from ai_agents.settings import load_settings
 from ai_agents.store import AgentStore
 from ai_agents.workers.pool import WorkerConfig, WorkerPool
 
@@ -84,22 +84,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _env_port() -> int | None:
-    value = os.environ.get(METRICS_PORT_ENV, "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise ConfigurationError(f"{METRICS_PORT_ENV} must be a port number, got {value!r}")
-    return int(value)
-
-
 @command("worker", "run background jobs (agent runs queued with enqueue_run)", configure)
 def worker_command(args: argparse.Namespace) -> int:
+    # Every setting is checked now: a typo'd value stops the worker with one line.
+    settings = load_settings()
     if json_requested(args.log_json):
         use_json_logs()
     tracing.configure_from_env(SERVICE_NAME)
     metrics = None
-    port = args.metrics_port if args.metrics_port is not None else _env_port()
+    port = args.metrics_port if args.metrics_port is not None else settings.worker_metrics_port
     if port is not None:
         # The worker's own values (not those of a PROMETHEUS_MULTIPROC_DIR it may share).
         metrics = Metrics()
@@ -162,7 +155,7 @@ def load_setup(spec: str) -> Callable[[AgentStore], Any]:
 
 async def run_setup(store: AgentStore) -> None:
     """Call the ``AI_AGENTS_WORKER_SETUP`` function, if any, with the worker's store."""
-    spec = os.environ.get(SETUP_ENV, "").strip()
+    spec = (load_settings().worker_setup or "").strip()
     if spec:
         result = load_setup(spec)(store)
         if inspect.isawaitable(result):

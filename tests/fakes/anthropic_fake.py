@@ -26,6 +26,10 @@ error body ``{"type": "error", "error": {"type", "message"}, "request_id"}``:
   ``disable_parallel_tool_use`` or one on ``none``, a tool name not offered) or
   ``stop_sequences``.
 
+Models in ``no_tool_models`` are served without tool support: a request for one of them
+carrying ``tools``, ``tool_choice``, ``tool_use`` or ``tool_result`` blocks is rejected
+with 400 ``invalid_request_error``.
+
 Replies come from ``fake.script`` (see :mod:`tests.fakes.script`); with an empty queue
 the fake echoes the last user message, except that a ``tool_choice`` of type ``tool``
 (or ``any``: the first tool) is obeyed as the API does: the reply is a ``tool_use`` of
@@ -412,16 +416,37 @@ def default_reply(body: dict[str, Any]) -> Reply:
     return Reply.text(text)
 
 
+def reject_tools(body: dict[str, Any]) -> None:
+    """What a model served without tool support rejects (``no_tool_models``)."""
+    if "tools" in body or "tool_choice" in body:
+        raise RequestRejected(f"tools: {body['model']} does not support tool use")
+    for i, message in enumerate(body["messages"]):
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if block.get("type") in ("tool_use", "tool_result"):
+                raise RequestRejected(
+                    f"messages.{i}: {body['model']} does not support {block['type']} blocks"
+                )
+
+
 class AnthropicFake:
     """ASGI app: ``with serve(AnthropicFake()) as url`` then use ``base_url=url``.
 
     ``api_key``: when set, any other key is rejected with 401.
+    ``no_tool_models``: models served without tool support (see the module docstring).
     ``fake.script`` holds the reply queue and ``fake.requests`` the received bodies.
     """
 
-    def __init__(self, *, api_key: str | None = None, replies: tuple[Reply, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        replies: tuple[Reply, ...] = (),
+        no_tool_models: tuple[str, ...] = (),
+    ) -> None:
         self.script = Script(replies)
         self.api_key = api_key
+        self.no_tool_models = no_tool_models
         self._ids = itertools.count(1)
 
     @property
@@ -478,6 +503,8 @@ class AnthropicFake:
             return
         try:
             validate_request(body, headers["anthropic-version"])
+            if body["model"] in self.no_tool_models:
+                reject_tools(body)
         except RequestRejected as exc:
             await send_json(send, 400, error_body("invalid_request_error", exc.message))
             return

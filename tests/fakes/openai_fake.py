@@ -23,6 +23,12 @@ what the real API rejects, with the real error body
   (every object needs ``additionalProperties: false`` and all its properties in
   ``required``), ``json_object`` when no message contains the word "json".
 
+Models in ``no_tool_models`` are served as by a vLLM server started without a tool-call
+parser: a request for one of them carrying ``tools``, ``tool_choice``, a ``tool``
+message or an assistant message with ``tool_calls`` is rejected with 400 (vLLM's
+message for ``tools``: ``"auto" tool choice requires --enable-auto-tool-choice and
+--tool-call-parser to be set``).
+
 Replies come from ``fake.script`` (see :mod:`tests.fakes.script`); with an empty queue
 the fake echoes the last user message (as JSON under a JSON ``response_format``: the
 schema's :func:`~tests.fakes.script.example_instance`, or ``{"echo": ...}``). Usage
@@ -505,6 +511,22 @@ def _validate_tool_choice(body: dict[str, Any], tool_names: set[str]) -> None:
         )
 
 
+def reject_tools(body: dict[str, Any]) -> None:
+    """What a vLLM server without a tool-call parser rejects (``no_tool_models``)."""
+    if "tools" in body or "tool_choice" in body:
+        raise RequestRejected(
+            '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser '
+            "to be set",
+            "tools",
+        )
+    for i, message in enumerate(body["messages"]):
+        if message.get("role") == "tool" or message.get("tool_calls"):
+            raise RequestRejected(
+                f"messages[{i}]: this model's chat template has no tool messages",
+                f"messages[{i}]",
+            )
+
+
 def last_user_text(messages: list[dict[str, Any]]) -> str:
     for message in reversed(messages):
         if message.get("role") == "user":
@@ -533,12 +555,20 @@ class OpenAIFake:
     """ASGI app: ``with serve(OpenAIFake()) as url`` then use ``base_url=url + "/v1"``.
 
     ``api_key``: when set, any other bearer token is rejected with 401.
+    ``no_tool_models``: models served without tool support (see the module docstring).
     ``fake.script`` holds the reply queue and ``fake.requests`` the received bodies.
     """
 
-    def __init__(self, *, api_key: str | None = None, replies: tuple[Reply, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        replies: tuple[Reply, ...] = (),
+        no_tool_models: tuple[str, ...] = (),
+    ) -> None:
         self.script = Script(replies)
         self.api_key = api_key
+        self.no_tool_models = no_tool_models
         self._ids = itertools.count(1)
 
     @property
@@ -608,6 +638,8 @@ class OpenAIFake:
             return
         try:
             validate_request(body)
+            if body["model"] in self.no_tool_models:
+                reject_tools(body)
         except RequestRejected as exc:
             await send_json(
                 send, exc.status, error_body(exc.message, param=exc.param, code=exc.code)

@@ -13,20 +13,13 @@ import pytest
 
 from ai_agents import AgentDefinition, AgentStore, Settings
 from ai_agents.commands import Check, render_checks, run_doctor
+from ai_agents.providers.catalog import provider_env_vars
 from tests.fakes.ollama_fake import FakeOllama
 from tests.fakes.server import free_port, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_VARS = (
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "GROQ_API_KEY",
-    "OLLAMA_HOST",
-    "OPENAI_BASE_URL",
-    "VLLM_BASE_URL",
-    "LLAMACPP_BASE_URL",
-    "OPENAI_COMPATIBLE_BASE_URL",
+    *provider_env_vars(),  # every key and URL variable of the provider catalog
     "AI_AGENTS_PROVIDERS",
     "OPENSEARCH_URL",
     "AI_AGENTS_CONFIG",
@@ -213,4 +206,6 @@ async def test_no_urls_reports_the_embedded_servers_without_starting_them(
 async def test_a_bad_setting_is_named(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AI_AGENTS_DB_POOL_SIZE", "ten")
     checks = await run_doctor()
-    assert failures(checks) == ["configuration: setting db_pool_size: 'ten' is not a number"]
+    assert failures(checks) == [
+        "configuration: AI_AGENTS_DB_POOL_SIZE must be an integer, got 'ten'"
+    ]

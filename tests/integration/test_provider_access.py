@@ -15,6 +15,7 @@ import pytest
 from ai_agents import AgentDefinition, AgentStore
 from ai_agents.config import Settings
 from ai_agents.errors import ConfigurationError, ProviderOverloaded, ValidationError
+from ai_agents.providers.catalog import provider_env_vars
 from ai_agents.providers.factory import ProviderNotAllowed
 from ai_agents.providers.local import (
     DEFAULT_MODEL,
@@ -31,15 +32,7 @@ PROVIDER_VARS = (
     "AI_AGENTS_PROVIDERS",
     "AI_AGENTS_LOCAL_MODEL_PATH",
     "AI_AGENTS_LOCAL_MODEL_DIRS",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "GROQ_API_KEY",
-    "OLLAMA_HOST",
-    "VLLM_BASE_URL",
-    "LLAMACPP_BASE_URL",
-    "OPENAI_COMPATIBLE_BASE_URL",
+    *provider_env_vars(),  # every key and URL variable of the provider catalog
 )
 
 StoreMaker = Callable[..., AgentStore]

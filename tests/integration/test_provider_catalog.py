@@ -1,4 +1,5 @@
-"""Provider catalog (issue 15, item 6): prompt-cache prices, the ``google`` provider.
+"""Provider catalog (issue 15, item 6): prompt-cache prices, the ``google`` and ``groq``
+providers.
 
 Runs go through a real store, the real adapters and the strict vendor fakes; what is
 checked is the cost the store records for the run.
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from genai_prices import Usage, calc_price
 
 from ai_agents import AgentDefinition, AgentStore
 from ai_agents.api.testing import running_api
@@ -110,7 +112,7 @@ async def test_a_google_agent_runs_through_geminis_openai_endpoint(
     monkeypatch.setenv("GEMINI_API_KEY", "sk-gemini-test")
     monkeypatch.setenv("GOOGLE_API_KEY", "not-this-one")
     monkeypatch.delenv("AI_AGENTS_PROVIDERS", raising=False)
-    thread_id = await _thread(store, "google", "gemini-2.5-flash")  # $0.30 in / $2.50 out
+    thread_id = await _thread(store, "google", "gemini-2.5-flash")
     fake.push(Reply(content="Bonjour.", usage=(4_000, 100), cache_read=1_000))
 
     response = await store.run(thread_id, "hello")
@@ -118,9 +120,10 @@ async def test_a_google_agent_runs_through_geminis_openai_endpoint(
     assert response.content == "Bonjour."
     assert fake.script.headers[-1]["authorization"] == "Bearer sk-gemini-test"
     assert fake.requests[-1]["model"] == "gemini-2.5-flash"
-    # Gemini's cached input: 0.25x
-    expected = (3_000 * 0.30 + 1_000 * 0.075 + 100 * 2.50) / 1e6
-    assert response.cost == pytest.approx(expected)
+    # genai-prices' price, its cached-input price included
+    usage = Usage(input_tokens=4_000, cache_read_tokens=1_000, output_tokens=100)
+    expected = calc_price(usage, "gemini-2.5-flash", provider_id="google").total_price
+    assert response.cost == pytest.approx(float(expected))
     run = await store.get_run(response.run_id)
     assert (run.provider, run.model) == ("google", "gemini-2.5-flash")
 
@@ -134,7 +137,27 @@ async def test_models_endpoint_flags_guessed_entries_and_cache_prices(
             r = await client.get("/models", params={"provider": "anthropic"})
     assert r.status_code == 200
     models = {m["model"]: m for m in r.json()["data"]}
-    assert models["claude-opus-4-7"]["estimated"] is True
+    assert models["claude-mythos-5"]["estimated"] is True  # a GUESS row
+    assert models["claude-opus-4-7"]["estimated"] is False  # priced by genai-prices
     assert models["claude-haiku-4-5"]["estimated"] is False
     haiku = models["claude-haiku-4-5"]
     assert (haiku["cache_read_multiplier"], haiku["cache_write_multiplier"]) == (0.1, 1.25)
+
+
+async def test_a_groq_agent_validates_runs_and_is_priced(
+    store: AgentStore, openai_server: tuple[OpenAIFake, str]
+) -> None:
+    fake, url = openai_server
+    fake.script.reset()
+    settings = ProviderSettings(base_url=url, api_key="sk-gemini-test", name="groq")
+    store.register_provider("groq", OpenAIChatProvider(settings))
+    thread_id = await _thread(store, "groq", "llama-3.3-70b-versatile")
+    fake.push(Reply(content="Hola.", usage=(2_000, 300)))
+
+    response = await store.run(thread_id, "hello")
+
+    assert response.content == "Hola."
+    assert fake.requests[-1]["model"] == "llama-3.3-70b-versatile"
+    usage = Usage(input_tokens=2_000, output_tokens=300)
+    expected = calc_price(usage, "llama-3.3-70b-versatile", provider_id="groq").total_price
+    assert response.cost == pytest.approx(float(expected)) and response.cost > 0

@@ -126,7 +126,7 @@ def test_without_markitdown_office_files_name_the_install_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "markitdown.converters", None)  # import fails
-    with pytest.raises(UnsupportedDocument, match=r"pip install 'ai-agents\[documents\]'"):
+    with pytest.raises(UnsupportedDocument, match=r"pip install 'ai-agents-platform\[documents\]'"):
         extract(b"PK\x03\x04", name="report.docx")
 
     monkeypatch.setattr(chunking, "markitdown_available", lambda: False)

@@ -46,7 +46,7 @@ async def test_register_from_env_builds_the_configured_tools(
     with pytest.raises(ConfigurationError, match="OPENSEARCH_URL"):
         register_from_env(ToolRegistry())
     monkeypatch.setenv("AI_AGENTS_RAG_BACKEND", "sqlite")
-    with pytest.raises(ConfigurationError, match="postgres or opensearch"):
+    with pytest.raises(ConfigurationError, match="'postgresql' or 'opensearch', got 'sqlite'"):
         register_from_env(ToolRegistry())
 
 

@@ -52,3 +52,27 @@ def test_models_the_anthropic_sdk_names_are_known(reg: ModelRegistry) -> None:
     assert names, "the SDK's Model literal moved or is empty"
     unknown = sorted(n for n in names if reg.resolve("anthropic", n) is None)
     assert unknown == [], f"named by the anthropic SDK, missing from our table: {unknown}"
+
+
+#: Groq models genai-prices prices that ``_groq()`` in registry.py leaves out on purpose:
+#: retired by Groq, or the 512-token prompt-guard classifiers (not chat models).
+GROQ_LEFT_OUT = {
+    "deepseek-r1-distill-llama-70b", "gemma-7b-it", "gemma2-9b-it",
+    "llama-3.1-405b-reasoning", "llama-3.1-70b-versatile", "llama-3.2-11b-text-preview",
+    "llama-3.2-11b-vision-preview", "llama-3.2-1b-preview", "llama-3.2-3b-preview",
+    "llama-3.2-90b-text-preview", "llama-3.2-90b-vision-preview", "llama-3.3-70b-specdec",
+    "llama-guard-3-8b", "llama2-70b-4096", "llama3-70b-8192", "llama3-8b-8192",
+    "llama3-groq-70b-8192-tool-use-preview", "llama3-groq-8b-8192-tool-use-preview",
+    "mistral-saba-24b", "mixtral-8x7b-32768",
+    "meta-llama/llama-prompt-guard-2-22m", "meta-llama/llama-prompt-guard-2-86m",
+}  # fmt: skip
+
+
+def test_groq_models_genai_prices_prices_are_in_our_table(reg: ModelRegistry) -> None:
+    """A Groq chat model genai-prices adds needs a row (its capabilities and limits)."""
+    from ai_agents.providers.prices import genai_models, vendor_figures
+
+    priced = {m for m in genai_models("groq") if vendor_figures("groq", m) is not None}
+    assert priced, "genai-prices no longer prices any Groq model"
+    missing = sorted(m for m in priced - GROQ_LEFT_OUT if reg.resolve("groq", m) is None)
+    assert missing == [], f"priced by genai-prices for groq, missing from our table: {missing}"
