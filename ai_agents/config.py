@@ -124,4 +124,8 @@ class Settings:
         from ai_agents.settings import load_settings
 
         model = load_settings(**overrides)
+        if model.database_url:
+            # Checked here, not in the model: a ``DATABASE_URL`` of another program (a
+            # SQLite URL) must not break helpers that only read other settings.
+            normalize_database_url(model.database_url)
         return cls(**{f.name: getattr(model, f.name) for f in fields(cls)})

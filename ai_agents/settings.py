@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -181,8 +181,12 @@ class AgentsSettings(BaseSettings):
     max_user_bytes: int = Field(
         500 * MB, ge=1, description="Size limit of all threads of one user."
     )
-    db_pool_size: int = Field(10, ge=1, description="Connections the SQLAlchemy pool keeps open.")
-    db_max_overflow: int = Field(20, ge=0, description="Extra connections allowed under load.")
+    db_pool_size: int = Field(
+        10, ge=0, description="Connections the SQLAlchemy pool keeps open (0: no limit)."
+    )
+    db_max_overflow: int = Field(
+        20, ge=-1, description="Extra connections allowed under load (-1: no limit)."
+    )
     db_prepared_statements: bool = Field(
         True,
         description="Named prepared statements (asyncpg's statement cache); `off` behind "
@@ -282,6 +286,7 @@ class AgentsSettings(BaseSettings):
         'rest (the first encrypts, all decrypt; make one with `python -c "from '
         'cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`). '
         "Unset: servers with secrets are refused.",
+        repr=False,
         json_schema_extra={"secret": True},
     )
     mcp_tools_ttl: float = Field(
@@ -335,6 +340,7 @@ class AgentsSettings(BaseSettings):
     api_key_pepper: str | None = Field(
         None,
         description="Server-side secret mixed into key hashes (HMAC-SHA256).",
+        repr=False,
         json_schema_extra={"secret": True},
     )
     api_busy_timeout: float = Field(
@@ -346,6 +352,7 @@ class AgentsSettings(BaseSettings):
     api_key: str | None = Field(
         None,
         description="API key `ai-agents mcp` acts for (instead of `--api-key`).",
+        repr=False,
         json_schema_extra={"secret": True},
     )
 
@@ -474,18 +481,6 @@ class AgentsSettings(BaseSettings):
         description="The TOML settings file (environment only).",
         json_schema_extra={"env_only": True},
     )
-
-    @field_validator("database_url")
-    @classmethod
-    def _database_scheme(cls, value: str | None) -> str | None:
-        if value:
-            from ai_agents.config import normalize_database_url
-
-            try:
-                normalize_database_url(value)
-            except ConfigurationError as exc:
-                raise ValueError(exc.message) from None
-        return value
 
     @classmethod
     def settings_customise_sources(

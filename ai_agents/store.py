@@ -108,7 +108,10 @@ class AgentStore:
     ) -> None:
         """``tools``: the registry agents' tool names resolve in (default: the process-wide
         registry that ``@tool`` fills)."""
-        settings = settings or Settings.from_env()
+        if settings is None:
+            # The URLs given win over the environment's (whose DATABASE_URL may be another
+            # program's: it is not even looked at then).
+            settings = Settings.from_env(database_url=database_url, redis_url=redis_url)
         settings = replace(
             settings,
             database_url=database_url or settings.database_url,
@@ -846,11 +849,14 @@ class AgentStore:
     async def change_thread_metadata(
         self,
         thread_id: UUID | str,
-        change: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]],
+        change: Callable[[AsyncConnection, dict[str, Any]], Awaitable[dict[str, Any] | None]],
     ) -> ThreadRecord:
         """Read, change and write a thread's metadata with its row locked throughout.
 
-        *change* gets the current metadata and returns the new one (``None``: no change).
+        *change* gets the transaction's connection (whatever else it writes there commits
+        or rolls back with the metadata; it should use no other connection, which could
+        leave the pool empty while this one waits) and the current metadata, and returns
+        the new metadata (``None``: no change).
         Concurrent callers on one thread run one after the other, each seeing what the one
         before wrote, so none overwrites another's change (``update_thread`` replaces the
         metadata it is given, whatever was written in between).
@@ -858,7 +864,7 @@ class AgentStore:
         ident = parse_uuid(thread_id, "thread")
         async with self._tx("change_thread_metadata") as conn:
             thread = await thread_rows.get_thread(conn, self._scope, ident, for_update=True)
-            changed = await change(dict(thread.metadata))
+            changed = await change(conn, dict(thread.metadata))
             if changed is None:
                 return thread
             if not isinstance(changed, dict):

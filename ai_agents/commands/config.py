@@ -48,6 +48,8 @@ def effective_settings() -> list[dict[str, Any]]:
         value: Any = getattr(model, name)
         if value is not None and is_secret(name):
             value = "***"
+        elif name == "providers":
+            value = {provider: _masked(cfg) for provider, cfg in value.items()}
         elif isinstance(value, str) and (info.json_schema_extra or {}).get("url"):  # type: ignore[union-attr]
             value = mask_url(value)
         rows.append(
@@ -58,6 +60,15 @@ def effective_settings() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+#: Keys of an ``AI_AGENTS_PROVIDERS`` entry whose values are credentials.
+_CREDENTIALS = frozenset({"api_key", "headers"})
+
+
+def _masked(provider: dict[str, Any]) -> dict[str, Any]:
+    """A declared provider with its key and headers shown as ``***``."""
+    return {k: "***" if k in _CREDENTIALS and v else v for k, v in provider.items()}
 
 
 @command("config", "show the effective settings (secrets masked) and their sources", _configure)

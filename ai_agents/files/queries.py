@@ -7,7 +7,8 @@ deleted (the caller sees it as missing). Lists are keyset pages ordered by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -253,10 +254,27 @@ async def _store_row(conn: AsyncConnection, row: Any) -> StoreRow:
     )
 
 
+@asynccontextmanager
+async def _connected(
+    bind: AsyncEngine | AsyncConnection, *, write: bool
+) -> AsyncIterator[AsyncConnection]:
+    """*bind* itself when it is a connection (the caller's transaction), else one of its
+    connections (in a transaction of its own when *write*)."""
+    if isinstance(bind, AsyncConnection):
+        yield bind
+        return
+    async with bind.begin() if write else bind.connect() as conn:
+        yield conn
+
+
 async def insert_store(
-    engine: AsyncEngine, tenant_id: str, *, name: str | None, metadata: dict[str, str]
+    bind: AsyncEngine | AsyncConnection,
+    tenant_id: str,
+    *,
+    name: str | None,
+    metadata: dict[str, str],
 ) -> UUID:
-    async with engine.begin() as conn:
+    async with _connected(bind, write=True) as conn:
         ident: UUID = await conn.scalar(
             insert(vector_stores)
             .values(tenant_id=tenant_id, name=name, metadata=metadata)
@@ -265,8 +283,10 @@ async def insert_store(
     return ident
 
 
-async def get_store(engine: AsyncEngine, tenant_id: str, store_id: UUID) -> StoreRow | None:
-    async with engine.connect() as conn:
+async def get_store(
+    bind: AsyncEngine | AsyncConnection, tenant_id: str, store_id: UUID
+) -> StoreRow | None:
+    async with _connected(bind, write=False) as conn:
         row = (
             await conn.execute(
                 select(vector_stores).where(

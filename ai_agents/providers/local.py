@@ -352,6 +352,8 @@ class LocalLlamaProvider(Provider):
         self.n_threads = n_threads or configured.local_threads
         self.seed = seed
         self.repeat_penalty = repeat_penalty
+        # Where the default model is, found once (the settings are not read per call).
+        self._bundled = bundled_model_path()
 
     def native_tools_for(self, model: str) -> bool:
         return False
@@ -362,7 +364,7 @@ class LocalLlamaProvider(Provider):
         if model in self._models:
             return self._models[model]
         if model == DEFAULT_MODEL:
-            bundled = bundled_model_path()
+            bundled = self._bundled
             if bundled is None or not bundled.is_file():
                 raise ConfigurationError(
                     f"the local model {DEFAULT_MODEL} is not installed: {INSTALL_HINT}"

@@ -430,9 +430,10 @@ def _deepseek() -> list[_Row]:
     return [
         # the design table
         (d, "deepseek-chat", _Spec(8_000, 60, 100_000, True, False), ()),
-        # R1: 32k output incl. reasoning; native tool calling is conservatively off (it
-        # was not supported when R1 shipped).
-        (d, "deepseek-reasoner", _Spec(32_000, 60, 100_000, False, False), ()),
+        # 32k output incl. reasoning. Native tools: the thinking mode takes tool calls
+        # since V3.2 (R1, the first model under this name, took none); the adapter sent
+        # them natively before prompted tools existed, and still does.
+        (d, "deepseek-reasoner", _Spec(32_000, 60, 100_000, True, False), ()),
     ]
 
 

@@ -186,7 +186,6 @@ def test_settings_built_in_code_read_nothing(monkeypatch: pytest.MonkeyPatch) ->
             "acme",
             "AI_AGENTS_RATE_LIMIT_TENANT_WEIGHTS: 'acme' is not tenant=weight (acme=3,beta=2)",
         ),
-        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL: unsupported database URL mysql://..."),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable(
@@ -314,9 +313,17 @@ def test_config_command_shows_effective_settings_with_secrets_masked(
     write_config(monkeypatch, tmp_path, "[job]\nmax_attempts = 4\n")
     monkeypatch.setenv("AI_AGENTS_API_KEY_PEPPER", "pepper-secret")
     monkeypatch.setenv("AI_AGENTS_DATABASE_URL", "postgresql://app:db-secret@db/agents")
+    monkeypatch.setenv(
+        "AI_AGENTS_PROVIDERS",
+        '{"lm": {"base_url": "http://lm/v1", "api_key": "sk-lm-secret",'
+        ' "headers": {"Authorization": "Bearer hdr-secret"}}}',
+    )
     assert main(["config", "--changed"]) == 0
     out = capsys.readouterr().out
-    assert "pepper-secret" not in out and "db-secret" not in out
+    for secret in ("pepper-secret", "db-secret", "sk-lm-secret", "hdr-secret"):
+        assert secret not in out, secret
+    assert "http://lm/v1" in out
+    assert repr(load_settings()).count("pepper-secret") == 0
     lines = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines()}
     assert lines["AI_AGENTS_API_KEY_PEPPER"] == "***  [env]"
     assert lines["AI_AGENTS_DATABASE_URL"] == "postgresql://app:***@db/agents  [env]"
@@ -334,3 +341,16 @@ def test_tracing_follows_the_otel_setting_from_the_file_too(
     assert tracing.env_enabled()
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert not tracing.env_enabled()
+
+
+def test_another_programs_database_url_breaks_nothing_that_does_not_use_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``DATABASE_URL=sqlite:///app.db`` (a Django or Rails app's) fails only where it
+    would be used as ours, with the line naming the problem; URLs given in code win."""
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///app.db")
+    assert load_settings().tool_timeout == 60.0
+    with pytest.raises(ConfigurationError, match=r"^unsupported database URL sqlite://"):
+        Settings.from_env()
+    given = Settings.from_env(database_url="postgresql://db/ours")
+    assert given.database_url == "postgresql://db/ours"

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from ai_agents.api.auth import Principal
 from ai_agents.api.compat import ids
 from ai_agents.api.compat.errors import invalid
@@ -121,16 +123,18 @@ async def index(principal: Principal, thread_id: UUID, messages: Sequence[Messag
     engine, tenant = store.engine, principal.tenant_id
     chosen: list[UUID] = []
 
-    async def with_a_store(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    async def with_a_store(
+        conn: AsyncConnection, metadata: dict[str, Any]
+    ) -> dict[str, Any] | None:
         # Runs with the thread's row locked: two messages attaching files at once make
         # one store, the second seeing the first's (not two, one of them orphaned).
         resources = thread_resources(metadata)
         for ident in vector_store_ids(resources):
-            if await queries.get_store(engine, tenant, ident):
+            if await queries.get_store(conn, tenant, ident):
                 chosen.append(ident)
                 return None
         name = f"files of {ids.format_id(ids.THREAD, thread_id)}"
-        made = await queries.insert_store(engine, tenant, name=name, metadata={})
+        made = await queries.insert_store(conn, tenant, name=name, metadata={})
         chosen.append(made)
         resources = {
             **resources,

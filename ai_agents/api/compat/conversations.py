@@ -19,6 +19,7 @@ from uuid import UUID
 
 from litestar import delete, get, post
 from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.api.auth import Principal
 from ai_agents.api.compat import fields, ids
@@ -119,10 +120,14 @@ async def update_conversation(
     body = _body(data, ("metadata",))
     if "metadata" not in body:
         raise invalid("you must provide a metadata parameter", "metadata")
-    shown = public_metadata(thread.metadata)
-    kept = {k: v for k, v in thread.metadata.items() if k not in shown}
-    metadata = {**kept, **fields.metadata(body["metadata"])}
-    return conversation_object(await store.update_thread(thread.id, metadata=metadata))
+    given = fields.metadata(body["metadata"])
+
+    async def merged(_conn: AsyncConnection, current: dict[str, Any]) -> dict[str, Any]:
+        # With the row locked: pairs /v1 does not show, written meanwhile too, are kept.
+        shown = public_metadata(current)
+        return {**{k: v for k, v in current.items() if k not in shown}, **given}
+
+    return conversation_object(await store.change_thread_metadata(thread.id, merged))
 
 
 @delete(

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import delete, get, post
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_agents.api.auth import Principal
 from ai_agents.api.compat import attachments, fields, ids, tool_resources
@@ -101,15 +102,20 @@ async def modify_thread(thread_id: str, principal: Principal, data: Any = None) 
     if "metadata" not in body and "tool_resources" not in body:
         return thread_object(thread)
     resources = await tool_resources.checked(principal, body.get("tool_resources"))
-    # The pairs /v1 does not show (set through /api/v1 with other values) are kept.
-    shown = public_metadata(thread.metadata)
-    kept = {k: v for k, v in thread.metadata.items() if k not in shown}
-    given = fields.metadata(body["metadata"]) if "metadata" in body else shown
-    stored = thread_resources(thread.metadata)
-    if "tool_resources" in body:
-        stored = await tool_resources.stored(principal, resources)
-    metadata = with_resources({**kept, **given}, stored)
-    return thread_object(await store.update_thread(thread.id, metadata=metadata))
+    given = fields.metadata(body["metadata"]) if "metadata" in body else None
+    replaced = (
+        await tool_resources.stored(principal, resources) if "tool_resources" in body else None
+    )
+
+    async def merged(_conn: AsyncConnection, current: dict[str, Any]) -> dict[str, Any]:
+        # With the row locked: what a concurrent attachment wrote in between is kept. The
+        # pairs /v1 does not show (set through /api/v1 with other values) are kept too.
+        shown = public_metadata(current)
+        kept = {k: v for k, v in current.items() if k not in shown}
+        stored = thread_resources(current) if replaced is None else replaced
+        return with_resources({**kept, **(shown if given is None else given)}, stored)
+
+    return thread_object(await store.change_thread_metadata(thread.id, merged))
 
 
 @delete("/threads/{thread_id:str}", tags=TAGS, summary="Delete a thread", status_code=200)
